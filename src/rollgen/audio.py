@@ -1,0 +1,60 @@
+"""MIDI -> WAV with the FluidSynth program and a General MIDI SoundFont, as the article listened."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from rollgen import files
+
+# Debian's fluid-soundfont-gm (best), timgm6mb-soundfont (small), then the distribution default.
+SOUNDFONT_CANDIDATES = (
+    Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+    Path("/usr/share/sounds/sf2/TimGM6mb.sf2"),
+    Path("/usr/share/sounds/sf2/default-GM.sf2"),
+    Path("/usr/share/soundfonts/default.sf2"),
+)
+INSTALL_HINT = "install it with: sudo apt-get install fluidsynth fluid-soundfont-gm"
+
+
+class AudioError(RuntimeError):
+    """FluidSynth or a SoundFont is missing, or rendering failed."""
+
+
+def find_soundfont(soundfont: str | Path = "auto") -> Path:
+    """The SoundFont to use: the given file, or the first General MIDI one installed."""
+    if str(soundfont) != "auto":
+        path = Path(soundfont)
+        if not path.is_file():
+            raise AudioError(f"SoundFont '{path}' does not exist")
+        return path
+    for path in SOUNDFONT_CANDIDATES:
+        if path.is_file():
+            return path
+    raise AudioError(f"no General MIDI SoundFont found in {[str(p) for p in SOUNDFONT_CANDIDATES]}; {INSTALL_HINT}")
+
+
+def render_wav(
+    midi_path: Path,
+    wav_path: Path,
+    soundfont: str | Path = "auto",
+    sample_rate: int = 44_100,
+    gain: float = 0.5,
+) -> Path:
+    """Renders `midi_path` to a 16-bit WAV at `sample_rate` with the fluidsynth program; returns `wav_path`."""
+    program = shutil.which("fluidsynth")
+    if program is None:
+        raise AudioError(f"the fluidsynth program is not installed; {INSTALL_HINT}")
+    font = find_soundfont(soundfont)
+    with files.atomic_path(wav_path) as tmp:
+        command = [
+            program, "-n", "-i", "-q",
+            "-F", str(tmp), "-T", "wav", "-O", "s16",
+            "-r", str(sample_rate), "-g", str(gain),
+            str(font), str(midi_path),
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0 or tmp.stat().st_size <= 44:
+            raise AudioError(f"fluidsynth failed on {midi_path}: {result.stderr.strip() or result.stdout.strip()}")
+    return wav_path

@@ -1,0 +1,85 @@
+"""The `rollgen` command: the pipeline's pieces for use outside DVC."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="rollgen: piano-roll music models, from MIDI to new MIDI and WAV.", no_args_is_help=True)
+
+
+@app.command()
+def roll(
+    midi_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A MIDI file."),
+    output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
+    steps_per_quarter: int = typer.Option(4, help="Grid steps per quarter note (4 = 16th notes)."),
+) -> None:
+    """Draw a MIDI file's piano roll as a PNG (pitch up, time right, beat and bar lines)."""
+    from rollgen.midi import MidiError, read_midi
+    from rollgen.pictures import save_roll_picture
+    from rollgen.roll import piece_to_roll
+
+    try:
+        piano_roll, dropped = piece_to_roll(read_midi(midi_file.read_bytes()), steps_per_quarter=steps_per_quarter)
+    except MidiError as error:
+        typer.echo(f"{midi_file}: {error}", err=True)
+        raise typer.Exit(1) from error
+    save_roll_picture(piano_roll, output, steps_per_quarter=steps_per_quarter)
+    left_out = f", left out: {dict(dropped)}" if dropped else ""
+    typer.echo(f"{output}: {piano_roll.shape[1]} steps, {int(piano_roll.sum())} sounding cells{left_out}")
+
+
+@app.command()
+def render(
+    midi_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A MIDI file."),
+    wav_file: Path = typer.Argument(..., help="WAV to write (44.1 kHz, 16-bit)."),
+    soundfont: str = typer.Option("auto", help="A .sf2 SoundFont, or auto: the first General MIDI one installed."),
+) -> None:
+    """Render MIDI to WAV with FluidSynth and a General MIDI SoundFont."""
+    from rollgen.audio import AudioError, render_wav
+
+    try:
+        render_wav(midi_file, wav_file, soundfont=soundfont)
+    except AudioError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from error
+    typer.echo(str(wav_file))
+
+
+@app.command()
+def generate(
+    model: Path = typer.Option(Path("models/model.keras"), exists=True, help="A trained .keras model."),
+    out: Path = typer.Option(Path("generated"), help="Folder for NNN.mid, NNN.wav and NNN.png."),
+    windows: Path = typer.Option(
+        Path("data/processed/windows/test.npz"), exists=True, help="Windows to draw random primers from."
+    ),
+    num: int = typer.Option(4, help="Number of pieces."),
+    steps: int = typer.Option(256, help="Frames (grid steps) per piece."),
+    sampling: str = typer.Option("bernoulli", help="bernoulli, threshold, or vanish_proof (the article's loop)."),
+    temperature: float = typer.Option(1.0, help="bernoulli: below 1 sharper, above 1 freer."),
+    threshold: float = typer.Option(0.5, help="threshold: a pitch sounds when its probability exceeds this."),
+    tempo: float = typer.Option(100.0, help="Beats per minute of the written MIDI."),
+    soundfont: str = typer.Option("auto", help="A .sf2 SoundFont, or auto."),
+    seed: int = typer.Option(7, help="Random seed: the same seed gives the same music."),
+) -> None:
+    """Generate new pieces with a trained model, each started from a random window of real music."""
+    import numpy as np
+
+    from rollgen import files
+    from rollgen import generate as generation
+    from rollgen.models import load_model
+    from rollgen.sampling import make_sampler
+
+    rng = np.random.default_rng(seed)
+    primers = generation.choose_primers(files.load_npz(windows)["x"], num, rng)
+    sampler = make_sampler(sampling, threshold=threshold, temperature=temperature)
+    frames = generation.sample_frames(load_model(model), primers, steps, sampler, rng)
+    out.mkdir(parents=True, exist_ok=True)
+    for number, piece in enumerate(frames):
+        generation.write_piece(piece.T.astype(bool), out / f"{number:03d}", 4, tempo, soundfont)
+        typer.echo(out / f"{number:03d}.mid")
+
+
+if __name__ == "__main__":
+    app()

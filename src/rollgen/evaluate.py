@@ -1,0 +1,88 @@
+"""Scores on the test split: frame NLL and F1-style accuracy, for the model and two simple baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rollgen import files, paths
+from rollgen.windows import load_split
+
+EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] so a hard 0/1 guess has a finite NLL
+
+
+def binary(frames: np.ndarray) -> np.ndarray:
+    """Sounding (True) where a uint8 pixel is at least half white."""
+    return np.asarray(frames) >= 128
+
+
+def frame_scores(probabilities: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """nll: nats per frame (sum over pitches of the Bernoulli NLL, mean over frames); acc = TP/(TP+FP+FN),
+    precision, recall and f1, all at threshold 0.5 and summed over every frame of the split."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1 - EPSILON)
+    y = np.asarray(targets, dtype=bool)
+    nll = -(np.where(y, np.log(p), np.log1p(-p))).sum(axis=1).mean() if len(y) else float("nan")
+    predicted = p > 0.5
+    tp = int((predicted & y).sum())
+    fp = int((predicted & ~y).sum())
+    fn = int((~predicted & y).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "nll": float(nll),
+        "acc": tp / (tp + fp + fn) if tp + fp + fn else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+    }
+
+
+def fit_persistence(previous: np.ndarray, following: np.ndarray) -> np.ndarray:
+    """Per pitch, P(on | previous frame off) and P(on | previous frame on): shape (2, pitches), add-one
+    smoothed so an unseen case is not certain."""
+    previous, following = np.asarray(previous, dtype=bool), np.asarray(following, dtype=bool)
+    table = np.empty((2, previous.shape[1]))
+    for state in (0, 1):
+        given = previous == bool(state)
+        table[state] = ((following & given).sum(axis=0) + 1) / (given.sum(axis=0) + 2)
+    return table
+
+
+def persistence_probabilities(table: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    previous = np.asarray(previous, dtype=bool)
+    return np.where(previous, table[1], table[0])
+
+
+def predict(model, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    """Model probabilities for uint8 windows, in batches."""
+    outputs = [
+        np.asarray(model(x[start : start + batch_size].astype(np.float32) / 255.0, training=False))
+        for start in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.zeros((0, x.shape[2]), np.float32)
+
+
+def run(
+    model_path: Path = paths.MODEL,
+    windows_dir: Path = paths.WINDOWS_DIR,
+    metrics_path: Path = paths.EVAL_METRICS,
+) -> dict:
+    """Writes metrics/eval.json: `model`, `persistence` and `repeat_last`, each scored on the test split."""
+    from rollgen.models import load_model
+
+    train, test = load_split("train", windows_dir), load_split("test", windows_dir)
+    if len(test["y"]) == 0:
+        raise SystemExit(f"evaluate: the test split in {windows_dir} has no windows")
+    targets = binary(test["y"])
+    last_frame = binary(test["x"][:, -1])  # the frame before the target (two before, in article mode)
+    table = fit_persistence(binary(train["x"][:, -1]), binary(train["y"]))
+    results = {
+        "model": frame_scores(predict(load_model(model_path), test["x"]), targets),
+        "persistence": frame_scores(persistence_probabilities(table, last_frame), targets),
+        "repeat_last": frame_scores(last_frame.astype(np.float64), targets),
+        "test_windows": int(len(targets)),
+        "test_pieces": int(len(test["pieces"])),
+    }
+    files.write_json(metrics_path, results)
+    return results

@@ -1,0 +1,95 @@
+"""Piano rolls <-> 106x106 grayscale PNGs (white = sounding), the article's midi2image/image2midi."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from rollgen import files, paths
+from rollgen.midi import read_midi
+from rollgen.roll import NUM_PITCHES, piece_to_roll, roll_to_midi
+
+IMAGE_SIZE = 106  # the article resizes every chunk to 106x106
+MODES = ("lossless", "article")
+INDEX_COLUMNS = ["image", "piece", "sha256", "chunk", "start_step", "steps"]
+
+
+def roll_to_images(roll: np.ndarray, mode: str = "lossless", chunk_steps: int = IMAGE_SIZE) -> list[np.ndarray]:
+    """The roll cut into chunks of `chunk_steps` steps, each a uint8 (106, 106) image; rows are pitches
+    (row 0 = MIDI 21, as the article), columns are steps, the last chunk padded with silence.
+
+    `lossless`: chunks of 106 steps, so the 106x106 "resize" is the identity.
+    `article`: chunks of `chunk_steps` (100 in the article) stretched to 106 columns with LANCZOS.
+    """
+    if mode not in MODES:
+        raise ValueError(f"images.mode must be one of {MODES}, not '{mode}'")
+    if mode == "lossless" and chunk_steps != IMAGE_SIZE:
+        raise ValueError(f"lossless images need chunk_steps = {IMAGE_SIZE}, not {chunk_steps}")
+    steps = roll.shape[1]
+    images = []
+    for start in range(0, max(steps, 1), chunk_steps):
+        chunk = np.zeros((NUM_PITCHES, chunk_steps), dtype=np.uint8)
+        part = roll[:, start : start + chunk_steps]
+        chunk[:, : part.shape[1]] = np.where(part, 255, 0)
+        if mode == "article":
+            chunk = np.asarray(Image.fromarray(chunk).resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS))
+        images.append(chunk)
+    return images
+
+
+def save_png(image: np.ndarray, target: Path) -> None:
+    """Writes a uint8 grayscale image as PNG, atomically."""
+    with files.atomic_path(target) as tmp:
+        Image.fromarray(image, mode="L").save(tmp, format="PNG")
+
+
+def load_png(path: Path) -> np.ndarray:
+    """A PNG as a uint8 grayscale array (colour images are averaged to gray, as image2midi did)."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L"))
+
+
+def image_to_roll(image: np.ndarray) -> np.ndarray:
+    """A bool roll from an image: a pixel brighter than half white is a sounding cell (image2midi's rule)."""
+    return np.asarray(image) > 255 / 2
+
+
+def image_to_midi(image: np.ndarray, steps_per_quarter: int = 4, tempo_bpm: float = 120.0) -> bytes:
+    """MIDI bytes for one roll image: the article's image2midi, one piano note per run of white pixels."""
+    return roll_to_midi(image_to_roll(image), steps_per_quarter=steps_per_quarter, tempo_bpm=tempo_bpm)
+
+
+def image_name(piece: str, chunk: int) -> str:
+    return f"{Path(piece).stem}_{chunk:03d}.png"
+
+
+def run(
+    manifest_path: Path = paths.MANIFEST,
+    midi_dir: Path = paths.MIDI_DIR,
+    images_dir: Path = paths.IMAGES_DIR,
+    mode: str = "lossless",
+    steps_per_quarter: int = 4,
+    chunk_steps: int = IMAGE_SIZE,
+    max_steps: int = 100_000,
+    include_drums: bool = False,
+) -> pd.DataFrame:
+    """Draws every accepted piece as 106x106 PNG chunks and writes their index (index.csv in the folder)."""
+    manifest = pd.read_csv(manifest_path, keep_default_na=False, dtype={"sha256": str, "midi": str, "path": str})
+    accepted = manifest[manifest["status"] == "accepted"]
+    rows = []
+    with files.atomic_dir(images_dir) as folder:
+        for piece in tqdm(accepted.itertuples(), total=len(accepted), desc="images", unit="piece"):
+            midi = read_midi((midi_dir / piece.midi).read_bytes(), include_drums=include_drums)
+            roll, _ = piece_to_roll(midi, steps_per_quarter=steps_per_quarter, max_steps=max_steps)
+            for chunk, image in enumerate(roll_to_images(roll, mode=mode, chunk_steps=chunk_steps)):
+                name = image_name(piece.midi, chunk)
+                save_png(image, folder / name)
+                start = chunk * chunk_steps
+                rows.append((name, piece.midi, piece.sha256, chunk, start, min(chunk_steps, roll.shape[1] - start)))
+        index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+        files.write_csv(folder / paths.IMAGES_INDEX.name, index)
+    return index

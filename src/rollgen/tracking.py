@@ -1,0 +1,63 @@
+"""MLflow set-up: one experiment for the project, a local SQLite store unless MLFLOW_TRACKING_URI says otherwise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from rollgen import paths
+
+DEFAULT_TRACKING_URI = f"sqlite:///{paths.MLFLOW_DB}"
+DEFAULT_EXPERIMENT = "rollgen"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def start_experiment() -> str:
+    """Points MLflow at the store and experiment (MLFLOW_EXPERIMENT_NAME or 'rollgen'); returns its id.
+
+    With a local store the artifacts go to ./mlartifacts beside mlflow.db, not wherever the process runs.
+    """
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        mlflow.set_experiment(experiment_id=experiment.experiment_id)
+        return experiment.experiment_id
+    location = Path(paths.MLFLOW_ARTIFACTS).resolve().as_uri() if uri.startswith(("sqlite:", "file:")) else None
+    experiment_id = mlflow.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def git_commit() -> str:
+    """The checked-out commit, or 'unknown' outside a git work tree."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip()
+
+
+def log_to_run(run_id: str | None, metrics: dict, prefix: str) -> None:
+    """Adds the numbers of a nested metrics dict to an existing run, e.g. test scores to the training run."""
+    import mlflow
+
+    from rollgen.params import flatten
+
+    if not run_id:
+        return
+    numbers = {
+        f"{prefix}.{name}": float(value)
+        for name, value in flatten(metrics).items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+    start_experiment()
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics(numbers)

@@ -1,0 +1,50 @@
+"""The rollgen command line, as a user runs it."""
+
+import keras
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from rollgen import files
+from rollgen.cli import app
+from rollgen.models import build_seed
+
+runner = CliRunner()
+
+
+def test_roll_draws_a_readable_picture(tmp_path, chorale_midi_dir):
+    midi = sorted(chorale_midi_dir.iterdir())[0]
+    result = runner.invoke(app, ["roll", str(midi), "-o", str(tmp_path / "roll.png")])
+    assert result.exit_code == 0, result.output
+    assert "steps" in result.output
+    picture = Image.open(tmp_path / "roll.png")
+    assert picture.mode == "RGB" and picture.size[1] == 106 * 3
+
+
+def test_roll_reports_a_bad_file_by_name(tmp_path):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"nope")
+    result = runner.invoke(app, ["roll", str(bad), "-o", str(tmp_path / "x.png")])
+    assert result.exit_code == 1
+    assert "bad.mid: not a MIDI file" in result.output
+
+
+def test_render_and_generate(tmp_path, chorale_midi_dir):
+    midi = sorted(chorale_midi_dir.iterdir())[0]
+    result = runner.invoke(app, ["render", str(midi), str(tmp_path / "out.wav")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.wav").stat().st_size > 100_000
+
+    keras.utils.set_random_seed(0)
+    build_seed().save(tmp_path / "model.keras")
+    files.write_npz(tmp_path / "test.npz", x=np.zeros((5, 9, 106), np.uint8))
+    result = runner.invoke(
+        app,
+        ["generate", "--model", str(tmp_path / "model.keras"), "--windows", str(tmp_path / "test.npz"),
+         "--out", str(tmp_path / "gen"), "--num", "2", "--steps", "16", "--sampling", "threshold",
+         "--threshold", "0.3"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in (tmp_path / "gen").iterdir()) == [
+        "000.mid", "000.png", "000.wav", "001.mid", "001.png", "001.wav",
+    ]  # fmt: skip

@@ -1,0 +1,40 @@
+"""Frame NLL and accuracy, and the two baselines every model must beat."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rollgen.evaluate import EPSILON, fit_persistence, frame_scores, persistence_probabilities
+
+
+def test_scores_match_a_hand_computed_example():
+    probabilities = np.array([[0.9, 0.2, 0.6], [0.4, 0.7, 0.1]])
+    targets = np.array([[1, 0, 0], [1, 1, 0]], dtype=bool)
+    scores = frame_scores(probabilities, targets)
+    frame_1 = -(math.log(0.9) + math.log(0.8) + math.log(0.4))
+    frame_2 = -(math.log(0.4) + math.log(0.7) + math.log(0.9))
+    assert scores["nll"] == pytest.approx((frame_1 + frame_2) / 2)
+    # predicted on: (0,0) TP, (0,2) FP, (1,1) TP; missed: (1,0) FN
+    assert scores["acc"] == pytest.approx(2 / 4)
+    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["recall"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(2 / 3)
+
+
+def test_hard_guesses_have_a_finite_nll():
+    scores = frame_scores(np.array([[1.0, 0.0]]), np.array([[False, True]]))
+    assert scores["nll"] == pytest.approx(-2 * math.log(EPSILON), rel=1e-6)
+    assert scores["acc"] == 0.0
+
+
+def test_persistence_learns_how_often_a_pitch_stays_on():
+    previous = np.array([[1, 0], [1, 0], [1, 1], [0, 1]], dtype=bool)
+    following = np.array([[1, 0], [1, 1], [0, 1], [0, 1]], dtype=bool)
+    table = fit_persistence(previous, following)
+    # pitch 0: on->on 2 of 3, off->on 0 of 1; add-one smoothing
+    assert table[1, 0] == pytest.approx((2 + 1) / (3 + 2))
+    assert table[0, 0] == pytest.approx((0 + 1) / (1 + 2))
+    assert table[1, 1] == pytest.approx((2 + 1) / (2 + 2))
+    probabilities = persistence_probabilities(table, np.array([[True, False]]))
+    assert probabilities.tolist() == [[table[1, 0], table[0, 1]]]

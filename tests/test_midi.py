@@ -1,0 +1,88 @@
+"""Reading MIDI into notes (py_midicsv) and writing notes back (music21)."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from rollgen.midi import MidiError, check_structure, read_midi, write_midi
+from tests.conftest import build_midi
+
+
+def notes_of(piece):
+    return list(zip(piece.pitches.tolist(), piece.starts.tolist(), piece.ends.tolist()))
+
+
+def test_known_events_give_known_notes():
+    data = build_midi(
+        [
+            ["0, Tempo, 500000"],
+            [
+                "0, Note_on_c, 0, 60, 90",
+                "480, Note_on_c, 0, 60, 0",  # velocity 0 ends the note
+                "480, Note_on_c, 0, 64, 90",
+                "720, Note_on_c, 0, 64, 80",  # retrigger: the first E ends here
+                "960, Note_off_c, 0, 64, 0",
+                "960, Note_on_c, 0, 67, 90",  # never switched off: ends at the track's end
+                "960, Note_on_c, 9, 36, 100",  # drums are left out by default
+                "960, Note_off_c, 0, 50, 0",  # a note-off with nothing sounding is ignored
+                "1440, Note_off_c, 9, 36, 0",
+            ],
+        ]
+    )
+    piece = read_midi(data)
+    assert piece.ticks_per_quarter == 480
+    assert notes_of(piece) == [(60, 0, 480), (64, 480, 720), (64, 720, 960), (67, 960, 1440)]
+    assert piece.dropped == {"drums (channel 10)": 1}
+    assert piece.repaired == {"never switched off (ended at track end)": 1}
+    assert piece.length_quarters == 3
+    with_drums = read_midi(data, include_drums=True)
+    assert (36, 960, 1440) in notes_of(with_drums)
+
+
+def test_notes_on_several_tracks_are_merged_and_sorted():
+    data = build_midi(
+        [
+            ["240, Note_on_c, 1, 72, 90", "480, Note_off_c, 1, 72, 0"],
+            ["0, Note_on_c, 0, 48, 90", "480, Note_off_c, 0, 48, 0"],
+        ]
+    )
+    assert notes_of(read_midi(data)) == [(48, 0, 480), (72, 240, 480)]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "not a MIDI file"),
+        (b"hello, this is text, not music", "not a MIDI file"),
+        (b"MThd\x00\x00\x00\x07\x00\x01\x00\x01\x01\xe0\x00", "bad MIDI header length 7"),
+        (b"MThd\x00\x00\x00\x06\x00\x05\x00\x01\x01\xe0", "unknown MIDI format 5"),
+        (b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\xe7\x28MTrk\x00\x00\x00\x04\x00\xff\x2f\x00", "SMPTE"),
+        (b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x00\x00MTrk\x00\x00\x00\x04\x00\xff\x2f\x00", "0 ticks"),
+        (b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\xff\xff\xff\xff\x00\x90", "truncated track 1"),
+        (b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0", "no MTrk"),
+    ],
+)
+def test_broken_files_are_rejected_with_their_reason(data, reason):
+    with pytest.raises(MidiError, match=reason):
+        check_structure(data)
+        read_midi(data)
+
+
+def test_truncated_real_file_is_rejected(chorale_midi_dir):
+    data = sorted(chorale_midi_dir.iterdir())[0].read_bytes()
+    with pytest.raises(MidiError, match="truncated track"):
+        read_midi(data[: len(data) // 2])
+
+
+def test_written_midi_reads_back_as_the_same_notes():
+    pitches = [60, 64, 67, 72]
+    starts = [Fraction(0), Fraction(1, 4), Fraction(1, 2), Fraction(3, 2)]
+    durations = [Fraction(1), Fraction(3, 4), Fraction(1, 4), Fraction(5, 2)]
+    piece = read_midi(write_midi(pitches, starts, durations, tempo_bpm=90))
+    quarters = [
+        (pitch, Fraction(start, piece.ticks_per_quarter), Fraction(end - start, piece.ticks_per_quarter))
+        for pitch, start, end in notes_of(piece)
+    ]
+    assert quarters == sorted(zip(pitches, starts, durations), key=lambda note: (note[1], note[0]))
+    assert np.all(piece.ends > piece.starts)
