@@ -86,3 +86,12 @@ def test_written_midi_reads_back_as_the_same_notes():
     ]
     assert quarters == sorted(zip(pitches, starts, durations), key=lambda note: (note[1], note[0]))
     assert np.all(piece.ends > piece.starts)
+
+
+def test_riff_wrapped_midi_is_unwrapped():
+    inner = build_midi([["0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0"]])
+    if len(inner) % 2:
+        inner += b"\0"
+    data_chunk = b"data" + len(inner).to_bytes(4, "little") + inner
+    wrapped = b"RIFF" + (4 + len(data_chunk)).to_bytes(4, "little") + b"RMID" + data_chunk
+    assert notes_of(read_midi(wrapped)) == [(60, 0, 480)]

@@ -7,14 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from rollgen import files, paths
+from rollgen.images import image_to_roll as sounding
 from rollgen.windows import load_split
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] so a hard 0/1 guess has a finite NLL
-
-
-def binary(frames: np.ndarray) -> np.ndarray:
-    """Sounding (True) where a uint8 pixel is at least half white."""
-    return np.asarray(frames) >= 128
 
 
 def frame_scores(probabilities: np.ndarray, targets: np.ndarray) -> dict[str, float]:
@@ -74,9 +70,9 @@ def run(
     train, test = load_split("train", windows_dir), load_split("test", windows_dir)
     if len(test["y"]) == 0:
         raise SystemExit(f"evaluate: the test split in {windows_dir} has no windows")
-    targets = binary(test["y"])
-    last_frame = binary(test["x"][:, -1])  # the frame before the target (two before, in article mode)
-    table = fit_persistence(binary(train["x"][:, -1]), binary(train["y"]))
+    targets = sounding(test["y"])
+    last_frame = sounding(test["x"][:, -1])  # the frame before the target (two before, in article mode)
+    table = fit_persistence(sounding(train["x"][:, -1]), sounding(train["y"]))
     results = {
         "model": frame_scores(predict(load_model(model_path), test["x"]), targets),
         "persistence": frame_scores(persistence_probabilities(table, last_frame), targets),

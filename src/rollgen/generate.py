@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from rollgen import files, paths
 from rollgen.audio import render_wav
-from rollgen.evaluate import binary
+from rollgen.images import image_to_roll
 from rollgen.pictures import save_roll_picture
 from rollgen.roll import roll_to_midi
 from rollgen.sampling import Sampler, make_sampler
@@ -79,7 +79,7 @@ def run(
         for number, roll in enumerate(tqdm(rolls, desc="write", unit="piece")):
             write_piece(roll, folder / f"{number:03d}", steps_per_quarter, params["tempo"], params["soundfont"])
     offsets = test["frame_offsets"]
-    test_rolls = [binary(test["frames"][start:end]).T for start, end in zip(offsets[:-1], offsets[1:])]
+    test_rolls = [image_to_roll(test["frames"][start:end]).T for start, end in zip(offsets[:-1], offsets[1:])]
     metrics = {"generated": roll_stats(rolls), "test": roll_stats(test_rolls), "sampling": params["sampling"]}
     files.write_json(metrics_path, metrics)
     return metrics

@@ -54,7 +54,8 @@ def load_png(path: Path) -> np.ndarray:
 
 
 def image_to_roll(image: np.ndarray) -> np.ndarray:
-    """A bool roll from an image: a pixel brighter than half white is a sounding cell (image2midi's rule)."""
+    """Sounding cells (bool) of uint8 pixels, images or stored frames: brighter than half white, as
+    image2midi decided."""
     return np.asarray(image) > 255 / 2
 
 

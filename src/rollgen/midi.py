@@ -37,6 +37,19 @@ class Piece:
         return Fraction(last, self.ticks_per_quarter)
 
 
+def unwrap_riff(data: bytes) -> bytes:
+    """The Standard MIDI File inside a RIFF 'RMID' wrapper (.rmi), or `data` unchanged."""
+    if data[:4] != b"RIFF" or data[8:12] != b"RMID":
+        return data
+    position = 12
+    while position + 8 <= len(data):
+        chunk_id, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
+        if chunk_id == b"data":
+            return data[position + 8 : position + 8 + size]
+        position += 8 + size + (size & 1)  # RIFF chunks are padded to even lengths
+    raise MidiError("RIFF MIDI without a 'data' chunk")
+
+
 def check_structure(data: bytes) -> None:
     """Raises MidiError unless `data` has a sane MIDI header and every track chunk lies inside the file.
 
@@ -74,6 +87,7 @@ def read_midi(data: bytes, include_drums: bool = False) -> Piece:
     note-on of a sounding pitch on the same track and channel ends the first one there (retrigger);
     a note never switched off ends at its track's end; a note-off with nothing sounding is ignored.
     """
+    data = unwrap_riff(data)
     check_structure(data)
     try:
         rows = py_midicsv.midi_to_csv(io.BytesIO(data), strict=True)
