@@ -6,13 +6,15 @@ from rollgen.params import load_params
 
 def main() -> None:
     params = load_params("ingest")
-    ingest.run(
-        source=str(params["source"]),
-        limit=params["limit"],
-        workers=params["workers"],
+    limits = ingest.Limits(
         max_quarters=params["max_quarters"],
+        max_seconds=params["max_seconds"],
+        steps_per_quarter=load_params("images")["steps_per_quarter"],
         include_drums=params["include_drums"],
+        timeout_s=params["timeout_s"],
+        memory_mb=params["memory_mb"],
     )
+    ingest.run(source=str(params["source"]), limits=limits, limit=params["limit"], workers=params["workers"])
 
 
 if __name__ == "__main__":

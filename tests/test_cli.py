@@ -48,3 +48,19 @@ def test_render_and_generate(tmp_path, chorale_midi_dir):
     assert sorted(path.name for path in (tmp_path / "gen").iterdir()) == [
         "000.mid", "000.png", "000.wav", "001.mid", "001.png", "001.wav",
     ]  # fmt: skip
+
+
+def test_check_lists_every_file_and_fails_when_some_are_rejected(tmp_path, chorale_midi_dir):
+    good = sorted(chorale_midi_dir.iterdir())[:2]
+    for path in good:
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    result = runner.invoke(app, ["check", str(tmp_path), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("accepted ") == 2
+    assert "2 files: 2 accepted, 0 rejected, 0 duplicate" in result.output
+
+    (tmp_path / "broken.mid").write_bytes(good[0].read_bytes()[:100])
+    result = runner.invoke(app, ["check", str(tmp_path), "--workers", "1"])
+    assert result.exit_code == 1
+    assert "rejected  broken.mid: truncated track" in result.output
+    assert "3 files: 2 accepted, 1 rejected, 0 duplicate" in result.output

@@ -79,7 +79,7 @@ def test_a_folder_with_nothing_usable_stops_the_stage_with_a_clear_message(tmp_p
     (tmp_path / "in" / "bad.mid").write_bytes(b"MThd")
     with pytest.raises(SystemExit, match="none of 1 inputs"):
         run_ingest(tmp_path / "in", tmp_path / "out", workers=1)
-    assert "not a MIDI file" in (tmp_path / "out" / "manifest.csv").read_text()
+    assert "truncated header (4 bytes)" in (tmp_path / "out" / "manifest.csv").read_text()
 
 
 def test_the_same_music_in_two_files_is_kept_once(tmp_path):

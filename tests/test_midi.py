@@ -5,7 +5,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from rollgen.midi import MidiError, check_structure, read_midi, write_midi
+from rollgen.midi import MidiError, read_midi, write_midi
+from rollgen.smf import check_structure
 from tests.conftest import build_midi
 
 

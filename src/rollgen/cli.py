@@ -10,6 +10,36 @@ app = typer.Typer(help="rollgen: piano-roll music models, from MIDI to new MIDI 
 
 
 @app.command()
+def check(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A folder of MIDI files (and scores)."),
+    workers: int = typer.Option(0, help="Parallel worker processes (0 = all cores)."),
+    include_drums: bool = typer.Option(False, help="Count notes on MIDI channel 10 (drums)."),
+    timeout: float = typer.Option(120.0, help="Seconds one file may take before it is rejected."),
+) -> None:
+    """Check a folder before a run: one line per file with its status and reason, then a summary.
+
+    Exit code 0 when every file is usable (duplicates are kept once), 1 when some are rejected.
+    """
+    from collections import Counter
+
+    from rollgen import ingest
+
+    limits = ingest.Limits(include_drums=include_drums, timeout_s=timeout)
+    rows = [row for row, _ in ingest.examine_all(ingest.list_sources(str(folder)), limits, workers)]
+    ingest.mark_duplicates(rows)
+    for row in rows:
+        detail = row.reason if row.status != "accepted" else f"{row.notes} notes, {row.steps} steps"
+        typer.echo(f"{row.status:<9} {row.path}: {detail}")
+    counts = Counter(row.status for row in rows)
+    typer.echo(
+        f"{len(rows)} files: {counts['accepted']} accepted, {counts['rejected']} rejected, "
+        f"{counts['duplicate']} duplicate"
+    )
+    if counts["rejected"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def roll(
     midi_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A MIDI file."),
     output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),

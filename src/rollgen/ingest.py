@@ -4,31 +4,25 @@ from __future__ import annotations
 
 import os
 import re
-from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+import resource
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
+from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
 
 from rollgen import files, paths
 from rollgen.corpus import MUSIC21_PREFIX, SCORE_SUFFIXES, music21_corpus_files, score_to_midi
 from rollgen.midi import MidiError, notes_fingerprint, read_midi
-from rollgen.roll import LOWEST_PITCH, NUM_PITCHES
+from rollgen.roll import LOWEST_PITCH, NUM_PITCHES, piece_to_roll
 
 MIDI_SUFFIXES = frozenset({".mid", ".midi", ".kar", ".rmi"})
 MANIFEST_COLUMNS = [
-    "path",
-    "sha256",
-    "status",
-    "reason",
-    "midi",
-    "notes",
-    "quarters",
-    "notes_dropped",
-    "dropped_reasons",
+    *("path", "sha256", "status", "reason", "midi", "notes", "steps", "quarters", "seconds"),
+    *("notes_dropped", "dropped_reasons", "repairs"),
 ]
 
 
@@ -50,10 +44,25 @@ class Row:
     reason: str = ""
     midi: str = ""
     notes: int = 0
+    steps: int = 0
     quarters: float = 0.0
+    seconds: float = 0.0
     notes_dropped: int = 0
     dropped_reasons: str = ""
+    repairs: str = ""
     music: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a usable piece may be, and how hard a worker may try: the `ingest` params."""
+
+    max_quarters: float = 20_000
+    max_seconds: float = 7_200
+    steps_per_quarter: int = 4
+    include_drums: bool = False
+    timeout_s: float = 60
+    memory_mb: int = 2_048
 
 
 def list_sources(source: str) -> list[Source]:
@@ -81,8 +90,8 @@ def midi_name(path: str, sha256: str) -> str:
     return f"{stem}-{sha256[:8]}.mid"
 
 
-def examine(source: Source, max_quarters: int = 20_000, include_drums: bool = False) -> tuple[Row, bytes | None]:
-    """The manifest row for one input and, when accepted, its MIDI bytes. Never raises for bad input."""
+def examine(source: Source, limits: Limits = Limits()) -> tuple[Row, bytes | None]:
+    """The manifest row for one input and, when accepted, its MIDI bytes. Bad input is a row, not a raise."""
     row = Row(path=source.path)
     file = Path(source.file)
     if file.is_dir():
@@ -100,6 +109,9 @@ def examine(source: Source, max_quarters: int = 20_000, include_drums: bool = Fa
     elif suffix in SCORE_SUFFIXES:
         try:
             midi = score_to_midi(file)
+        except (MemoryError, SystemError) as error:
+            # Under the worker's memory limit music21 fails either way; the pool reports it with the limit.
+            raise MemoryError(str(error)) from error
         except Exception as error:  # music21 raises many exception types; each is a reason on record
             row.reason = f"music21 cannot convert it: {type(error).__name__}: {error}".strip()
             return row, None
@@ -107,52 +119,90 @@ def examine(source: Source, max_quarters: int = 20_000, include_drums: bool = Fa
         row.reason = f"not a MIDI or score file (suffix '{file.suffix}')"
         return row, None
     try:
-        piece = read_midi(midi, include_drums=include_drums)
+        piece = read_midi(midi, include_drums=limits.include_drums, max_quarters=limits.max_quarters)
+        if piece.seconds > limits.max_seconds:
+            raise MidiError(f"too long: {piece.seconds:.0f} seconds (limit {limits.max_seconds:.0f})")
+        roll, dropped = piece_to_roll(
+            piece, limits.steps_per_quarter, max_steps=int(limits.max_quarters * limits.steps_per_quarter)
+        )
     except MidiError as error:
         row.reason = str(error)
         return row, None
-    in_range = (piece.pitches >= LOWEST_PITCH) & (piece.pitches < LOWEST_PITCH + NUM_PITCHES)
-    dropped = Counter(piece.dropped)
-    if (~in_range).any():
-        dropped[f"pitch outside {LOWEST_PITCH}..{LOWEST_PITCH + NUM_PITCHES - 1}"] += int((~in_range).sum())
-    row.notes = int(in_range.sum())
+    row.notes = len(piece.pitches) - dropped.total()  # the notes that made it into the roll
+    dropped.update(piece.dropped)
+    row.steps = int(roll.shape[1])
     row.quarters = round(float(piece.length_quarters), 4)
-    row.notes_dropped = sum(dropped.values())
+    row.seconds = round(piece.seconds, 3)
+    row.notes_dropped = dropped.total()
     row.dropped_reasons = "; ".join(f"{reason}: {count}" for reason, count in sorted(dropped.items()))
+    row.repairs = "; ".join(f"{reason}: {count}" for reason, count in sorted(piece.repaired.items()))
     row.music = notes_fingerprint(piece)
-    if row.notes == 0:
+    if not roll.any():
         row.reason = f"no notes in range {LOWEST_PITCH}..{LOWEST_PITCH + NUM_PITCHES - 1}"
-        return row, None
-    if piece.length_quarters > max_quarters:
-        row.reason = f"too long: {float(piece.length_quarters):.0f} quarter notes (limit {max_quarters})"
         return row, None
     row.status, row.midi = "accepted", midi_name(source.path, row.sha256)
     return row, midi
 
 
-def _examine_task(task: tuple[Source, int, bool]) -> tuple[Row, bytes | None]:
-    return examine(*task)
+def _limit_memory(megabytes: int) -> None:
+    """Worker start-up: cap the address space, so a file that makes a parser balloon fails alone."""
+    if megabytes > 0:
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def examine_all(sources: list[Source], limits: Limits, workers: int = 0, desc: str = "ingest"):
+    """Yields (row, MIDI bytes or None) for every source, in order, examined by worker processes that each
+    have a timeout and a memory limit: a file that hangs or balloons a parser is rejected, the run goes on."""
+    workers = workers or os.cpu_count() or 1
+    context = get_context("spawn")
+    with ProcessPool(
+        max_workers=workers, initializer=_limit_memory, initargs=(limits.memory_mb,), context=context
+    ) as pool:
+        futures = [pool.schedule(examine, args=(source, limits), timeout=limits.timeout_s) for source in sources]
+        for source, future in zip(sources, tqdm(futures, desc=desc, unit="file")):
+            try:
+                yield future.result()
+            except FutureTimeout:
+                yield Row(path=source.path, reason=f"timed out after {limits.timeout_s:g} s (ingest.timeout_s)"), None
+            except MemoryError:
+                yield (
+                    Row(path=source.path, reason=f"ran out of memory (limit {limits.memory_mb} MB, ingest.memory_mb)"),
+                    None,
+                )
+            except ProcessExpired as error:
+                yield Row(path=source.path, reason=f"the parser crashed (exit code {error.exitcode})"), None
+
+
+class DuplicateFinder:
+    """Keeps the first of identical files (same sha256) or identical music (same notes); marks later ones."""
+
+    def __init__(self) -> None:
+        self.first_by_bytes: dict[str, str] = {}
+        self.first_by_music: dict[str, str] = {}
+
+    def check(self, row: Row) -> None:
+        if not row.sha256:
+            return
+        if row.sha256 in self.first_by_bytes:
+            row.status, row.midi = "duplicate", ""
+            row.reason = f"same bytes as {self.first_by_bytes[row.sha256]}"
+            return
+        self.first_by_bytes[row.sha256] = row.path
+        if row.status != "accepted":
+            return
+        if row.music in self.first_by_music:
+            row.status, row.midi = "duplicate", ""
+            row.reason = f"same notes as {self.first_by_music[row.music]}"
+            return
+        self.first_by_music[row.music] = row.path
 
 
 def mark_duplicates(rows: list[Row]) -> None:
-    """Keeps the first of identical files (same sha256) or identical music (same notes); marks the rest."""
-    first_by_bytes: dict[str, str] = {}
-    first_by_music: dict[str, str] = {}
+    """Marks the duplicates in `rows`, in order (see DuplicateFinder)."""
+    finder = DuplicateFinder()
     for row in rows:
-        if not row.sha256:
-            continue
-        if row.sha256 in first_by_bytes:
-            row.status, row.midi = "duplicate", ""
-            row.reason = f"same bytes as {first_by_bytes[row.sha256]}"
-            continue
-        first_by_bytes[row.sha256] = row.path
-        if row.status != "accepted":
-            continue
-        if row.music in first_by_music:
-            row.status, row.midi = "duplicate", ""
-            row.reason = f"same notes as {first_by_music[row.music]}"
-            continue
-        first_by_music[row.music] = row.path
+        finder.check(row)
 
 
 def run(
@@ -160,36 +210,22 @@ def run(
     midi_dir: Path = paths.MIDI_DIR,
     manifest_path: Path = paths.MANIFEST,
     metrics_path: Path = paths.INGEST_METRICS,
+    limits: Limits = Limits(),
     limit: int = 0,
     workers: int = 0,
-    max_quarters: int = 20_000,
-    include_drums: bool = False,
 ) -> pd.DataFrame:
     """Examines every input of `source` in parallel and writes accepted MIDI, the manifest and counts."""
     sources = list_sources(source)
     if limit:
         sources = sources[:limit]
-    workers = workers or os.cpu_count() or 1
-    tasks = [(item, max_quarters, include_drums) for item in sources]
-    results: list[tuple[Row, bytes | None]] = []
-    progress = tqdm(total=len(tasks), desc="ingest", unit="file")
-    if workers == 1:
-        for task in tasks:
-            results.append(_examine_task(task))
-            progress.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            for result in pool.map(_examine_task, tasks, chunksize=4):
-                results.append(result)
-                progress.update()
-    progress.close()
-
-    rows = [row for row, _ in results]
-    mark_duplicates(rows)
+    rows = []
+    duplicates = DuplicateFinder()
     with files.atomic_dir(midi_dir) as folder:
-        for row, midi in results:
+        for row, midi in examine_all(sources, limits, workers):  # streamed: memory stays flat
+            duplicates.check(row)
             if row.status == "accepted":
                 files.write_bytes(folder / row.midi, midi)
+            rows.append(row)
     manifest = pd.DataFrame([asdict(row) for row in rows], columns=[*MANIFEST_COLUMNS, "music"])
     files.write_csv(manifest_path, manifest.drop(columns="music"))
     files.write_json(metrics_path, summarize(manifest))

@@ -12,11 +12,9 @@ from fractions import Fraction
 import numpy as np
 import py_midicsv
 
+from rollgen.smf import MidiError, check_structure
+
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from zero as in the file
-
-
-class MidiError(ValueError):
-    """A MIDI file rollgen cannot use; the message is the reason recorded in the manifest."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +26,8 @@ class Piece:
     starts: np.ndarray  # onset, ticks from the start of the file
     ends: np.ndarray  # release, ticks from the start of the file
     dropped: Counter = field(default_factory=Counter)  # notes left out, by reason
-    repaired: Counter = field(default_factory=Counter)  # notes kept after a fix-up, by reason
+    repaired: Counter = field(default_factory=Counter)  # fix-ups of notes and events, by reason
+    seconds: float = 0.0  # length under the file's tempo map
 
     @property
     def length_quarters(self) -> Fraction:
@@ -37,72 +36,30 @@ class Piece:
         return Fraction(last, self.ticks_per_quarter)
 
 
-def unwrap_riff(data: bytes) -> bytes:
-    """The Standard MIDI File inside a RIFF 'RMID' wrapper (.rmi), or `data` unchanged."""
-    if data[:4] != b"RIFF" or data[8:12] != b"RMID":
-        return data
-    position = 12
-    while position + 8 <= len(data):
-        chunk_id, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
-        if chunk_id == b"data":
-            return data[position + 8 : position + 8 + size]
-        position += 8 + size + (size & 1)  # RIFF chunks are padded to even lengths
-    raise MidiError("RIFF MIDI without a 'data' chunk")
+def read_midi(data: bytes, include_drums: bool = False, max_quarters: float = 1_000_000) -> Piece:
+    """The notes of a MIDI file given as bytes (type 0, 1, or 2 with its tracks played one after another).
 
-
-def check_structure(data: bytes) -> None:
-    """Raises MidiError unless `data` has a sane MIDI header and every track chunk lies inside the file.
-
-    py_midicsv trusts chunk lengths (a length of 0xFFFFFFFF makes it allocate 4 GiB), so look first.
+    The structure is checked first (rollgen.smf); a file longer than `max_quarters` is rejected there,
+    before anything its size is allocated. Policies (why: real files do all of these): a note-on with
+    velocity 0 is a note-off; a second note-on of a sounding pitch on the same track and channel ends
+    the first one there (retrigger); a note never switched off ends at its track's end; a note-off with
+    nothing sounding is ignored. Times stay in ticks: tempo changes do not move the grid.
     """
-    if len(data) < 14 or data[:4] != b"MThd":
-        raise MidiError("not a MIDI file (no MThd header)")
-    header_length = int.from_bytes(data[4:8], "big")
-    if header_length != 6:
-        raise MidiError(f"bad MIDI header length {header_length} (expected 6)")
-    file_format = int.from_bytes(data[8:10], "big")
-    if file_format not in (0, 1, 2):
-        raise MidiError(f"unknown MIDI format {file_format}")
-    division = int.from_bytes(data[12:14], "big")
-    if division & 0x8000:
-        raise MidiError("SMPTE time division not supported")
-    if division == 0:
-        raise MidiError("time division of 0 ticks per quarter note")
-    position, track = 14, 0
-    while position + 8 <= len(data):
-        chunk_length = int.from_bytes(data[position + 4 : position + 8], "big")
-        if position + 8 + chunk_length > len(data):
-            name = "track" if data[position : position + 4] == b"MTrk" else "chunk"
-            raise MidiError(f"truncated {name} {track + 1}: declares {chunk_length} bytes, file has fewer")
-        track += data[position : position + 4] == b"MTrk"
-        position += 8 + chunk_length
-    if track == 0:
-        raise MidiError("no MTrk track chunk")
-
-
-def read_midi(data: bytes, include_drums: bool = False) -> Piece:
-    """The notes of a MIDI file given as bytes.
-
-    Policies (why: real files do all of these): a note-on with velocity 0 is a note-off; a second
-    note-on of a sounding pitch on the same track and channel ends the first one there (retrigger);
-    a note never switched off ends at its track's end; a note-off with nothing sounding is ignored.
-    """
-    data = unwrap_riff(data)
-    check_structure(data)
+    structure = check_structure(data, max_quarters=max_quarters)
+    offsets = structure.track_offsets
     try:
-        rows = py_midicsv.midi_to_csv(io.BytesIO(data), strict=True)
+        rows = py_midicsv.midi_to_csv(io.BytesIO(structure.data), strict=True)
     except (AssertionError, ValueError, TypeError, IndexError, KeyError, EOFError) as error:
         detail = str(error) or type(error).__name__
         raise MidiError(f"unreadable MIDI events: {detail}") from error
 
-    ticks_per_quarter = 0
     open_notes: dict[tuple[int, int, int], int] = {}
     track_end: dict[int, int] = {}
     pitches: list[int] = []
     starts: list[int] = []
     ends: list[int] = []
     dropped: Counter = Counter()
-    repaired: Counter = Counter()
+    repaired: Counter = Counter(structure.repaired)
 
     def close(key: tuple[int, int, int], tick: int) -> None:
         start = open_notes.pop(key)
@@ -119,7 +76,8 @@ def read_midi(data: bytes, include_drums: bool = False) -> Piece:
             continue
         kind = fields[2].strip()
         if kind in ("Note_on_c", "Note_off_c"):
-            track, tick = int(fields[0]), int(fields[1])
+            track = int(fields[0])
+            tick = int(fields[1]) + offsets[track - 1]
             channel, pitch, velocity = (int(value) for value in fields[3].split(","))
             track_end[track] = max(track_end.get(track, 0), tick)
             if channel == DRUM_CHANNEL and not include_drums:
@@ -132,25 +90,25 @@ def read_midi(data: bytes, include_drums: bool = False) -> Piece:
             if kind == "Note_on_c" and velocity > 0:
                 open_notes[key] = tick
         elif kind == "End_track":
-            track, tick = int(fields[0]), int(fields[1])
+            track = int(fields[0])
+            tick = int(fields[1]) + offsets[track - 1]
             track_end[track] = max(track_end.get(track, 0), tick)
             for key in [key for key in open_notes if key[0] == track]:
                 repaired["never switched off (ended at track end)"] += 1
                 close(key, track_end[track])
-        elif kind == "Header":
-            ticks_per_quarter = int(fields[3].split(",")[-1])
     for key in list(open_notes):  # a track whose End_track event is missing
         repaired["never switched off (ended at track end)"] += 1
         close(key, track_end.get(key[0], 0))
 
     order = np.lexsort((np.asarray(pitches, dtype=np.int64), np.asarray(starts, dtype=np.int64)))
     return Piece(
-        ticks_per_quarter=ticks_per_quarter,
+        ticks_per_quarter=structure.ticks_per_quarter,
         pitches=np.asarray(pitches, dtype=np.int16)[order],
         starts=np.asarray(starts, dtype=np.int64)[order],
         ends=np.asarray(ends, dtype=np.int64)[order],
         dropped=dropped,
         repaired=repaired,
+        seconds=structure.seconds(),
     )
 
 
