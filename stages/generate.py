@@ -1,11 +1,16 @@
-"""Stage generate: model + test primers -> generated/NNN.{mid,wav,png} and metrics/generate.json."""
+"""Stage generate: model + primers -> generated/NNN.{mid,wav,png} and index.html, metrics/generate.json
+(generated vs test pieces), the numbers also logged to the model's MLflow run."""
 
-from rollgen import generate
+import json
+
+from rollgen import generate, paths, tracking
 from rollgen.params import load_params
 
 
 def main() -> None:
-    generate.run(load_params("generate"), steps_per_quarter=load_params("images")["steps_per_quarter"])
+    metrics = generate.run(load_params("generate"), steps_per_quarter=load_params("images")["steps_per_quarter"])
+    run_id = json.loads(paths.TRAIN_METRICS.read_text()).get("mlflow_run_id")
+    tracking.log_to_run(run_id, metrics, prefix="generate")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ from typer.testing import CliRunner
 
 from rollgen import files
 from rollgen.cli import app
+from rollgen.midi import read_midi
 from rollgen.models import build_seed
+from rollgen.roll import piece_to_roll
+from tests.conftest import build_midi
 
 runner = CliRunner()
 
@@ -46,8 +49,24 @@ def test_render_and_generate(tmp_path, chorale_midi_dir):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in (tmp_path / "gen").iterdir()) == [
-        "000.mid", "000.png", "000.wav", "001.mid", "001.png", "001.wav",
+        "000.mid", "000.png", "000.wav", "001.mid", "001.png", "001.wav", "index.html",
     ]  # fmt: skip
+
+    # A MIDI file as the primer: no windows needed; a file shorter than the model's context is refused.
+    result = runner.invoke(
+        app,
+        ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(midi), "--windows", "none.npz",
+         "--out", str(tmp_path / "primed"), "--num", "1", "--steps", "8", "--min-notes", "1", "--max-notes", "3"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "index.html: 1 pieces" in result.output
+    primed, _ = piece_to_roll(read_midi((tmp_path / "primed" / "000.mid").read_bytes()))
+    assert primed.shape[1] == 8 and 1 <= primed.sum(axis=0).min() and primed.sum(axis=0).max() <= 3
+    short = tmp_path / "short.mid"
+    short.write_bytes(build_midi([["0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0"]]))
+    result = runner.invoke(app, ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(short)])
+    assert result.exit_code == 1
+    assert "too short: 4 steps" in result.output
 
 
 def test_check_lists_every_file_and_fails_when_some_are_rejected(tmp_path, chorale_midi_dir):

@@ -38,3 +38,20 @@ def test_persistence_learns_how_often_a_pitch_stays_on():
     assert table[1, 1] == pytest.approx((2 + 1) / (2 + 2))
     probabilities = persistence_probabilities(table, np.array([[True, False]]))
     assert probabilities.tolist() == [[table[1, 0], table[0, 1]]]
+
+
+def test_the_stage_scores_model_and_baselines_on_the_chosen_pitches(tmp_path):
+    import keras
+
+    from rollgen import evaluate
+    from rollgen.models import build_model
+    from tests.test_train import write_windows
+
+    write_windows(tmp_path)
+    keras.utils.set_random_seed(0)
+    build_model("lstm").save(tmp_path / "model.keras")
+    full = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
+    piano = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval88.json", highest_pitch=108)
+    assert full["pitches"] == "21..126" and piano["pitches"] == "21..108"
+    assert piano["model"]["nll"] < full["model"]["nll"]  # 18 fewer pitches, each with a positive NLL
+    assert piano["repeat_last"]["f1"] == full["repeat_last"]["f1"]  # the test notes all lie below 109

@@ -1,18 +1,21 @@
 """Generation with a real (untrained) Keras model: batched steps, seeded, written as MIDI, WAV and PNG."""
 
+import json
 import wave
+from html.parser import HTMLParser
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
-from rollgen import generate
+from rollgen import files, generate
 from rollgen.audio import AudioError, render_wav
 from rollgen.midi import read_midi
 from rollgen.models import build_seed
 from rollgen.sampling import make_sampler
 from rollgen.stats import roll_stats
+from tests.conftest import build_midi
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +82,98 @@ def test_roll_stats_count_silence_onsets_and_polyphony():
     roll[0, 0:2] = roll[1, 0:2] = roll[2, 3] = True  # frames: 2 notes, 2 notes, silent, 1 note
     stats = roll_stats([roll])
     assert stats == {"frames": 4, "silent_fraction": 0.25, "notes_per_step": 0.75, "mean_polyphony": 5 / 3}
+
+
+def primer_midi(quarters: int) -> bytes:
+    """A MIDI file of rising quarter notes C4, D4, E4, ... lasting `quarters` quarter notes (4 steps each)."""
+    pitches = [60, 62, 64, 65, 67, 69, 71, 72][:quarters]
+    events = []
+    for number, pitch in enumerate(pitches):
+        events += [f"{number * 480}, Note_on_c, 0, {pitch}, 90", f"{(number + 1) * 480}, Note_off_c, 0, {pitch}, 0"]
+    return build_midi([events])
+
+
+def test_a_midi_primer_is_the_start_of_the_file_for_every_piece(tmp_path):
+    song = tmp_path / "song.mid"
+    song.write_bytes(primer_midi(4))  # 16 steps: C4 C4 C4 C4 D4 D4 D4 D4 E4 ...
+    primers = generate.make_primers(song, count=3, context=9, rng=np.random.default_rng(0))
+    assert primers.shape == (3, 9, 106) and primers.dtype == np.float32
+    assert (primers[0] == primers[2]).all()
+    sounding = [np.flatnonzero(frame).tolist() for frame in primers[0]]
+    assert sounding == [[60 - 21]] * 4 + [[62 - 21]] * 4 + [[64 - 21]]
+
+
+def test_a_short_or_broken_midi_primer_is_a_clear_error(tmp_path):
+    song = tmp_path / "short.mid"
+    song.write_bytes(primer_midi(2))  # 8 steps, one fewer than the context
+    with pytest.raises(SystemExit, match="short.mid: too short: 8 steps .* needs 9 steps of context"):
+        generate.midi_primers(song, context=9, count=1)
+    (tmp_path / "bad.mid").write_bytes(b"nope")
+    with pytest.raises(SystemExit, match="bad.mid: not a MIDI file"):
+        generate.midi_primers(tmp_path / "bad.mid", context=9, count=1)
+    with pytest.raises(SystemExit, match="no such file"):
+        generate.midi_primers(tmp_path / "none.mid", context=9, count=1)
+
+
+def test_note_caps_hold_in_every_generated_frame(model):
+    primers = np.random.default_rng(1).random((4, 9, 106)).astype(np.float32)
+    sampler = make_sampler("bernoulli", temperature=1.5, min_notes=2, max_notes=3)
+    frames = generate.sample_frames(model, primers, 10, sampler, np.random.default_rng(0), progress=False)
+    counts = frames.sum(axis=2)
+    assert counts.min() >= 2 and counts.max() <= 3
+
+
+class Links(HTMLParser):
+    """Collects the tags and the src/href links of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.links = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.links += [(tag, value) for name, value in attrs if name in ("src", "href")]
+
+
+def test_the_index_page_shows_every_piece_with_its_picture_and_player(tmp_path):
+    rolls = [np.zeros((106, 16), dtype=bool) for _ in range(2)]
+    rolls[0][60 - 21, :8] = rolls[1][64 - 21, 4:] = True
+    page = generate.write_pieces(rolls, tmp_path, 4, 120, "auto", {"sampling": "bernoulli", "<odd>": "&"})
+    parser = Links()
+    parser.feed(page.read_text())
+    sources = {tag: sorted(link for t, link in parser.links if t == tag) for tag in ("img", "audio")}
+    assert sources == {"img": ["000.png", "001.png"], "audio": ["000.wav", "001.wav"]}
+    for _, link in parser.links:  # every link is relative and its file exists
+        assert "://" not in link and not link.startswith("/")
+        assert (tmp_path / link).is_file()
+    assert "script" not in parser.tags and "link" not in parser.tags
+    assert "&lt;odd&gt; &amp;" in page.read_text()  # settings are escaped
+
+
+def test_run_writes_pieces_page_and_quality_report(tmp_path, model):
+    model.save(tmp_path / "model.keras")
+    frames = np.zeros((40, 106), np.uint8)
+    frames[:, 60 - 21] = 255
+    frames[20:, 64 - 21] = 255
+    windows = tmp_path / "windows"
+    files.write_npz(
+        windows / "test.npz",
+        x=np.stack([frames[i : i + 9] for i in range(5)]),
+        frames=frames,
+        frame_offsets=np.array([0, 20, 40]),
+    )
+    params = {
+        "pieces": 2, "steps": 12, "sampling": "threshold", "temperature": 1.0, "threshold": 0.5,
+        "min_notes": 1, "max_notes": 2, "primer": "test", "vanish_proof": 0.65, "vanish_inc": 1.001,
+        "tempo": 100, "soundfont": "auto", "seed": 3,
+    }  # fmt: skip
+    out = tmp_path / "generated"
+    metrics = generate.run(params, tmp_path / "model.keras", windows, out, tmp_path / "generate.json")
+    assert sorted(path.name for path in out.iterdir()) == [
+        "000.mid", "000.png", "000.wav", "001.mid", "001.png", "001.wav", "index.html",
+    ]  # fmt: skip
+    assert metrics == json.loads((tmp_path / "generate.json").read_text())
+    assert metrics["test"]["pieces"] == 2 and metrics["test"]["pitch_range"] == pytest.approx((0 + 4) / 2)
+    assert metrics["generated"]["silent_fraction"] == 0  # min_notes 1
+    assert metrics["generated"]["mean_polyphony"] <= 2  # max_notes 2
+    assert set(metrics["overlap"]) >= {"notes_per_step", "pitch_range"}

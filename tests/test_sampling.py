@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rollgen.sampling import make_sampler
+from rollgen.sampling import limit_notes, make_sampler
 
 
 def articles_loop(predictions: list[np.ndarray]) -> list[np.ndarray]:
@@ -50,3 +50,60 @@ def test_threshold_and_seeded_bernoulli():
 def test_unknown_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="generate.sampling"):
         make_sampler("beam")
+
+
+def test_max_notes_keeps_the_most_probable_of_the_sounding_pitches():
+    probabilities = np.array(
+        [
+            [0.9, 0.8, 0.7, 0.6, 0.1],  # four above 0.5: the two most probable stay
+            [0.1, 0.6, 0.1, 0.95, 0.1],  # two: nothing to drop
+            [0.1, 0.1, 0.1, 0.1, 0.1],  # none
+        ]
+    )
+    frame = limit_notes(probabilities > 0.5, probabilities, max_notes=2)
+    assert frame.tolist() == [[1, 1, 0, 0, 0], [0, 1, 0, 1, 0], [0, 0, 0, 0, 0]]
+
+
+def test_max_notes_never_adds_a_pitch_that_was_not_sampled():
+    probabilities = np.array([[0.9, 0.8, 0.7]])
+    sampled = np.array([[0, 1, 1]])  # the most probable pitch happened not to sound
+    assert limit_notes(sampled, probabilities, max_notes=1).tolist() == [[0, 1, 0]]
+
+
+def test_min_notes_adds_the_most_probable_silent_pitches():
+    probabilities = np.array([[0.3, 0.05, 0.4, 0.2, 0.1], [0.9, 0.8, 0.7, 0.6, 0.5]])
+    sampled = np.array([[0, 1, 0, 0, 0], [1, 1, 1, 0, 0]])
+    frame = limit_notes(sampled, probabilities, min_notes=3)
+    # Row 0: the improbable sounding pitch stays and the two most probable silent ones join; row 1 has enough.
+    assert frame.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]]
+
+
+def test_caps_through_the_samplers_bound_every_frame():
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((64, 106)) ** 3
+    for sampler in (
+        make_sampler("bernoulli", temperature=1.0, min_notes=3, max_notes=5),
+        make_sampler("threshold", threshold=0.3, min_notes=3, max_notes=5),
+    ):
+        counts = sampler(probabilities, 0, np.random.default_rng(1)).sum(axis=1)
+        assert counts.min() >= 3 and counts.max() <= 5
+    uncapped = make_sampler("threshold", threshold=0.3)(probabilities, 0, rng).sum(axis=1)
+    assert uncapped.max() > 5  # the caps did something
+
+
+def test_caps_off_change_nothing_and_bad_caps_are_clear_errors():
+    probabilities = np.random.default_rng(2).random((8, 106))
+    sampled = (probabilities > 0.5).astype(np.uint8)
+    assert (limit_notes(sampled, probabilities) == sampled).all()
+    with pytest.raises(ValueError, match="min_notes"):
+        make_sampler("threshold", min_notes=5, max_notes=3)
+    with pytest.raises(ValueError, match="0 \\(off\\) or positive"):
+        make_sampler("bernoulli", max_notes=-1)
+
+
+def test_vanish_proof_ignores_the_caps_and_stays_the_articles_loop():
+    rng = np.random.default_rng(4)
+    predictions = [rng.random((1, 106)).astype(np.float32) for _ in range(50)]
+    capped = make_sampler("vanish_proof", min_notes=4, max_notes=5)
+    ours = [capped(p, step, rng)[0] for step, p in enumerate(predictions)]
+    assert all((a == b).all() for a, b in zip(ours, articles_loop(predictions)))

@@ -80,35 +80,69 @@ def render(
 @app.command()
 def generate(
     model: Path = typer.Option(Path("models/model.keras"), exists=True, help="A trained .keras model."),
-    out: Path = typer.Option(Path("generated"), help="Folder for NNN.mid, NNN.wav and NNN.png."),
-    windows: Path = typer.Option(
-        Path("data/processed/windows/test.npz"), exists=True, help="Windows to draw random primers from."
+    out: Path = typer.Option(
+        Path("generated"),
+        help="Folder for NNN.mid, NNN.wav, NNN.png and index.html (files of the same names are replaced).",
     ),
-    num: int = typer.Option(4, help="Number of pieces."),
-    steps: int = typer.Option(256, help="Frames (grid steps) per piece."),
+    primer: str = typer.Option(
+        "test",
+        help="What starts every piece: 'test' (a random window of the --windows file per piece), or a MIDI file"
+        " whose first steps (as many as the model's context, 9 for the seed model) start every piece.",
+    ),
+    windows: Path = typer.Option(
+        Path("data/processed/windows/test.npz"), help="Windows to draw random primers from (with --primer test)."
+    ),
+    num: int = typer.Option(4, min=1, help="Number of pieces."),
+    steps: int = typer.Option(256, min=1, help="Frames (grid steps, 16th notes) generated per piece."),
     sampling: str = typer.Option("bernoulli", help="bernoulli, threshold, or vanish_proof (the article's loop)."),
-    temperature: float = typer.Option(1.0, help="bernoulli: below 1 sharper, above 1 freer."),
+    temperature: float = typer.Option(0.5, help="bernoulli: below 1 sharper, above 1 freer."),
     threshold: float = typer.Option(0.5, help="threshold: a pitch sounds when its probability exceeds this."),
+    max_notes: int = typer.Option(
+        5, min=0, help="bernoulli/threshold: at most this many pitches per step, the most probable (0 = no cap)."
+    ),
+    min_notes: int = typer.Option(
+        4, min=0, help="bernoulli/threshold: at least this many, adding the most probable (0 = no floor)."
+    ),
     tempo: float = typer.Option(100.0, help="Beats per minute of the written MIDI."),
     soundfont: str = typer.Option("auto", help="A .sf2 SoundFont, or auto."),
     seed: int = typer.Option(7, help="Random seed: the same seed gives the same music."),
 ) -> None:
-    """Generate new pieces with a trained model, each started from a random window of real music."""
+    """Generate new pieces with a trained model, each started from real music: MIDI, WAV, PNG and index.html.
+
+    The defaults are params.yaml's `generate:` defaults, chosen for the seed model on the Bach chorales.
+    """
     import numpy as np
 
     from rollgen import files
     from rollgen import generate as generation
+    from rollgen.audio import AudioError
     from rollgen.models import load_model
-    from rollgen.sampling import make_sampler
 
+    params = {
+        "sampling": sampling, "temperature": temperature, "threshold": threshold,
+        "vanish_proof": 0.65, "vanish_inc": 1.001, "max_notes": max_notes, "min_notes": min_notes,
+        "primer": primer, "seed": seed,
+    }  # fmt: skip
+    try:
+        sampler = generation.sampler_from_params(params)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
     rng = np.random.default_rng(seed)
-    primers = generation.choose_primers(files.load_npz(windows)["x"], num, rng)
-    sampler = make_sampler(sampling, threshold=threshold, temperature=temperature)
-    frames = generation.sample_frames(load_model(model), primers, steps, sampler, rng)
-    out.mkdir(parents=True, exist_ok=True)
-    for number, piece in enumerate(frames):
-        generation.write_piece(piece.T.astype(bool), out / f"{number:03d}", 4, tempo, soundfont)
-        typer.echo(out / f"{number:03d}.mid")
+    network = load_model(model)
+    test_x = None
+    if primer == "test":
+        if not windows.is_file():
+            raise typer.BadParameter(f"{windows} does not exist", param_hint="--windows")
+        test_x = files.load_npz(windows)["x"]
+    primers = generation.make_primers(primer, num, generation.model_context(network), rng, test_x)
+    frames = generation.sample_frames(network, primers, steps, sampler, rng)
+    rolls = [piece.T.astype(bool) for piece in frames]
+    try:
+        page = generation.write_pieces(rolls, out, 4, tempo, soundfont, generation.sampling_settings(params))
+    except AudioError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from error
+    typer.echo(f"{page}: {len(rolls)} pieces")
 
 
 if __name__ == "__main__":

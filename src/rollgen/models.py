@@ -40,7 +40,40 @@ def build_seed(context: int = 9, num_pitches: int = NUM_PITCHES) -> keras.Model:
     )
 
 
-MODELS: dict[str, Callable[..., keras.Model]] = {"seed": build_seed}
+def build_convlstm(
+    context: int = 9, num_pitches: int = NUM_PITCHES, filters: int = 32, kernel: int = 13
+) -> keras.Model:
+    """A real ConvLSTM: ConvLSTM1D layers recur over time and convolve along the pitch axis, so an interval
+    pattern learnt at one pitch applies at every pitch (a 13-semitone kernel spans an octave). A final
+    dense layer over all pitches then places the pattern in register."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(context, num_pitches)),
+            layers.Reshape((context, num_pitches, 1)),
+            layers.ConvLSTM1D(filters, kernel, padding="same"),
+            layers.Conv1D(filters, 13, padding="same", dilation_rate=2, activation="relu"),
+            layers.Conv1D(4, 1, activation="relu"),
+            layers.Flatten(),
+            layers.Dense(num_pitches, activation="sigmoid"),
+        ],
+        name="convlstm",
+    )
+
+
+def build_lstm(context: int = 9, num_pitches: int = NUM_PITCHES, units: int = 128) -> keras.Model:
+    """A plain LSTM over the frames, then one sigmoid per pitch: the 'LSTM' row of the classic tables, and
+    the simplest model that sees the frames in order (the seed network pools that order away)."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(context, num_pitches)),
+            layers.LSTM(units),
+            layers.Dense(num_pitches, activation="sigmoid"),
+        ],
+        name="lstm",
+    )
+
+
+MODELS: dict[str, Callable[..., keras.Model]] = {"seed": build_seed, "convlstm": build_convlstm, "lstm": build_lstm}
 
 
 def build_model(name: str, context: int = 9) -> keras.Model:

@@ -45,8 +45,9 @@ def git_commit() -> str:
     return result.stdout.strip()
 
 
-def log_to_run(run_id: str | None, metrics: dict, prefix: str) -> None:
-    """Adds the numbers of a nested metrics dict to an existing run, e.g. test scores to the training run."""
+def log_to_run(run_id: str | None, metrics: dict, prefix: str, artifact: Path | None = None) -> None:
+    """Adds the numbers of a nested metrics dict (and a file) to an existing run, e.g. test scores to the
+    training run."""
     import mlflow
 
     from rollgen.params import flatten
@@ -61,3 +62,5 @@ def log_to_run(run_id: str | None, metrics: dict, prefix: str) -> None:
     start_experiment()
     with mlflow.start_run(run_id=run_id):
         mlflow.log_metrics(numbers)
+        if artifact is not None:
+            mlflow.log_artifact(str(artifact))

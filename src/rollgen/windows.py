@@ -76,7 +76,8 @@ def run(
 ) -> dict:
     """Writes train/val/test .npz archives: x uint8 (n, context, 106), y uint8 (n, 106) in 0..255,
     plus each window's piece index into `pieces`, and the frame sequences the windows were cut from
-    (`frames`, sequence i = frames[frame_offsets[i]:frame_offsets[i+1]])."""
+    (`frames`, sequence i = frames[frame_offsets[i]:frame_offsets[i+1]]): the window of frames t..t+context-1
+    predicts frame t+context+target_gap, so training can cut windows on the fly."""
     index = pd.read_csv(index_path, keep_default_na=False, dtype={"sha256": str, "piece": str, "image": str})
     images_dir = index_path.parent
     pieces = list(dict.fromkeys(index["piece"]))
@@ -106,6 +107,8 @@ def run(
             "pieces": np.asarray(names[split], dtype=str),
             "frames": np.concatenate(frames) if frames else np.zeros((0, NUM_PITCHES), np.uint8),
             "frame_offsets": np.cumsum([0] + [len(f) for f in frames]).astype(np.int64),
+            "context": np.int64(context),
+            "target_gap": np.int64(0 if mode == "next" else 1),
         }
         files.write_npz(out_dir / f"{split}.npz", **arrays)
         summary[split] = {"pieces": len(names[split]), "windows": int(len(arrays["y"]))}
