@@ -144,8 +144,10 @@ def test_a_parse_that_needs_too_much_memory_is_rejected(tmp_path):
     _, scores = music21_corpus_files("bach")
     limits = ingest.Limits(memory_mb=200)  # below what music21 itself needs
     [(row, midi)] = list(ingest.examine_all([ingest.Source("big.mxl", str(scores[0]))], limits, workers=1))
-    assert midi is None
-    assert "memory" in row.reason.lower() or "crashed" in row.reason
+    assert midi is None and row.status == "rejected"
+    # Where the limit bites varies (music21's own allocations, a C extension, the interpreter): the file is
+    # rejected on record either way, and the run goes on.
+    assert any(word in row.reason.lower() for word in ("memory", "crashed", "worker failed")), row.reason
 
 
 def roll_of(data: bytes) -> np.ndarray:

@@ -95,13 +95,13 @@ def generate(
     num: int = typer.Option(4, min=1, help="Number of pieces."),
     steps: int = typer.Option(256, min=1, help="Frames (grid steps, 16th notes) generated per piece."),
     sampling: str = typer.Option("bernoulli", help="bernoulli, threshold, or vanish_proof (the article's loop)."),
-    temperature: float = typer.Option(0.5, help="bernoulli: below 1 sharper, above 1 freer."),
+    temperature: float = typer.Option(1.0, help="bernoulli: below 1 sharper, above 1 freer."),
     threshold: float = typer.Option(0.5, help="threshold: a pitch sounds when its probability exceeds this."),
     max_notes: int = typer.Option(
-        5, min=0, help="bernoulli/threshold: at most this many pitches per step, the most probable (0 = no cap)."
+        0, min=0, help="bernoulli/threshold: at most this many pitches per step, the most probable (0 = no cap)."
     ),
     min_notes: int = typer.Option(
-        4, min=0, help="bernoulli/threshold: at least this many, adding the most probable (0 = no floor)."
+        0, min=0, help="bernoulli/threshold: at least this many, adding the most probable (0 = no floor)."
     ),
     tempo: float = typer.Option(100.0, help="Beats per minute of the written MIDI."),
     soundfont: str = typer.Option("auto", help="A .sf2 SoundFont, or auto."),

@@ -113,6 +113,8 @@ def examine(source: Source, limits: Limits = Limits()) -> tuple[Row, bytes | Non
             # Under the worker's memory limit music21 fails either way; the pool reports it with the limit.
             raise MemoryError(str(error)) from error
         except Exception as error:  # music21 raises many exception types; each is a reason on record
+            if "memory" in str(error).lower():
+                raise MemoryError(str(error)) from error
             row.reason = f"music21 cannot convert it: {type(error).__name__}: {error}".strip()
             return row, None
     else:
