@@ -15,15 +15,9 @@ from hypothesis import strategies as st
 from rollgen import ingest
 from rollgen.midi import MidiError, read_midi
 from rollgen.roll import LOWEST_PITCH, piece_to_roll
+from rollgen.smf import encode_variable_length
 
-
-def vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
+vlq = encode_variable_length
 
 
 def event(delta: int, *payload: int) -> bytes:

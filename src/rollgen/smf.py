@@ -85,7 +85,8 @@ def _variable_length(data: bytes, position: int, end: int, track: int) -> tuple[
     raise MidiError(f"track {track}: variable-length number longer than 4 bytes")
 
 
-def _encode_variable_length(value: int) -> bytes:
+def encode_variable_length(value: int) -> bytes:
+    """A delta time or length as a MIDI variable-length quantity (7 bits a byte, high bit = more follows)."""
     out = [value & 0x7F]
     value >>= 7
     while value:
@@ -155,7 +156,7 @@ def _walk_track(
         else:
             raise MidiError(f"track {track}: status byte 0x{status:02X} is not allowed in a MIDI file")
         if keep:
-            out += _encode_variable_length(carried_delta + delta) + data[event_start:position]
+            out += encode_variable_length(carried_delta + delta) + data[event_start:position]
             carried_delta = 0
         else:
             carried_delta += delta
@@ -163,7 +164,7 @@ def _walk_track(
             break
     if not ended:
         structure.repaired["track without end-of-track event"] += 1
-        out += _encode_variable_length(carried_delta) + bytes([0xFF, END_OF_TRACK, 0])
+        out += encode_variable_length(carried_delta) + bytes([0xFF, END_OF_TRACK, 0])
     return bytes(out), tick
 
 
