@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from rollgen.files import load_npz
+from rollgen.files import load_npz, sha256_file, sha256_tree
 from rollgen.midi import read_midi
 from rollgen.models import load_model
 
@@ -107,11 +107,26 @@ def test_mlflow_has_the_run_with_params_metrics_and_model(repo):
 
 
 @pytest.mark.slow
-def test_a_second_repro_does_nothing_and_push_stores_everything(repo, tmp_path):
+def test_a_second_repro_does_nothing_and_push_pull_round_trips(repo, tmp_path):
     output = run(["dvc", "repro"], repo)
     assert "Running stage" not in output
     assert "Data and pipelines are up to date" in run(["dvc", "status"], repo)
+
+    outputs = ["data/interim/midi", "data/interim/images", "data/processed/windows", "generated"]
+    before = {name: sha256_tree(repo / name) for name in outputs}
+    before["models/model.keras"] = sha256_file(repo / "models/model.keras")
     run(["dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "remote")], repo)
     run(["dvc", "push"], repo)
-    stored = [path for path in (tmp_path / "remote").rglob("*") if path.is_file()]
-    assert len(stored) > 10
+    assert len([path for path in (tmp_path / "remote").rglob("*") if path.is_file()]) > 10
+
+    shutil.rmtree(repo / ".dvc" / "cache")
+    for name in outputs:
+        shutil.rmtree(repo / name)
+    (repo / "models/model.keras").unlink()
+    (repo / "data/interim/manifest.csv").unlink()
+    run(["dvc", "pull"], repo)
+    after = {name: sha256_tree(repo / name) for name in outputs}
+    after["models/model.keras"] = sha256_file(repo / "models/model.keras")
+    assert after == before  # every output back, byte for byte
+    assert (repo / "data/interim/manifest.csv").exists()
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], repo)
