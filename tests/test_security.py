@@ -14,6 +14,14 @@ CREDENTIAL_PATTERNS = {
     "credentials in a URL": re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:[^/\s@'\"]+@"),
 }
 
+# Written as patterns (spaces allowed around '='), so this file does not itself contain what it forbids.
+FORBIDDEN_CALLS = [
+    re.compile(r"allow_pickle\s*=\s*True"),
+    re.compile(r"shell\s*=\s*True"),
+    re.compile(r"safe_mode\s*=\s*False"),
+    re.compile(r"pickle\.loads?\("),
+]
+
 
 def tracked_text_files() -> list[Path]:
     listing = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
@@ -40,5 +48,5 @@ def test_the_code_never_loads_pickles_runs_shells_or_loads_models_unsafely():
     sources = [*(REPO / "src").rglob("*.py"), *(REPO / "stages").glob("*.py"), *(REPO / "benchmarks").glob("*.py")]
     for path in sources:
         text = path.read_text()
-        for forbidden in ("allow_pickle=True", "shell=True", "safe_mode=False", "pickle.load"):
-            assert forbidden not in text, f"{path.relative_to(REPO)}: {forbidden}"
+        for forbidden in FORBIDDEN_CALLS:
+            assert not forbidden.search(text), f"{path.relative_to(REPO)}: {forbidden.pattern}"

@@ -87,7 +87,7 @@ def generate(
     primer: str = typer.Option(
         "test",
         help="What starts every piece: 'test' (a random window of the --windows file per piece), or a MIDI file"
-        " whose first steps (as many as the model's context, 9 for the seed model) start every piece.",
+        " whose first steps (as many as the model's context, 9 by default) start every piece.",
     ),
     windows: Path = typer.Option(
         Path("data/processed/windows/test.npz"), help="Windows to draw random primers from (with --primer test)."
@@ -109,7 +109,7 @@ def generate(
 ) -> None:
     """Generate new pieces with a trained model, each started from real music: MIDI, WAV, PNG and index.html.
 
-    The defaults are params.yaml's `generate:` defaults, chosen for the seed model on the Bach chorales.
+    The defaults are params.yaml's `generate:` defaults, chosen for the default lstm model on the Bach chorales.
     """
     import numpy as np
 
