@@ -55,3 +55,27 @@ def test_the_stage_scores_model_and_baselines_on_the_chosen_pitches(tmp_path):
     assert full["pitches"] == "21..126" and piano["pitches"] == "21..108"
     assert piano["model"]["nll"] < full["model"]["nll"]  # 18 fewer pitches, each with a positive NLL
     assert piano["repeat_last"]["f1"] == full["repeat_last"]["f1"]  # the test notes all lie below 109
+
+
+def test_a_nade_model_is_scored_on_its_exact_nll_and_its_own_decoded_frames(tmp_path):
+    import keras
+
+    from rollgen import evaluate
+    from rollgen.models import build_model, nade_parts
+    from rollgen.windows import load_split
+    from tests.test_train import write_windows
+
+    write_windows(tmp_path)
+    keras.utils.set_random_seed(0)
+    model = build_model("nade")
+    test = load_split("test", tmp_path)
+    probabilities, decoded = evaluate.predict(model, test["x"], test["y"], batch_size=50)
+    truth = (test["y"] > 127).astype(np.float32)
+    windows = test["x"].astype(np.float32) / 255
+    np.testing.assert_allclose(probabilities, np.asarray(model([windows, truth])), atol=1e-6)  # teacher-forced
+    encoder, head = nade_parts(model)
+    greedy, _ = head.sample(encoder(windows), np.full(truth.shape, 0.5, np.float32))
+    np.testing.assert_array_equal(decoded, np.asarray(greedy))  # predictions never peek at the true notes
+    model.save(tmp_path / "model.keras")
+    scores = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")["model"]
+    assert scores == pytest.approx(frame_scores(probabilities, truth > 0, decoded), rel=1e-6)

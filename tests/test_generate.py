@@ -12,7 +12,7 @@ from PIL import Image
 from rollgen import files, generate
 from rollgen.audio import AudioError, render_wav
 from rollgen.midi import read_midi
-from rollgen.models import build_seed
+from rollgen.models import build_model, build_seed
 from rollgen.sampling import make_sampler
 from rollgen.stats import roll_stats
 from tests.conftest import build_midi
@@ -177,3 +177,20 @@ def test_run_writes_pieces_page_and_quality_report(tmp_path, model):
     assert metrics["generated"]["silent_fraction"] == 0  # min_notes 1
     assert metrics["generated"]["mean_polyphony"] <= 2  # max_notes 2
     assert set(metrics["overlap"]) >= {"notes_per_step", "pitch_range"}
+
+
+def test_a_nade_model_generates_whole_chords_seeded():
+    keras.utils.set_random_seed(4)
+    nade = build_model("nade", context=9)
+    primers = np.random.default_rng(2).random((3, 9, 106)).astype(np.float32)
+    runs = [
+        generate.sample_frames(nade, primers, 6, make_sampler("bernoulli"), np.random.default_rng(8), progress=False)
+        for _ in range(2)
+    ]
+    assert runs[0].shape == (3, 6, 106) and (runs[0] == runs[1]).all() and runs[0].sum() > 0
+    never = make_sampler("threshold", threshold=1.0)
+    greedy = generate.sample_frames(nade, primers, 2, never, np.random.default_rng(0), progress=False)
+    assert greedy.sum() == 0  # no probability exceeds 1
+    with pytest.raises(ValueError, match="nade"):
+        capped = make_sampler("bernoulli", max_notes=3)
+        generate.sample_frames(nade, primers, 2, capped, np.random.default_rng(0), progress=False)

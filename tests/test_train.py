@@ -89,6 +89,16 @@ def test_two_runs_with_one_seed_give_identical_weights(tmp_path):
     assert not (first / "checkpoint").exists()  # cleaned up after a finished run
 
 
+def test_the_mirrored_strategy_trains_the_same_model_on_this_machine(tmp_path):
+    write_windows(tmp_path / "windows")
+    plain = train_once(tmp_path, "none", PARAMS | {"epochs": 1}, tmp_path / "windows")
+    mirrored = train_once(tmp_path, "mirrored", PARAMS | {"epochs": 1, "distribute": "mirrored"}, tmp_path / "windows")
+    plain_metrics, mirrored_metrics = (json.loads((out / "train.json").read_text()) for out in (plain, mirrored))
+    assert mirrored_metrics["distribute"] == "mirrored" and mirrored_metrics["replicas"] >= 1
+    if mirrored_metrics["replicas"] == 1:  # one device (CPU only): the same arithmetic, the same weights
+        assert mirrored_metrics["weights_sha256"] == plain_metrics["weights_sha256"]
+
+
 def test_early_stopping_keeps_the_best_epoch(tmp_path):
     write_windows(tmp_path / "windows")
     out = train_once(tmp_path, "a", PARAMS | {"epochs": 30, "patience": 1, "learning_rate": 0.05}, tmp_path / "windows")
@@ -136,3 +146,79 @@ def test_every_model_in_the_registry_builds_for_other_context_lengths():
     for name in ("seed", "convlstm"):
         model = build_model(name, context=16)
         assert model.output_shape == (None, 106)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now, for workers on 127.0.0.1."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_train_identical_weights_and_only_the_chief_writes(tmp_path):
+    write_windows(tmp_path / "windows")
+    params = PARAMS | {"model": "lstm", "epochs": 1, "distribute": "multi_worker"}
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    code = (
+        "import sys, json; from pathlib import Path; from rollgen import train; "
+        "out = Path(sys.argv[1]); metrics = train.run(json.loads(sys.argv[2]), windows_dir=Path(sys.argv[3]), "
+        "model_path=out / 'model.keras', metrics_path=out / 'train.json', history_path=out / 'history.csv', "
+        "checkpoint_dir=out / 'checkpoint'); print('METRICS', json.dumps(metrics))"
+    )
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        env = dict(os.environ, TF_CONFIG=tf_config, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+        command = [sys.executable, "-c", code, str(tmp_path / f"worker{index}"), json.dumps(params),
+                   str(tmp_path / "windows")]  # fmt: skip
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    try:
+        for worker in workers:
+            outputs.append(worker.communicate(timeout=300)[0])
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, output in zip(workers, outputs):
+        assert worker.returncode == 0, output[-4000:]
+    metrics = [json.loads(output.split("METRICS ", 1)[1].splitlines()[0]) for output in outputs]
+    assert metrics[0]["replicas"] == metrics[1]["replicas"] == 2
+    assert metrics[0]["weights_sha256"] == metrics[1]["weights_sha256"]  # the all-reduce kept them in step
+    assert (tmp_path / "worker0" / "model.keras").exists() and (tmp_path / "worker0" / "train.json").exists()
+    assert not (tmp_path / "worker1").exists()  # the second worker wrote nothing
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("rollgen").experiment_id])
+    assert [run.info.run_id for run in runs] == [metrics[0]["mlflow_run_id"]]  # the chief's run, and only it
+    assert metrics[1]["mlflow_run_id"] is None
+
+
+def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_a_sampled_roll(tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    write_windows(tmp_path / "windows")
+    out = train_once(tmp_path, "nade", PARAMS | {"model": "nade", "epochs": 1}, tmp_path / "windows")
+    metrics = json.loads((out / "train.json").read_text())
+    run_id, uri = metrics["mlflow_run_id"], f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    names = {item.path for item in client.list_artifacts(run_id)}
+    assert {"model", "training_curve.png", "sampled_roll.png", "history.csv"} <= names
+    assert [m.step for m in client.get_metric_history(run_id, "val_nll")] == [1]
+
+    mlflow.set_tracking_uri(uri)
+    logged = mlflow.pyfunc.load_model(f"runs:/{run_id}/mlflow_model")
+    inputs = logged.metadata.get_input_schema().inputs[0]
+    assert inputs.shape == (-1, 9, 106) and str(inputs.type) == "float32"
+    windows = np.random.default_rng(0).random((4, 9, 106)).astype(np.float32)
+    probabilities = np.asarray(logged.predict(windows))
+    assert probabilities.shape == (4, 106) and ((probabilities > 0) & (probabilities < 1)).all()

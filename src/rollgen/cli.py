@@ -98,10 +98,10 @@ def generate(
     temperature: float = typer.Option(1.0, help="bernoulli: below 1 sharper, above 1 freer."),
     threshold: float = typer.Option(0.5, help="threshold: a pitch sounds when its probability exceeds this."),
     max_notes: int = typer.Option(
-        0, min=0, help="bernoulli/threshold: at most this many pitches per step, the most probable (0 = no cap)."
+        0, min=0, help="bernoulli/threshold, factorised models: at most this many pitches per step (0 = no cap)."
     ),
     min_notes: int = typer.Option(
-        0, min=0, help="bernoulli/threshold: at least this many, adding the most probable (0 = no floor)."
+        0, min=0, help="bernoulli/threshold, factorised models: at least this many (0 = no floor)."
     ),
     tempo: float = typer.Option(100.0, help="Beats per minute of the written MIDI."),
     soundfont: str = typer.Option("auto", help="A .sf2 SoundFont, or auto."),
@@ -109,14 +109,15 @@ def generate(
 ) -> None:
     """Generate new pieces with a trained model, each started from real music: MIDI, WAV, PNG and index.html.
 
-    The defaults are params.yaml's `generate:` defaults, chosen for the default lstm model on the Bach chorales.
+    The defaults are params.yaml's `generate:` defaults, chosen for the default nade model on the Bach chorales.
     """
     import numpy as np
 
     from rollgen import files
     from rollgen import generate as generation
     from rollgen.audio import AudioError
-    from rollgen.models import load_model
+    from rollgen.models import is_autoregressive, load_model
+    from rollgen.sampling import check_autoregressive_caps
 
     params = {
         "sampling": sampling, "temperature": temperature, "threshold": threshold,
@@ -129,6 +130,11 @@ def generate(
         raise typer.BadParameter(str(error)) from error
     rng = np.random.default_rng(seed)
     network = load_model(model)
+    if is_autoregressive(network):
+        try:
+            check_autoregressive_caps(max_notes, min_notes)
+        except ValueError as error:
+            raise typer.BadParameter(str(error)) from error
     test_x = None
     if primer == "test":
         if not windows.is_file():

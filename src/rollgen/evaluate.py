@@ -14,13 +14,19 @@ from rollgen.windows import load_split
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] so a hard 0/1 guess has a finite NLL
 
 
-def frame_scores(probabilities: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+def frame_scores(
+    probabilities: np.ndarray, targets: np.ndarray, predicted: np.ndarray | None = None
+) -> dict[str, float]:
     """nll: nats per frame (sum over pitches of the Bernoulli NLL, mean over frames); acc = TP/(TP+FP+FN),
-    precision, recall and f1, all at threshold 0.5 and summed over every frame of the split."""
+    precision, recall and f1 of the predicted frames, summed over every frame of the split.
+
+    Predicted frames default to probabilities > 0.5; an autoregressive model passes its own decoded frames
+    (its probabilities are conditionals given the true notes below, which a prediction may not use).
+    """
     p = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1 - EPSILON)
     y = np.asarray(targets, dtype=bool)
     nll = -(np.where(y, np.log(p), np.log1p(-p))).sum(axis=1).mean() if len(y) else float("nan")
-    predicted = p > 0.5
+    predicted = p > 0.5 if predicted is None else np.asarray(predicted, dtype=bool)
     tp = int((predicted & y).sum())
     fp = int((predicted & ~y).sum())
     fn = int((~predicted & y).sum())
@@ -51,13 +57,33 @@ def persistence_probabilities(table: np.ndarray, previous: np.ndarray) -> np.nda
     return np.where(previous, table[1], table[0])
 
 
-def predict(model, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-    """Model probabilities for uint8 windows, in batches."""
-    outputs = [
-        np.asarray(model(x[start : start + batch_size].astype(np.float32) / 255.0, training=False))
-        for start in range(0, len(x), batch_size)
-    ]
-    return np.concatenate(outputs) if outputs else np.zeros((0, x.shape[2]), np.float32)
+def predict(model, x: np.ndarray, y: np.ndarray, batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities of the true next frames `y` given uint8 windows `x`, and the model's predicted frames.
+
+    Factorised models: their 106 probabilities, and no frames (frame_scores thresholds at 0.5). NADE models:
+    each pitch's probability given the true pitches below it (their NLL is the model's exact frame NLL), and
+    the frame decoded greedily, lowest pitch first, each pitch on when its conditional probability > 0.5.
+    """
+    from rollgen.models import is_autoregressive, nade_parts
+
+    probabilities, decoded = [], []
+    autoregressive = is_autoregressive(model)
+    if autoregressive:
+        encoder, head = nade_parts(model)
+    for start in range(0, len(x), batch_size):
+        windows = x[start : start + batch_size].astype(np.float32) / 255.0
+        if not autoregressive:
+            probabilities.append(np.asarray(model(windows, training=False)))
+            continue
+        frames = (y[start : start + batch_size] > 127).astype(np.float32)
+        probabilities.append(np.asarray(model([windows, frames], training=False)))
+        greedy, _ = head.sample(encoder(windows, training=False), np.full(frames.shape, 0.5, np.float32))
+        decoded.append(np.asarray(greedy))
+    empty = np.zeros((0, x.shape[2]), np.float32)
+    return (
+        np.concatenate(probabilities) if probabilities else empty,
+        (np.concatenate(decoded) if decoded else empty) if autoregressive else None,
+    )
 
 
 def run(
@@ -81,8 +107,9 @@ def run(
     targets = sounding(test["y"])[:, keep]
     last_frame = sounding(test["x"][:, -1])  # the frame before the target (two before, in article mode)
     table = fit_persistence(sounding(train["x"][:, -1]), sounding(train["y"]))
+    probabilities, decoded = predict(load_model(model_path), test["x"], test["y"])
     results = {
-        "model": frame_scores(predict(load_model(model_path), test["x"])[:, keep], targets),
+        "model": frame_scores(probabilities[:, keep], targets, None if decoded is None else decoded[:, keep]),
         "persistence": frame_scores(persistence_probabilities(table, last_frame)[:, keep], targets),
         "repeat_last": frame_scores(last_frame[:, keep].astype(np.float64), targets),
         "pitches": f"{LOWEST_PITCH}..{highest_pitch}",

@@ -15,15 +15,29 @@ from rollgen.midi import MidiError, read_midi
 from rollgen.pictures import save_roll_picture
 from rollgen.quality import best_scale, piece_features, pitch_class_histogram, quality_report, relative_minor
 from rollgen.roll import NUM_PITCHES, piece_to_roll, roll_to_midi
-from rollgen.sampling import Sampler, make_sampler
+from rollgen.sampling import Sampler, check_autoregressive_caps, make_sampler
 from rollgen.windows import load_split
 
 
 def step_function(model, jit_compile: bool):
-    """The model's forward pass as one compiled TensorFlow function of a window batch (pieces, context, pitches)."""
+    """One compiled TensorFlow function per generation step for a window batch (pieces, context, pitches).
+
+    Factorised models: window -> probabilities. Autoregressive (NADE) models: (window, levels) -> frame, the
+    whole chord drawn pitch by pitch inside the compiled step.
+    """
     import tensorflow as tf
 
-    return tf.function(lambda window: model(window, training=False), jit_compile=jit_compile)
+    from rollgen.models import is_autoregressive, nade_parts
+
+    if not is_autoregressive(model):
+        return tf.function(lambda window: model(window, training=False), jit_compile=jit_compile)
+    encoder, head = nade_parts(model)
+
+    def draw(window, levels, temperature):
+        frame, _ = head.sample(encoder(window, training=False), levels, temperature)
+        return frame
+
+    return tf.function(draw, jit_compile=jit_compile)
 
 
 def sample_frames(
@@ -44,12 +58,19 @@ def sample_frames(
     """
     import tensorflow as tf
 
+    from rollgen.models import is_autoregressive
+
     window = np.asarray(primers, dtype=np.float32).copy()
     call = step_function(model, jit_compile)
+    autoregressive = is_autoregressive(model)
+    temperature = tf.constant(sampler.temperature, tf.float32)
     frames = np.zeros((len(window), steps, window.shape[2]), dtype=np.uint8)
     for step in tqdm(range(steps), desc="generate", unit="step", disable=not progress):
-        probabilities = call(tf.constant(window)).numpy()
-        frames[:, step] = sampler(probabilities, step, rng)
+        if autoregressive:
+            levels = sampler.levels(window[:, 0].shape, step, rng)
+            frames[:, step] = call(tf.constant(window), tf.constant(levels), temperature).numpy()
+        else:
+            frames[:, step] = sampler(call(tf.constant(window)).numpy(), step, rng)
         window = np.concatenate([window[:, 1:], frames[:, step, None].astype(np.float32)], axis=1)
     return frames
 
@@ -104,8 +125,8 @@ def make_primers(
 
 
 def model_context(model) -> int:
-    """Frames of context the model takes (its input length)."""
-    return int(model.input_shape[1])
+    """Frames of context the model takes (the length of its window input)."""
+    return int(model.inputs[0].shape[1])
 
 
 def write_piece(roll: np.ndarray, stem: Path, steps_per_quarter: int, tempo_bpm: float, soundfont: str) -> None:
@@ -230,12 +251,14 @@ def run(
 ) -> dict:
     """Generates `params['pieces']` pieces into `out_dir` (replaced as a whole) and compares them with the
     test pieces in `metrics_path` (see rollgen.quality.quality_report)."""
-    from rollgen.models import load_model
+    from rollgen.models import is_autoregressive, load_model
 
     rng = np.random.default_rng(params["seed"])
     test = load_split("test", windows_dir)
     model = load_model(model_path)
     sampler = sampler_from_params(params)
+    if is_autoregressive(model):
+        check_autoregressive_caps(params.get("max_notes", 0), params.get("min_notes", 0))
     primer = params.get("primer", "test")
     primers = make_primers(primer, params["pieces"], model_context(model), rng, test["x"], steps_per_quarter)
     frames = sample_frames(model, primers, params["steps"], sampler, rng)

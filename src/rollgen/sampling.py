@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 MODES = ("threshold", "vanish_proof", "bernoulli")
 
-# (probabilities (pieces, pitches), step number from 0, random generator) -> frame uint8 0/1
-Sampler = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+
+class Sampler:
+    """Turns a model's output into the next frame, seeded by the generator it is given.
+
+    Factorised models: `sampler(probabilities, step, rng)` gives the frame (pieces, pitches) of uint8 0/1.
+    Autoregressive (NADE) models decide pitch by pitch inside the model: `levels(shape, step, rng)` gives,
+    per pitch, the level its (tempered) conditional probability must exceed, with `temperature` applied.
+    """
+
+    temperature = 1.0
+
+    def __call__(self, probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+
+def check_autoregressive_caps(max_notes: int, min_notes: int) -> None:
+    """Raises ValueError for note caps, which a model that draws each chord pitch by pitch cannot honour."""
+    if max_notes or min_notes:
+        raise ValueError(
+            "generate.max_notes/min_notes apply to factorised models; the nade model draws whole chords pitch by"
+            " pitch (set both to 0)"
+        )
 
 
 def check_caps(max_notes: int, min_notes: int) -> None:
@@ -46,48 +67,63 @@ def limit_notes(frame: np.ndarray, probabilities: np.ndarray, max_notes: int = 0
     return sounding.astype(np.uint8)
 
 
-def threshold_sampler(threshold: float = 0.5, max_notes: int = 0, min_notes: int = 0) -> Sampler:
+class ThresholdSampler(Sampler):
     """A pitch sounds when its probability exceeds `threshold` (then the note caps, see `limit_notes`)."""
-    check_caps(max_notes, min_notes)
 
-    def sample(probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
-        return limit_notes(probabilities > threshold, probabilities, max_notes, min_notes)
+    def __init__(self, threshold: float = 0.5, max_notes: int = 0, min_notes: int = 0) -> None:
+        check_caps(max_notes, min_notes)
+        self.threshold, self.max_notes, self.min_notes = threshold, max_notes, min_notes
 
-    return sample
+    def __call__(self, probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
+        return limit_notes(probabilities > self.threshold, probabilities, self.max_notes, self.min_notes)
+
+    def levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
+        check_autoregressive_caps(self.max_notes, self.min_notes)
+        return np.full(shape, self.threshold, np.float32)
 
 
-def vanish_proof_sampler(offset: float = 0.65, growth: float = 1.001) -> Sampler:
+class VanishProofSampler(Sampler):
     """The article's loop, exactly: add `offset` (x `growth` after every step) and cast with astype(uint8).
 
     The cast floors, so a pitch sounds when p + offset >= 1: a threshold of 1 - 0.65 * 1.001**step that
     falls every step (0.35 at first; every pitch sounds from step 431 on). Without the offset the cast
-    turns any p < 1 into silence, which is why the article's first loop stayed silent.
+    turns any p < 1 into silence, which is why the article's first loop stayed silent. One instance
+    generates one batch: the offset grows with every call.
     """
-    state = {"offset": offset}
 
-    def sample(probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
+    def __init__(self, offset: float = 0.65, growth: float = 1.001) -> None:
+        self.initial, self.growth, self.offset = offset, growth, offset
+
+    def __call__(self, probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
         # float32 + Python float stays float32 in NumPy, as in the article's Keras output.
-        frame = (probabilities.astype(np.float32) + np.float32(state["offset"])).astype(np.uint8)
-        state["offset"] *= growth
+        frame = (probabilities.astype(np.float32) + np.float32(self.offset)).astype(np.uint8)
+        self.offset *= self.growth
         return frame
 
-    return sample
+    def levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
+        # The same falling threshold, applied to each conditional probability (p > level, not p >= level).
+        return np.full(shape, 1.0 - self.initial * self.growth**step, np.float32)
 
 
-def bernoulli_sampler(temperature: float = 1.0, max_notes: int = 0, min_notes: int = 0) -> Sampler:
+class BernoulliSampler(Sampler):
     """Each pitch sounds with its predicted probability, sharpened (temperature < 1) or flattened (> 1);
     then the note caps (see `limit_notes`) rank the pitches by that tempered probability."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, not {temperature}")
-    check_caps(max_notes, min_notes)
 
-    def sample(probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
+    def __init__(self, temperature: float = 1.0, max_notes: int = 0, min_notes: int = 0) -> None:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, not {temperature}")
+        check_caps(max_notes, min_notes)
+        self.temperature, self.max_notes, self.min_notes = temperature, max_notes, min_notes
+
+    def __call__(self, probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
         p = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
         logits = np.log(p) - np.log1p(-p)
-        tempered = 1.0 / (1.0 + np.exp(-logits / temperature))
-        return limit_notes(rng.random(p.shape) < tempered, tempered, max_notes, min_notes)
+        tempered = 1.0 / (1.0 + np.exp(-logits / self.temperature))
+        return limit_notes(rng.random(p.shape) < tempered, tempered, self.max_notes, self.min_notes)
 
-    return sample
+    def levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
+        check_autoregressive_caps(self.max_notes, self.min_notes)
+        return rng.random(shape).astype(np.float32)  # p > u with u uniform: a draw with probability p
 
 
 def make_sampler(
@@ -102,9 +138,9 @@ def make_sampler(
     """The sampler for `generate.sampling`. The note caps (0 = off) apply to `threshold` and `bernoulli`;
     `vanish_proof` ignores them, since it reproduces the article's loop and nothing else."""
     if mode == "threshold":
-        return threshold_sampler(threshold, max_notes, min_notes)
+        return ThresholdSampler(threshold, max_notes, min_notes)
     if mode == "vanish_proof":
-        return vanish_proof_sampler(vanish_proof, vanish_inc)
+        return VanishProofSampler(vanish_proof, vanish_inc)
     if mode == "bernoulli":
-        return bernoulli_sampler(temperature, max_notes, min_notes)
+        return BernoulliSampler(temperature, max_notes, min_notes)
     raise ValueError(f"generate.sampling must be one of {MODES}, not '{mode}'")
