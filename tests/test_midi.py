@@ -1,11 +1,11 @@
-"""Reading MIDI into notes (py_midicsv) and writing notes back (music21)."""
+"""Reading MIDI into notes (rollgen.smf's events; py_midicsv as the reference) and writing notes back (music21)."""
 
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from rollgen.midi import MidiError, read_midi, write_midi
+from rollgen.midi import PARSERS, MidiError, read_midi, write_midi
 from rollgen.smf import check_structure
 from tests.conftest import build_midi
 
@@ -14,7 +14,8 @@ def notes_of(piece):
     return list(zip(piece.pitches.tolist(), piece.starts.tolist(), piece.ends.tolist()))
 
 
-def test_known_events_give_known_notes():
+@pytest.mark.parametrize("parser", PARSERS)
+def test_known_events_give_known_notes(parser):
     data = build_midi(
         [
             ["0, Tempo, 500000"],
@@ -31,14 +32,21 @@ def test_known_events_give_known_notes():
             ],
         ]
     )
-    piece = read_midi(data)
+    piece = read_midi(data, parser=parser)
     assert piece.ticks_per_quarter == 480
     assert notes_of(piece) == [(60, 0, 480), (64, 480, 720), (64, 720, 960), (67, 960, 1440)]
     assert piece.dropped == {"drums (channel 10)": 1}
     assert piece.repaired == {"never switched off (ended at track end)": 1}
     assert piece.length_quarters == 3
-    with_drums = read_midi(data, include_drums=True)
+    with_drums = read_midi(data, include_drums=True, parser=parser)
     assert (36, 960, 1440) in notes_of(with_drums)
+
+
+def test_both_parsers_read_chorales_alike(chorale_midi_dir):
+    for path in sorted(chorale_midi_dir.iterdir()):
+        fast, reference = (read_midi(path.read_bytes(), parser=parser) for parser in PARSERS)
+        assert notes_of(fast) == notes_of(reference) and len(notes_of(fast)) > 100
+        assert (fast.dropped, fast.repaired, fast.seconds) == (reference.dropped, reference.repaired, reference.seconds)
 
 
 def test_notes_on_several_tracks_are_merged_and_sorted():
@@ -67,7 +75,9 @@ def test_notes_on_several_tracks_are_merged_and_sorted():
 def test_broken_files_are_rejected_with_their_reason(data, reason):
     with pytest.raises(MidiError, match=reason):
         check_structure(data)
-        read_midi(data)
+    for parser in PARSERS:
+        with pytest.raises(MidiError, match=reason):
+            read_midi(data, parser=parser)
 
 
 def test_truncated_real_file_is_rejected(chorale_midi_dir):
