@@ -39,6 +39,7 @@ class Piece:
 
 
 PARSERS = ("fast", "py_midicsv")
+OFF_BEFORE_ON = "zero length (note-off written before its note-on)"
 NEVER_SWITCHED_OFF = "never switched off (ended at track end)"
 
 
@@ -49,7 +50,10 @@ def read_midi(data: bytes, include_drums: bool = False, max_quarters: float = 1_
     before anything its size is allocated. Policies (why: real files do all of these): a note-on with
     velocity 0 is a note-off; a second note-on of a sounding pitch on the same track and channel ends
     the first one there (retrigger); a note never switched off ends at its track's end; a note-off with
-    nothing sounding is ignored. Times stay in ticks: tempo changes do not move the grid.
+    nothing sounding is ignored. One exception: a note-on that comes right after such a note-off, of the
+    same pitch at the same tick, and is never switched off itself (only a retrigger or the track's end
+    ends it) is a zero-length note written off first, as music21 writes grace notes, and is dropped.
+    Times stay in ticks: tempo changes do not move the grid.
 
     `parser`: "fast" takes the note events the structure check decoded and pairs them with NumPy;
     "py_midicsv" parses the checked file again with py_midicsv and pairs its events one at a time. The
@@ -104,13 +108,25 @@ def _pair_note_events(structure: Structure, include_drums: bool) -> tuple:
     # Each event's neighbours within its key: same_as_next[i] says event i + 1 is of the same key.
     same_as_next = np.zeros(len(keys), dtype=bool)
     same_as_next[:-1] = keys[1:] == keys[:-1]
+    same_as_previous = np.zeros(len(keys), dtype=bool)
+    same_as_previous[1:] = same_as_next[:-1]
+    previous_is_on, next_is_on = np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=bool)
+    previous_is_on[1:], next_is_on[:-1] = is_on[:-1], is_on[1:]
     ends = np.asarray(structure.track_ends, dtype=np.int64)[tracks]
     ends[:-1] = np.where(same_as_next[:-1], ticks[1:], ends[:-1])
-    if zero_length := int((is_on & (ends == ticks)).sum()):
-        dropped["zero length"] = zero_length
-    if at_track_end := int((is_on & ~same_as_next).sum()):
+    # A note-off with nothing sounding (the event before it of its key is no note-on), then a note-on of the
+    # key at the same tick that no note-off ends: one zero-length note, written off first.
+    silent_off = ~is_on & ~(same_as_previous & previous_is_on)
+    after_silent_off = np.zeros(len(keys), dtype=bool)
+    after_silent_off[1:] = silent_off[:-1] & same_as_previous[1:] & (ticks[1:] == ticks[:-1])
+    zero_length = is_on & (ends == ticks)
+    off_before_on = is_on & after_silent_off & ~(same_as_next & ~next_is_on) & ~zero_length
+    sounding = is_on & ~off_before_on
+    counts = {OFF_BEFORE_ON: int(off_before_on.sum()), "zero length": int(zero_length.sum())}
+    dropped.update({reason: count for reason, count in counts.items() if count})
+    if at_track_end := int((sounding & ~same_as_next).sum()):
         repaired[NEVER_SWITCHED_OFF] += at_track_end
-    keep = is_on & (ends > ticks)
+    keep = sounding & (ends > ticks)
     return pitches[keep], ticks[keep], ends[keep], dropped, repaired
 
 
@@ -126,7 +142,8 @@ def _pair_py_midicsv_events(structure: Structure, include_drums: bool) -> tuple:
         raise MidiError(f"unreadable MIDI events: {detail}") from error
 
     offsets = structure.track_offsets
-    open_notes: dict[tuple[int, int, int], int] = {}  # key -> onset
+    open_notes: dict[tuple[int, int, int], tuple[int, bool]] = {}  # key -> (onset, written off first)
+    silent_offs: dict[tuple[int, int, int], int] = {}  # key -> tick of a note-off with nothing sounding
     track_end: dict[int, int] = {}
     pitches: list[int] = []
     starts: list[int] = []
@@ -134,19 +151,23 @@ def _pair_py_midicsv_events(structure: Structure, include_drums: bool) -> tuple:
     dropped: Counter = Counter()
     repaired: Counter = Counter(structure.repaired)
 
-    def close(key: tuple[int, int, int], tick: int) -> None:
-        start = open_notes.pop(key)
-        if tick > start:
+    def close(key: tuple[int, int, int], tick: int, by_note_off: bool) -> None:
+        start, off_first = open_notes.pop(key)
+        if tick <= start:
+            dropped["zero length"] += 1
+        elif off_first and not by_note_off:
+            dropped[OFF_BEFORE_ON] += 1
+        else:
             pitches.append(key[2])
             starts.append(start)
             ends.append(tick)
-        else:
-            dropped["zero length"] += 1
 
     def close_track(track: int) -> None:
         for key in [key for key in open_notes if key[0] == track]:
-            repaired[NEVER_SWITCHED_OFF] += 1
-            close(key, track_end[track])
+            start, off_first = open_notes[key]
+            if not off_first or track_end[track] <= start:
+                repaired[NEVER_SWITCHED_OFF] += 1
+            close(key, track_end[track], by_note_off=False)
 
     for row in rows:
         fields = row.split(",", 3)
@@ -164,10 +185,13 @@ def _pair_py_midicsv_events(structure: Structure, include_drums: bool) -> tuple:
                     dropped["drums (channel 10)"] += 1
                 continue
             key = (track, channel, pitch)
+            silent_off = silent_offs.pop(key, None)
             if key in open_notes:  # its note-off, or a retrigger of a sounding pitch
-                close(key, tick)
+                close(key, tick, by_note_off=not is_on)
+            elif not is_on:
+                silent_offs[key] = tick
             if is_on:
-                open_notes[key] = tick
+                open_notes[key] = (tick, silent_off == tick)
         elif kind == "End_track":
             track = int(fields[0])
             tick = int(fields[1]) + offsets[track - 1]
