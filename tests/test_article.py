@@ -8,7 +8,7 @@ import pytest
 from rollgen.article import article_images, article_roll, rolls_equal
 from rollgen.corpus import music21_corpus_files, score_to_midi
 from rollgen.images import roll_to_images
-from rollgen.midi import read_midi
+from rollgen.midi import OFF_BEFORE_ON, read_midi
 from rollgen.roll import LOWEST_PITCH, piece_to_roll
 from tests.conftest import build_midi
 
@@ -16,13 +16,14 @@ from tests.conftest import build_midi
 AGREEING = ("bwv1.6", "bwv10.7", "bwv101.7", "bwv102.7", "bwv103.6")
 WITH_32ND_NOTES = "bwv432"
 WITH_A_LAST_GRACE_NOTE = "bwv315"
+WITH_AN_EARLIER_GRACE_NOTE = "bwv299"  # and a last one
 
 
 @pytest.fixture(scope="module")
 def chorale_midi(tmp_path_factory) -> dict[str, Path]:
     """Some chorales of music21's corpus exported to MIDI files, by name."""
     _, scores = music21_corpus_files("bach")
-    wanted = {*AGREEING, WITH_32ND_NOTES, WITH_A_LAST_GRACE_NOTE}
+    wanted = {*AGREEING, WITH_32ND_NOTES, WITH_A_LAST_GRACE_NOTE, WITH_AN_EARLIER_GRACE_NOTE}
     folder = tmp_path_factory.mktemp("article")
     midi = {}
     for score in scores:
@@ -97,18 +98,27 @@ def test_chorale_32nd_notes_are_the_only_difference(chorale_midi):
         assert np.abs(onsets - step).min() <= 0.5
 
 
-def test_a_grace_note_exported_off_before_on_sounds_to_the_end_only_in_rollgen(chorale_midi):
-    # music21 writes a grace note (0 quarter lengths) as a note-off, then a note-on, at one tick; when no later
-    # note of that pitch follows, rollgen ends the note at the track's end and music21 drops it.
-    path = chorale_midi[WITH_A_LAST_GRACE_NOTE]
+def test_grace_notes_exported_off_before_on_draw_nothing(chorale_midi):
+    # music21 writes a grace note (0 quarter lengths) as a note-off, then a note-on, at one tick. rollgen reads the
+    # pair as the zero-length note it is, so it draws nothing (the article's grid: int(0 * 4) == 0 steps).
+    last = read_midi(chorale_midi[WITH_A_LAST_GRACE_NOTE].read_bytes())
+    assert last.dropped == {OFF_BEFORE_ON: 1} and not last.repaired  # no longer held to the track's end
+    # music21's reader drops a note-on that no note-off follows: here the two readers agree cell for cell.
+    assert rolls_equal(
+        article_roll(chorale_midi[WITH_A_LAST_GRACE_NOTE]), rollgen_roll(chorale_midi[WITH_A_LAST_GRACE_NOTE])
+    )
+
+    path = chorale_midi[WITH_AN_EARLIER_GRACE_NOTE]
     piece = read_midi(path.read_bytes())
-    assert piece.repaired == {"never switched off (ended at track end)": 1}
+    assert piece.dropped == {OFF_BEFORE_ON: 2} and not piece.repaired
+    reference = read_midi(path.read_bytes(), parser="py_midicsv")
+    assert all((getattr(piece, name) == getattr(reference, name)).all() for name in ("pitches", "starts", "ends"))
+    # music21 ends an earlier grace note's note-on at the next note-off of its pitch, so it draws a B-flat the
+    # score does not have (4 cells); rollgen's roll is the article's without them.
     rollgen, article = rollgen_roll(path), article_roll(path)
-    article = np.pad(article, ((0, 0), (0, rollgen.shape[1] - article.shape[1])))  # rollgen's is longer
-    assert not (article & ~rollgen).any()
-    rows, steps = np.nonzero(rollgen & ~article)
-    assert set(rows.tolist()) == {74 - LOWEST_PITCH}  # the D5 grace note of the last line
-    assert steps.tolist() == list(range(steps.min(), rollgen.shape[1]))  # from the grace note to the end
+    assert article.shape == rollgen.shape and not (rollgen & ~article).any()
+    rows, steps = np.nonzero(article & ~rollgen)
+    assert set(rows.tolist()) == {70 - LOWEST_PITCH} and steps.tolist() == list(range(steps.min(), steps.min() + 4))
 
 
 def test_notes_ending_one_step_apart_become_one_chord_in_music21(tmp_path):

@@ -1,11 +1,11 @@
-"""Reading MIDI into notes (py_midicsv) and writing notes back (music21)."""
+"""Reading MIDI into notes (rollgen.smf's events; py_midicsv as the reference) and writing notes back (music21)."""
 
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from rollgen.midi import MidiError, read_midi, write_midi
+from rollgen.midi import OFF_BEFORE_ON, PARSERS, MidiError, read_midi, write_midi
 from rollgen.smf import check_structure
 from tests.conftest import build_midi
 
@@ -14,7 +14,8 @@ def notes_of(piece):
     return list(zip(piece.pitches.tolist(), piece.starts.tolist(), piece.ends.tolist()))
 
 
-def test_known_events_give_known_notes():
+@pytest.mark.parametrize("parser", PARSERS)
+def test_known_events_give_known_notes(parser):
     data = build_midi(
         [
             ["0, Tempo, 500000"],
@@ -31,14 +32,64 @@ def test_known_events_give_known_notes():
             ],
         ]
     )
-    piece = read_midi(data)
+    piece = read_midi(data, parser=parser)
     assert piece.ticks_per_quarter == 480
     assert notes_of(piece) == [(60, 0, 480), (64, 480, 720), (64, 720, 960), (67, 960, 1440)]
     assert piece.dropped == {"drums (channel 10)": 1}
     assert piece.repaired == {"never switched off (ended at track end)": 1}
     assert piece.length_quarters == 3
-    with_drums = read_midi(data, include_drums=True)
+    with_drums = read_midi(data, include_drums=True, parser=parser)
     assert (36, 960, 1440) in notes_of(with_drums)
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_a_note_off_written_before_its_note_on_is_a_zero_length_note(parser):
+    # music21 writes a grace note (0 quarter lengths) as a note-off, then a note-on, at one tick: the off first.
+    data = build_midi(
+        [
+            [
+                "0, Note_on_c, 0, 60, 90",
+                "480, Note_off_c, 0, 60, 0",
+                "480, Note_off_c, 0, 74, 0",  # a grace D, the last D of the track: no note-off will follow
+                "480, Note_on_c, 0, 74, 90",
+                "480, Note_on_c, 0, 72, 90",
+                "960, Note_off_c, 0, 72, 0",
+                "960, Note_off_c, 0, 72, 0",  # a grace C right after a C: ended only by the next C's note-on
+                "960, Note_on_c, 0, 72, 90",
+                "1440, Note_on_c, 0, 72, 90",
+                "1920, Note_off_c, 0, 72, 0",
+            ]
+        ]
+    )
+    piece = read_midi(data, parser=parser)
+    assert notes_of(piece) == [(60, 0, 480), (72, 480, 960), (72, 1440, 1920)]  # not held to the end, nor to 1440
+    assert piece.dropped == {OFF_BEFORE_ON: 2} and not piece.repaired
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_a_stray_note_off_does_not_swallow_the_next_note(parser):
+    data = build_midi(
+        [
+            [
+                "0, Note_on_c, 0, 64, 90",
+                "0, Note_on_c, 0, 64, 90",  # two voices in unison: the second note-on retriggers the first
+                "480, Note_off_c, 0, 64, 0",
+                "480, Note_off_c, 0, 64, 0",  # finds nothing sounding
+                "480, Note_on_c, 0, 64, 90",  # the next note, ended by a note-off of its own: a real note
+                "960, Note_off_c, 0, 64, 0",
+            ]
+        ]
+    )
+    piece = read_midi(data, parser=parser)
+    assert notes_of(piece) == [(64, 0, 480), (64, 480, 960)]
+    assert piece.dropped == {"zero length": 1}
+
+
+def test_both_parsers_read_chorales_alike(chorale_midi_dir):
+    for path in sorted(chorale_midi_dir.iterdir()):
+        fast, reference = (read_midi(path.read_bytes(), parser=parser) for parser in PARSERS)
+        assert notes_of(fast) == notes_of(reference) and len(notes_of(fast)) > 100
+        assert (fast.dropped, fast.repaired, fast.seconds) == (reference.dropped, reference.repaired, reference.seconds)
 
 
 def test_notes_on_several_tracks_are_merged_and_sorted():
@@ -67,7 +118,9 @@ def test_notes_on_several_tracks_are_merged_and_sorted():
 def test_broken_files_are_rejected_with_their_reason(data, reason):
     with pytest.raises(MidiError, match=reason):
         check_structure(data)
-        read_midi(data)
+    for parser in PARSERS:
+        with pytest.raises(MidiError, match=reason):
+            read_midi(data, parser=parser)
 
 
 def test_truncated_real_file_is_rejected(chorale_midi_dir):

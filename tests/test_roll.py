@@ -3,7 +3,7 @@
 import numpy as np
 
 from rollgen.corpus import score_to_midi
-from rollgen.midi import read_midi
+from rollgen.midi import Piece, read_midi
 from rollgen.roll import LOWEST_PITCH, NUM_PITCHES, piece_to_roll, roll_to_midi, roll_to_notes
 from tests.conftest import build_midi
 
@@ -31,6 +31,21 @@ def test_known_notes_make_a_known_roll():
     assert roll.shape == expected.shape
     assert (roll == expected).all()
     assert dropped == {"pitch outside 21..126": 1, "shorter than one step": 1}
+
+
+def test_sparse_and_piled_up_notes_draw_their_cells():
+    # 480 ticks per quarter, one step = 120 ticks. Sparse notes are drawn cell by cell; notes piled on one
+    # another (more note cells than the roll has) by a running sum: both must draw what a loop draws.
+    rng = np.random.default_rng(0)
+    for count, pitch_range in ((300, 106), (1000, 3)):
+        pitches = LOWEST_PITCH + rng.integers(0, pitch_range, count)
+        starts = rng.integers(0, 60, count) * 120
+        ends = starts + rng.integers(1, 20, count) * 120
+        roll, _ = piece_to_roll(Piece(480, pitches.astype(np.int16), starts, ends), steps_per_quarter=4)
+        expected = np.zeros((NUM_PITCHES, int(ends.max()) // 120), dtype=bool)
+        for pitch, start, end in zip(pitches, starts, ends):
+            expected[pitch - LOWEST_PITCH, start // 120 : end // 120] = True
+        assert roll.shape == expected.shape and (roll == expected).all()
 
 
 def test_roll_to_notes_merges_runs_of_sounding_steps():

@@ -7,18 +7,20 @@ Here the same steps run on the whole piece with all parts in one roll, as rollge
 (`rollgen.roll.piece_to_roll`), so the two can be compared cell for cell.
 
 How far the two agree (music21 10.5, the 411 chorales of the default data set, `dvc repro`'s MIDI):
-400 rolls are identical. The 11 others differ because music21's MIDI import does not give back the
+401 rolls are identical. The 10 others differ because music21's MIDI import does not give back the
 notes in the file, never because of the grid arithmetic:
 - 32nd notes (8 files: bwv112.5-sc, bwv161.6, bwv185.6, bwv248.64-6, bwv248.64-s, bwv251, bwv36.4-2,
   bwv432). music21 quantises every offset and duration to a 16th or an eighth-note triplet
   (`quarterLengthDivisors=(4, 3)`) and lengthens a duration that would round to 0, so a 32nd note
   becomes a 16th and draws one cell. rollgen reads the exact ticks: the note is shorter than one step
   and draws nothing, as the article's grid says (`int(0.125 / 0.25) == 0`).
-- A grace note last of its pitch in its track (bwv299, bwv315). music21 exports a grace note (0 quarter
-  lengths) as a note-off and a note-on at the same tick, the off first, so the note-on is never switched
-  off. rollgen's reader ends such a note at its track's end (drawn to the piece's end); music21's reader
-  drops a note-on without a later note-off. An earlier grace note is closed by the next note of its pitch
-  in both readers, and both draw the same cells for it.
+- A grace note followed by another note of its pitch (bwv299). music21 exports a grace note (0 quarter
+  lengths) as a note-off and a note-on at the same tick, the off first. rollgen reads the pair as the
+  zero-length note it is and draws nothing, as the grid does for 0 quarter lengths. music21's reader
+  ends each note-on at the next note-off of its pitch and channel (`getNotesFromEvents`), so the grace
+  note sounds until the next note of its pitch ends: 4 cells of a B-flat the score does not have. A
+  grace note last of its pitch (bwv315, and a second one in bwv299) has no later note-off, and music21's
+  reader drops it, as rollgen does.
 - bwv248.23-2, two music21 import artefacts. Notes of one track that start together and end one 16th
   apart become one chord (music21 groups notes whose ends differ by at most its quantisation unit) with
   the times of one of them, so the other gains or loses a cell. And in one part a measure that needed

@@ -30,15 +30,16 @@ def roll_to_images(roll: np.ndarray, mode: str = "lossless", chunk_steps: int = 
     if mode == "lossless" and chunk_steps != IMAGE_SIZE:
         raise ValueError(f"lossless images need chunk_steps = {IMAGE_SIZE}, not {chunk_steps}")
     steps = roll.shape[1]
-    images = []
-    for start in range(0, max(steps, 1), chunk_steps):
-        chunk = np.zeros((NUM_PITCHES, chunk_steps), dtype=np.uint8)
-        part = roll[:, start : start + chunk_steps]
-        chunk[:, : part.shape[1]] = np.where(part, 255, 0)
-        if mode == "article":
-            chunk = np.asarray(Image.fromarray(chunk).resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS))
-        images.append(chunk)
-    return images
+    count = max(1, -(-steps // chunk_steps))
+    # One padded copy of the whole roll, cut into contiguous chunks: no per-chunk allocation or masking.
+    pixels = np.zeros((NUM_PITCHES, count * chunk_steps), dtype=np.uint8)
+    np.multiply(roll, 255, out=pixels[:, :steps], casting="unsafe")
+    chunks = list(pixels.reshape(NUM_PITCHES, count, chunk_steps).transpose(1, 0, 2).copy())
+    if mode == "article":
+        chunks = [
+            np.asarray(Image.fromarray(chunk).resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)) for chunk in chunks
+        ]
+    return chunks
 
 
 def save_png(image: np.ndarray, target: Path) -> None:

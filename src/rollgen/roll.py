@@ -53,11 +53,20 @@ def piece_to_roll(piece: Piece, steps_per_quarter: int = 4, max_steps: int = 100
     steps = int((starts + lengths).max()) if len(starts) else 0
     if steps > max_steps:
         raise MidiError(f"too long: {steps} steps (limit {max_steps})")
-    # Counting note starts minus note ends per cell, then a running sum, marks every sounding cell at once.
-    change = np.zeros((NUM_PITCHES, steps + 1), dtype=np.int32)
-    np.add.at(change, (rows, starts), 1)
-    np.add.at(change, (rows, starts + lengths), -1)
-    return np.cumsum(change, axis=1)[:, :steps] > 0, dropped
+    roll = np.zeros((NUM_PITCHES, steps), dtype=bool)
+    if int(lengths.sum()) <= roll.size:
+        # Every sounding cell's index in the flat roll, all notes at once: each note's first cell, repeated
+        # over its length, plus 0, 1, 2, ... within the note (no more indices than the roll has cells).
+        within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        roll.reshape(-1)[np.repeat(rows * steps + starts, lengths) + within] = True
+        return roll, dropped
+    # Notes piled on one another (more note cells than the roll has): count note starts minus note ends per
+    # cell, then a running sum along each row: memory in proportion to the roll, not to the notes.
+    width = steps + 1
+    cells = NUM_PITCHES * width
+    change = np.bincount(rows * width + starts, minlength=cells)
+    change -= np.bincount(rows * width + starts + lengths, minlength=cells)
+    return np.cumsum(change.reshape(NUM_PITCHES, width), axis=1)[:, :steps] > 0, dropped
 
 
 def roll_to_notes(roll: np.ndarray) -> RollNotes:
