@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import py_midicsv
 import pytest
 
 from rollgen.corpus import music21_corpus_files, score_to_midi
+from tests.browser import Page, chromium, find_chromium
 from tests.repro import make_tiny_repro
 
 CHORALES = ("bwv1.6.mxl", "bwv10.7.mxl", "bwv101.7.mxl", "bwv102.7.mxl", "bwv103.6.mxl", "bwv104.6.mxl")
@@ -55,11 +57,20 @@ def tiny_repro(tmp_path_factory) -> Path:
     return make_tiny_repro(tmp_path_factory.mktemp("tiny-repro"))
 
 
+@pytest.fixture
+def page(tmp_path) -> Iterator[Page]:
+    """A tab of a headless Chromium (see tests/browser.py); the test is skipped where none is installed."""
+    if find_chromium() is None:
+        pytest.skip("Chromium is not installed: apt-get install chromium (scripts/setup.sh does it)")
+    with chromium(tmp_path / "chromium") as tab:
+        yield tab
+
+
 SAVED_FOR_PEOPLE: list[Path] = []
 
 
 @pytest.fixture(scope="session")
-def saved_for_people():
+def saved_for_people() -> Callable[[str], Path]:
     """Gives paths under build/test-artifacts/ for screenshots and such, which pytest's summary then lists."""
     folder = Path(__file__).resolve().parents[1] / "build" / "test-artifacts"  # /build/ is git-ignored
 

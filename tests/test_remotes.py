@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import sys
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -14,7 +14,7 @@ from tests.servers import free_port, serving
 
 
 @pytest.fixture
-def webdav(tmp_path) -> dict:
+def webdav(tmp_path) -> Iterator[dict]:
     """A WsgiDAV server (cheroot) sharing a folder to one user with a random password; DVC stores into its empty
     rollgen/ folder (the remote's root must exist, as on any server)."""
     port, user, password = free_port(), "rollgen", secrets.token_urlsafe(16)
