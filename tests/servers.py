@@ -27,12 +27,17 @@ def port_open(port: int) -> bool:
 
 @contextlib.contextmanager
 def serving(
-    command: list[str], log: Path, ready: str | int, timeout: float = 120, env: dict | None = None
+    command: list[str],
+    log: Path,
+    ready: str | int,
+    timeout: float = 120,
+    env: dict | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen]:
     """Runs a server process until the block ends, after it is ready: `ready` is a URL that answers (any HTTP
     status) or a port that accepts connections. Fails with the server's log if it exits or times out first."""
     with log.open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     try:
         deadline = time.monotonic() + timeout
         while not is_ready(ready):

@@ -3,8 +3,13 @@ through MlflowClient and seen in the MLflow UI by a headless Chromium."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import secrets
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -88,3 +93,33 @@ def test_the_mlflow_ui_shows_the_run_and_its_metrics(mlflow_server, trained, pag
     assert min(Image.open(screenshot).size) > 500
     page.screenshot(saved_for_people("mlflow-run.png"))
     print(f"MLflow UI screenshot: {screenshot}")
+
+
+def test_with_basic_auth_the_server_answers_only_to_a_password(tmp_path):
+    """`mlflow server --app-name basic-auth`, as the README's Security section says to share a server."""
+    port, password = free_port(), secrets.token_urlsafe(16)
+    env = dict(os.environ, MLFLOW_AUTH_ADMIN_PASSWORD=password, MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [
+        *(sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth"),
+        *("--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
+
+    def status(user: str | None = None, secret: str | None = None) -> int:
+        request = urllib.request.Request(search)
+        if user:
+            request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    # basic_auth.db, the users' store, goes to the working directory: the test's own
+    with serving(command, tmp_path / "server.log", ready=f"{url}/health", timeout=180, env=env, cwd=tmp_path):
+        assert status() == 401
+        assert status("admin", "not-the-password") == 401
+        assert status("admin", password) == 200
