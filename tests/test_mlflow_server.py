@@ -95,6 +95,7 @@ def test_the_mlflow_ui_shows_the_run_and_its_metrics(mlflow_server, trained, pag
     print(f"MLflow UI screenshot: {screenshot}")
 
 
+@pytest.mark.slow
 def test_with_basic_auth_the_server_answers_only_to_a_password(tmp_path):
     """`mlflow server --app-name basic-auth`, as the README's Security section says to share a server."""
     port, password = free_port(), secrets.token_urlsafe(16)

@@ -56,6 +56,7 @@ def test_push_to_webdav_and_pull_back_restores_every_output(tiny_repro, webdav, 
     assert "Data and pipelines are up to date" in run(["dvc", "status"], project)
 
 
+@pytest.mark.slow
 def test_webdav_refuses_a_wrong_password(webdav, tmp_path):
     """The round trip above proves the password is used, this that it is needed."""
     project = tmp_path / "empty"
