@@ -2,28 +2,46 @@
 # Builds rollgen's environment on Debian/Ubuntu and runs the whole pipeline on the default data:
 #   FluidSynth + a General MIDI SoundFont (apt, when root or sudo is available),
 #   a virtual environment in .venv with rollgen installed in editable mode, then `dvc repro`.
-# Usage: bash scripts/setup.sh [--no-repro]
+#   With --browser also Chromium (apt), which the browser tests drive headless; CI passes it.
+# Usage: bash scripts/setup.sh [--no-repro] [--browser]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
 SOUNDFONT_PACKAGE="${ROLLGEN_SOUNDFONT_PACKAGE:-fluid-soundfont-gm}"  # timgm6mb-soundfont is 6 MB instead of 145
 run_repro=1
-[ "${1:-}" = "--no-repro" ] && run_repro=0
+with_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --no-repro) run_repro=0 ;;
+    --browser) with_browser=1 ;;
+    *) echo "usage: bash scripts/setup.sh [--no-repro] [--browser]" >&2; exit 2 ;;
+  esac
+done
 
 have_soundfont() { compgen -G "/usr/share/sounds/sf2/*.sf2" >/dev/null || compgen -G "/usr/share/soundfonts/*.sf2" >/dev/null; }
 
-if ! command -v fluidsynth >/dev/null || ! have_soundfont || ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
-  if [ "$(id -u)" -eq 0 ]; then sudo=""; elif command -v sudo >/dev/null; then sudo="sudo"; else sudo="none"; fi
-  if command -v apt-get >/dev/null && [ "$sudo" != "none" ]; then
-    echo "==> installing fluidsynth, $SOUNDFONT_PACKAGE and python3-venv with apt"
-    $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
-      fluidsynth "$SOUNDFONT_PACKAGE" python3-venv
-  else
-    echo "!! cannot install FluidSynth here (no apt-get, or neither root nor sudo)." >&2
-    echo "!! The generate stage needs it: install fluidsynth and a General MIDI SoundFont yourself." >&2
+# apt_install WHAT PACKAGE...: installs with apt as root or with sudo; returns 1 where it cannot.
+apt_updated=0
+apt_install() {
+  local what="$1"; shift
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then if command -v sudo >/dev/null; then sudo="sudo"; else sudo="none"; fi; fi
+  if ! command -v apt-get >/dev/null || [ "$sudo" = "none" ]; then
+    echo "!! cannot install $what here (no apt-get, or neither root nor sudo)." >&2
+    return 1
   fi
+  echo "==> installing $what with apt"
+  if [ "$apt_updated" -eq 0 ]; then $sudo apt-get update -q; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"
+}
+
+if ! command -v fluidsynth >/dev/null || ! have_soundfont || ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
+  apt_install "fluidsynth, $SOUNDFONT_PACKAGE and python3-venv" fluidsynth "$SOUNDFONT_PACKAGE" python3-venv ||
+    echo "!! The generate stage needs it: install fluidsynth and a General MIDI SoundFont yourself." >&2
+fi
+if [ "$with_browser" -eq 1 ] && ! command -v chromium >/dev/null; then
+  apt_install "Chromium (for the browser tests)" chromium fonts-liberation  # asked for: failing here fails setup
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -1,14 +1,18 @@
-"""Shared test inputs: MIDI built from known events, and a few real chorales from music21's corpus."""
+"""Shared test inputs: MIDI built from known events, a few real chorales from music21's corpus, and one tiny
+`dvc repro` of the whole project for the end-to-end tests."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import py_midicsv
 import pytest
 
 from rollgen.corpus import music21_corpus_files, score_to_midi
+from tests.browser import Page, chromium, find_chromium
+from tests.repro import make_tiny_repro
 
 CHORALES = ("bwv1.6.mxl", "bwv10.7.mxl", "bwv101.7.mxl", "bwv102.7.mxl", "bwv103.6.mxl", "bwv104.6.mxl")
 
@@ -44,3 +48,43 @@ def chorale_midi_dir(tmp_path_factory, chorale_files) -> Path:
     for path in chorale_files[:4]:
         (folder / f"{path.stem}.mid").write_bytes(score_to_midi(path))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_repro(tmp_path_factory) -> Path:
+    """The project with tiny params after one `dvc repro`, committed in a git repo of its own. Shared by the
+    session: tests that change a project change a `tests.repro.copy_project` of it."""
+    return make_tiny_repro(tmp_path_factory.mktemp("tiny-repro"))
+
+
+@pytest.fixture
+def page(tmp_path) -> Iterator[Page]:
+    """A tab of a headless Chromium (see tests/browser.py); the test is skipped where none is installed."""
+    if find_chromium() is None:
+        pytest.skip("Chromium is not installed: apt-get install chromium (scripts/setup.sh does it)")
+    with chromium(tmp_path / "chromium") as tab:
+        yield tab
+
+
+SAVED_FOR_PEOPLE: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def saved_for_people() -> Callable[[str], Path]:
+    """Gives paths under build/test-artifacts/ for screenshots and such, which pytest's summary then lists."""
+    folder = Path(__file__).resolve().parents[1] / "build" / "test-artifacts"  # /build/ is git-ignored
+
+    def path_for(name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        SAVED_FOR_PEOPLE.append(folder / name)
+        return folder / name
+
+    return path_for
+
+
+def pytest_terminal_summary(terminalreporter):
+    saved = [path for path in SAVED_FOR_PEOPLE if path.exists()]
+    if saved:
+        terminalreporter.section("saved for people to look at")
+        for path in saved:
+            terminalreporter.write_line(str(path))

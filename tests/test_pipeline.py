@@ -3,59 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
-from rollgen.files import load_npz, sha256_file, sha256_tree
+from rollgen.files import load_npz
 from rollgen.midi import read_midi
 from rollgen.models import load_model
-
-REPO = Path(__file__).resolve().parents[1]
-COPIED = ["dvc.yaml", "params.yaml", "stages", "src", "data/raw", ".dvc/config", ".dvcignore", ".gitignore"]
-TINY = {
-    "ingest": {"limit": 10, "workers": 2},
-    "train": {"epochs": 1, "batch_size": 64},
-    "generate": {"pieces": 1, "steps": 24},
-}
-
-
-def run(command: list[str], cwd: Path) -> str:
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # `python` in dvc.yaml = this venv
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    return result.stdout + result.stderr
+from tests.repro import copy_project, delete_cache_and_outputs, output_digests, run
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A fresh copy of the project (a git repo of its own) after one `dvc repro` with tiny params."""
-    copy = tmp_path_factory.mktemp("repo")
-    for name in COPIED:
-        source, target = REPO / name, copy / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(source, target)
-    params = yaml.safe_load((copy / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], copy)
-    run(["git", "add", "-A"], copy)
-    run(["dvc", "repro"], copy)
-    return copy
+def repo(tiny_repro, tmp_path_factory) -> Path:
+    """A copy of the tiny repro (see conftest) that these tests may change."""
+    return copy_project(tiny_repro, tmp_path_factory.mktemp("pipeline") / "repo")
 
 
 @pytest.mark.slow
@@ -112,21 +76,12 @@ def test_a_second_repro_does_nothing_and_push_pull_round_trips(repo, tmp_path):
     assert "Running stage" not in output
     assert "Data and pipelines are up to date" in run(["dvc", "status"], repo)
 
-    outputs = ["data/interim/midi", "data/interim/images", "data/processed/windows", "generated"]
-    before = {name: sha256_tree(repo / name) for name in outputs}
-    before["models/model.keras"] = sha256_file(repo / "models/model.keras")
+    before = output_digests(repo)
     run(["dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "remote")], repo)
     run(["dvc", "push"], repo)
     assert len([path for path in (tmp_path / "remote").rglob("*") if path.is_file()]) > 10
 
-    shutil.rmtree(repo / ".dvc" / "cache")
-    for name in outputs:
-        shutil.rmtree(repo / name)
-    (repo / "models/model.keras").unlink()
-    (repo / "data/interim/manifest.csv").unlink()
+    delete_cache_and_outputs(repo)
     run(["dvc", "pull"], repo)
-    after = {name: sha256_tree(repo / name) for name in outputs}
-    after["models/model.keras"] = sha256_file(repo / "models/model.keras")
-    assert after == before  # every output back, byte for byte
-    assert (repo / "data/interim/manifest.csv").exists()
+    assert output_digests(repo) == before  # every output back, byte for byte
     assert "Data and pipelines are up to date" in run(["dvc", "status"], repo)

@@ -1,5 +1,6 @@
 """Every path the pipeline reads or writes, relative to the repository root (DVC runs stages there)."""
 
+import os
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
@@ -27,3 +28,12 @@ GENERATED = Path("generated")
 
 MLFLOW_DB = Path("mlflow.db")
 MLFLOW_ARTIFACTS = Path("mlartifacts")
+
+
+def project_root() -> Path:
+    """The project's root for what outlives a run (the MLflow store): $DVC_ROOT when DVC runs the stage, else '.'.
+
+    A queued or `--temp` experiment runs its stages in a throw-away copy under .dvc/tmp/exps; DVC then sets
+    DVC_ROOT to the original project, so runs logged there are not thrown away with the copy.
+    """
+    return Path(os.environ.get("DVC_ROOT") or ".")

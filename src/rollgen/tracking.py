@@ -1,4 +1,5 @@
-"""MLflow set-up: one experiment for the project, a local SQLite store unless MLFLOW_TRACKING_URI says otherwise."""
+"""MLflow set-up: one experiment for the project, the project's SQLite store unless MLFLOW_TRACKING_URI says
+otherwise."""
 
 from __future__ import annotations
 
@@ -8,18 +9,19 @@ from pathlib import Path
 
 from rollgen import paths
 
-DEFAULT_TRACKING_URI = f"sqlite:///{paths.MLFLOW_DB}"
 DEFAULT_EXPERIMENT = "rollgen"
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """MLFLOW_TRACKING_URI, else mlflow.db in the project root, also from an experiment's temporary copy."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{paths.project_root() / paths.MLFLOW_DB}"
 
 
 def start_experiment() -> str:
     """Points MLflow at the store and experiment (MLFLOW_EXPERIMENT_NAME or 'rollgen'); returns its id.
 
-    With a local store the artifacts go to ./mlartifacts beside mlflow.db, not wherever the process runs.
+    With a local store the artifacts go to mlartifacts/ in the project root, beside mlflow.db, not wherever the
+    process runs.
     """
     import mlflow
 
@@ -30,7 +32,8 @@ def start_experiment() -> str:
     if experiment is not None:
         mlflow.set_experiment(experiment_id=experiment.experiment_id)
         return experiment.experiment_id
-    location = Path(paths.MLFLOW_ARTIFACTS).resolve().as_uri() if uri.startswith(("sqlite:", "file:")) else None
+    local = uri.startswith(("sqlite:", "file:"))
+    location = (paths.project_root() / paths.MLFLOW_ARTIFACTS).resolve().as_uri() if local else None
     experiment_id = mlflow.create_experiment(name, artifact_location=location)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id

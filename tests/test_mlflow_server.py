@@ -1,0 +1,126 @@
+"""The train stage logging to a real `mlflow server` (SQLite store, artifacts proxied into a folder), read back
+through MlflowClient and seen in the MLflow UI by a headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+import yaml
+from PIL import Image
+
+from rollgen.files import sha256_file
+from tests.repro import copy_project, project_env, run
+from tests.servers import free_port, serving
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory) -> Iterator[dict]:
+    """`mlflow server` on 127.0.0.1 with its own SQLite store and artifact folder, as a team would run one."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "mlflow", "server"),
+        *("--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}"),
+        *("--artifacts-destination", str(folder / "artifacts")),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with serving(command, folder / "server.log", ready=f"{url}/health", timeout=180):
+        yield {"url": url, "artifacts": folder / "artifacts"}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_repro, mlflow_server, tmp_path_factory) -> dict:
+    """The train stage of a tiny project, rerun for 2 epochs with MLFLOW_TRACKING_URI naming the server."""
+    project = copy_project(tiny_repro, tmp_path_factory.mktemp("mlflow") / "project", mlflow_store=False)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["epochs"] = 2
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro", "train"], project, env=project_env(MLFLOW_TRACKING_URI=mlflow_server["url"]))
+    assert not (project / "mlflow.db").exists()  # the explicit URI wins over the project's own store
+    return {"project": project, "run_id": json.loads((project / "metrics/train.json").read_text())["mlflow_run_id"]}
+
+
+@pytest.mark.slow
+def test_the_server_has_the_training_run_with_params_epoch_metrics_and_artifacts(mlflow_server, trained, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_server["url"])
+    logged = client.get_run(trained["run_id"])
+    assert logged.info.run_name == "lstm-bce-2ep" and logged.info.status == "FINISHED"
+    assert logged.data.params["train.epochs"] == "2" and logged.data.params["ingest.limit"] == "10"
+    for metric in ("loss", "val_loss", "val_nll", "nll", "f1"):
+        history = client.get_metric_history(trained["run_id"], metric)
+        assert [point.step for point in history] == [1, 2], metric
+
+    assert {item.path for item in client.list_artifacts(trained["run_id"])} >= {
+        "model",
+        "train_history.csv",
+        "training_curve.png",
+    }
+    assert [item.path for item in client.list_artifacts(trained["run_id"], "model")] == ["model/model.keras"]
+    curve = client.download_artifacts(trained["run_id"], "training_curve.png", str(tmp_path))
+    assert Image.open(curve).size[0] > 100
+    # The client sent the files through the server, which keeps them in its --artifacts-destination.
+    [stored] = mlflow_server["artifacts"].rglob("model.keras")
+    assert sha256_file(stored) == sha256_file(trained["project"] / "models/model.keras")
+
+
+@pytest.mark.slow
+def test_the_mlflow_ui_shows_the_run_and_its_metrics(mlflow_server, trained, page, tmp_path, saved_for_people):
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = MlflowClient(tracking_uri=mlflow_server["url"]).get_run(trained["run_id"]).info.experiment_id
+    page.open(f"{mlflow_server['url']}/#/experiments/{experiment_id}/runs/{trained['run_id']}")
+    text = page.wait_for("document.body.innerText.includes('val_nll') && document.body.innerText", timeout=90)
+    assert "lstm-bce-2ep" in text and trained["run_id"] in text
+    assert "train.epochs" in text and "val_loss" in text
+
+    # Bring the metrics table into view for the screenshot.
+    page.evaluate(
+        "[...document.querySelectorAll('td, span')].find(e => e.textContent === 'val_nll')"
+        ".scrollIntoView({block: 'center'})"
+    )
+    screenshot = page.screenshot(tmp_path / "mlflow-run.png")
+    assert min(Image.open(screenshot).size) > 500
+    page.screenshot(saved_for_people("mlflow-run.png"))
+    print(f"MLflow UI screenshot: {screenshot}")
+
+
+@pytest.mark.slow
+def test_with_basic_auth_the_server_answers_only_to_a_password(tmp_path):
+    """`mlflow server --app-name basic-auth`, as the README's Security section says to share a server."""
+    port, password = free_port(), secrets.token_urlsafe(16)
+    env = dict(os.environ, MLFLOW_AUTH_ADMIN_PASSWORD=password, MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(16))
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [
+        *(sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth"),
+        *("--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    search = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
+
+    def status(user: str | None = None, secret: str | None = None) -> int:
+        request = urllib.request.Request(search)
+        if user:
+            request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status
+        except urllib.error.HTTPError as refused:
+            return refused.code
+
+    # basic_auth.db, the users' store, goes to the working directory: the test's own
+    with serving(command, tmp_path / "server.log", ready=f"{url}/health", timeout=180, env=env, cwd=tmp_path):
+        assert status() == 401
+        assert status("admin", "not-the-password") == 401
+        assert status("admin", password) == 200

@@ -1,0 +1,73 @@
+"""`dvc push` to a network remote and `dvc pull` back: a real WebDAV server on 127.0.0.1, with a password."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from tests.repro import copy_project, delete_cache_and_outputs, output_digests, run
+from tests.servers import free_port, serving
+
+
+@pytest.fixture
+def webdav(tmp_path) -> Iterator[dict]:
+    """A WsgiDAV server (cheroot) sharing a folder to one user with a random password; DVC stores into its empty
+    rollgen/ folder (the remote's root must exist, as on any server)."""
+    port, user, password = free_port(), "rollgen", secrets.token_urlsafe(16)
+    shared = tmp_path / "webdav"
+    (shared / "rollgen").mkdir(parents=True)
+    config = {
+        "host": "127.0.0.1",
+        "port": port,
+        "server": "cheroot",
+        "provider_mapping": {"/": str(shared)},
+        "http_authenticator": {"accept_basic": True, "accept_digest": False, "default_to_digest": False},
+        "simple_dc": {"user_mapping": {"*": {user: {"password": password}}}},
+        "verbose": 1,
+    }
+    config_file = tmp_path / "wsgidav.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "wsgidav.server.server_cli", "--config", str(config_file)]
+    with serving(command, tmp_path / "wsgidav.log", ready=port):
+        yield {"url": f"webdav://127.0.0.1:{port}/rollgen", "user": user, "password": password, "folder": shared}
+
+
+@pytest.mark.slow
+def test_push_to_webdav_and_pull_back_restores_every_output(tiny_repro, webdav, tmp_path):
+    project = copy_project(tiny_repro, tmp_path / "project")
+    before = output_digests(project)
+    run(["dvc", "remote", "add", "webdav", webdav["url"]], project)
+    run(["dvc", "remote", "modify", "--local", "webdav", "user", webdav["user"]], project)
+    run(["dvc", "remote", "modify", "--local", "webdav", "password", webdav["password"]], project)
+    assert webdav["password"] not in (project / ".dvc/config").read_text()
+    run(["git", "check-ignore", "-q", ".dvc/config.local"], project)  # the password never reaches git
+
+    run(["dvc", "push", "-r", "webdav"], project)
+    stored = [path for path in (webdav["folder"] / "rollgen").rglob("*") if path.is_file()]
+    assert len(stored) > 10
+
+    delete_cache_and_outputs(project)
+    run(["dvc", "pull", "-r", "webdav"], project)
+    assert output_digests(project) == before  # every output back, byte for byte
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], project)
+
+
+@pytest.mark.slow
+def test_webdav_refuses_a_wrong_password(webdav, tmp_path):
+    """The round trip above proves the password is used, this that it is needed."""
+    project = tmp_path / "empty"
+    project.mkdir()
+    run(["git", "init", "-q"], project)
+    run(["dvc", "init", "-q"], project)
+    run(["dvc", "remote", "add", "-d", "webdav", webdav["url"]], project)
+    run(["dvc", "remote", "modify", "--local", "webdav", "user", webdav["user"]], project)
+    run(["dvc", "remote", "modify", "--local", "webdav", "password", "not-the-password"], project)
+    (project / "a.txt").write_text("a")
+    run(["dvc", "add", "a.txt"], project)
+    with pytest.raises(AssertionError, match="401|nauthori"):
+        run(["dvc", "push"], project)
+    assert not any((webdav["folder"] / "rollgen").iterdir())
