@@ -42,9 +42,14 @@ def write_windows(folder: Path, pieces: int = 6, steps: int = 80, seed: int = 0)
         )  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def mlflow_store(tmp_path, monkeypatch):
+    """Every test's runs go to its own store, and the variable is gone again after the test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
 def train_once(tmp_path: Path, name: str, params: dict, windows: Path) -> Path:
     out = tmp_path / name
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     train.run(params, windows_dir=windows, model_path=out / "model.keras", metrics_path=out / "train.json",
               history_path=out / "history.csv", checkpoint_dir=out / "checkpoint")  # fmt: skip
     return out

@@ -320,7 +320,10 @@ def run(
         if chief and state["run_id"] is None:
             state["run_id"] = active.info.run_id
             mlflow.log_params(flatten(all_params or {"train": params}))
-            mlflow.set_tags({"windows_sha256": windows_sha256, "git_commit": tracking.git_commit(), "stage": "train"})
+            tags = {"windows_sha256": windows_sha256, "git_commit": tracking.git_commit(), "stage": "train"}
+            if os.environ.get("DVC_EXP_NAME"):  # set by `dvc exp run`: find the experiment's run by its name
+                tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+            mlflow.set_tags(tags)
         for epoch in range(state["epoch"], epochs):
             if state["stopped_early"]:
                 break
