@@ -1,6 +1,6 @@
 """Preprocessing speed, MIDI file -> 106x106 images: the article's music21 path against rollgen's.
 
-    python benchmarks/preprocess.py [--files N] [--workers W] [--midi-dir DIR]
+    python benchmarks/preprocess.py [--files N] [--workers W] [--midi-dir DIR] [--repeats R]
 
 On the same MIDI files, in one run, per file:
 - article, cold: the first music21 parse of the file in this process (`forceSource=True`, so no pickle),
@@ -10,7 +10,8 @@ On the same MIDI files, in one run, per file:
   checks the file), piece_to_roll, roll_to_images (lossless), every image encoded as PNG in memory;
 - the same with read_midi's reference parser, py_midicsv (`parser="py_midicsv"`), and whether the two parsers
   give the same notes for every file;
-- rollgen with W spawned worker processes over all the files;
+- rollgen with W spawned worker processes over all the files: the speed-up compares the fastest of
+  `--repeats` passes of one process and of W workers, run in turn;
 - rollgen's peak memory (tracemalloc, in a fresh process) over each quarter of the files in turn: it stays
   flat when nothing piles up from file to file.
 Prints median milliseconds per file (wall clock, and CPU time for the one-process paths), the ratios, the
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=None, help="time only the first N files (default: all)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     parser.add_argument("--midi-dir", type=Path, default=paths.MIDI_DIR, help="folder of .mid files")
+    parser.add_argument("--repeats", type=int, default=3, help="passes of one process and of W workers (default 3)")
     args = parser.parse_args()
     # music21's modules are loaded before the clock starts: a cold parse is the file's first, not music21's.
     import music21.converter
@@ -182,10 +184,19 @@ def main() -> None:
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=spawn) as pool:
             list(pool.map(rollgen_worker, files[: args.workers]))  # start every worker and import rollgen
             pool_started = time.perf_counter() - pool_start
-            parallel_start = time.perf_counter()
             chunksize = max(1, len(files) // (4 * args.workers))
-            in_workers = list(pool.map(rollgen_worker, files, chunksize=chunksize))
-            parallel_wall = time.perf_counter() - parallel_start
+            # One process against W, passes in turn, the fastest of each: a busy machine slows single passes.
+            single_walls, parallel_walls = [single_wall], []
+            for repeat in range(args.repeats):
+                parallel_start = time.perf_counter()
+                in_workers = list(pool.map(rollgen_worker, files, chunksize=chunksize))
+                parallel_walls.append(time.perf_counter() - parallel_start)
+                if repeat + 1 < args.repeats:
+                    single_start = time.perf_counter()
+                    for path in files:
+                        rollgen_path(path)
+                    single_walls.append(time.perf_counter() - single_start)
+            single_wall, parallel_wall = min(single_walls), min(parallel_walls)
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:  # a fresh process: rollgen's memory alone
             memory = pool.submit(memory_over_files, files).result()
 
@@ -212,6 +223,8 @@ def main() -> None:
         "workers_speedup": round(single_wall / parallel_wall, 2),
         "rollgen_single_wall_s": round(single_wall, 3),
         "rollgen_workers_wall_s": round(parallel_wall, 3),
+        "single_walls_s": [round(wall, 3) for wall in single_walls],
+        "workers_walls_s": [round(wall, 3) for wall in parallel_walls],
         "pool_start_s": round(pool_started, 3),
         "article_total_s": round(sum(cold) + sum(warm), 3),
         "rolls_agree": len(files) - len(disagree),

@@ -21,7 +21,7 @@ DRUM_CHANNEL = 9  # MIDI channel 10, counted from zero as in the file
 
 @dataclass(frozen=True)
 class Piece:
-    """The notes of one MIDI file, sorted by onset then pitch. Times are ticks; see `ticks_per_quarter`."""
+    """The notes of one MIDI file, sorted by onset, pitch, release. Times are ticks; see `ticks_per_quarter`."""
 
     ticks_per_quarter: int
     pitches: np.ndarray  # MIDI note numbers 0..127
