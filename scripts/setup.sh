@@ -59,7 +59,7 @@ echo "==> installing rollgen and its dependencies into .venv"
 .venv/bin/python -m pip install -q -e ".[dev]"
 
 if [ "$run_repro" -eq 1 ]; then
-  echo "==> dvc repro (about 6 minutes on 2 cores)"
+  echo "==> dvc repro (10-20 minutes on 2 cores, most of it training)"
   # shellcheck disable=SC1091
   source .venv/bin/activate  # dvc.yaml runs `python`: it must be this environment's
   dvc repro

@@ -12,6 +12,7 @@ def main() -> None:
         steps_per_quarter=params["steps_per_quarter"],
         max_steps=params["max_steps"],
         include_drums=load_params("ingest")["include_drums"],
+        parser=load_params("ingest")["parser"],
     )
 
 

@@ -13,6 +13,7 @@ def main() -> None:
         include_drums=params["include_drums"],
         timeout_s=params["timeout_s"],
         memory_mb=params["memory_mb"],
+        parser=params["parser"],
     )
     ingest.run(source=str(params["source"]), limits=limits, limit=params["limit"], workers=params["workers"])
 

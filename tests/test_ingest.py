@@ -90,3 +90,11 @@ def test_the_same_music_in_two_files_is_kept_once(tmp_path):
     manifest = run_ingest(tmp_path / "in", tmp_path / "out", workers=1)
     assert manifest.status.tolist() == ["accepted", "duplicate"]
     assert manifest.reason.tolist()[1] == "same notes as a.mid"
+
+
+def test_both_parsers_accept_the_same_pieces_with_the_same_rolls(tmp_path, chorale_midi_dir):
+    fast = run_ingest(chorale_midi_dir, tmp_path / "fast", workers=1)
+    reference = run_ingest(chorale_midi_dir, tmp_path / "ref", workers=1, limits=ingest.Limits(parser="py_midicsv"))
+    pd.testing.assert_frame_equal(fast, reference)
+    for midi in fast["midi"]:
+        assert (tmp_path / "fast" / "midi" / midi).read_bytes() == (tmp_path / "ref" / "midi" / midi).read_bytes()

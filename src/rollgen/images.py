@@ -78,6 +78,7 @@ def run(
     chunk_steps: int = IMAGE_SIZE,
     max_steps: int = 100_000,
     include_drums: bool = False,
+    parser: str = "fast",
 ) -> pd.DataFrame:
     """Draws every accepted piece as 106x106 PNG chunks and writes their index (index.csv in the folder)."""
     manifest = pd.read_csv(manifest_path, keep_default_na=False, dtype={"sha256": str, "midi": str, "path": str})
@@ -85,7 +86,7 @@ def run(
     rows = []
     with files.atomic_dir(images_dir) as folder:
         for piece in tqdm(accepted.itertuples(), total=len(accepted), desc="images", unit="piece"):
-            midi = read_midi((midi_dir / piece.midi).read_bytes(), include_drums=include_drums)
+            midi = read_midi((midi_dir / piece.midi).read_bytes(), include_drums=include_drums, parser=parser)
             roll, _ = piece_to_roll(midi, steps_per_quarter=steps_per_quarter, max_steps=max_steps)
             for chunk, image in enumerate(roll_to_images(roll, mode=mode, chunk_steps=chunk_steps)):
                 name = image_name(piece.midi, chunk)

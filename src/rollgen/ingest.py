@@ -63,6 +63,7 @@ class Limits:
     include_drums: bool = False
     timeout_s: float = 60
     memory_mb: int = 2_048
+    parser: str = "fast"  # rollgen.midi.PARSERS: "fast" (the checked walk's own events) or "py_midicsv"
 
 
 def list_sources(source: str) -> list[Source]:
@@ -121,7 +122,9 @@ def examine(source: Source, limits: Limits = Limits()) -> tuple[Row, bytes | Non
         row.reason = f"not a MIDI or score file (suffix '{file.suffix}')"
         return row, None
     try:
-        piece = read_midi(midi, include_drums=limits.include_drums, max_quarters=limits.max_quarters)
+        piece = read_midi(
+            midi, include_drums=limits.include_drums, max_quarters=limits.max_quarters, parser=limits.parser
+        )
         if piece.seconds > limits.max_seconds:
             raise MidiError(f"too long: {piece.seconds:.0f} seconds (limit {limits.max_seconds:.0f})")
         roll, dropped = piece_to_roll(
