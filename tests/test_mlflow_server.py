@@ -46,7 +46,9 @@ def trained(tiny_repro, mlflow_server, tmp_path_factory) -> dict:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro", "train"], project, env=project_env(MLFLOW_TRACKING_URI=mlflow_server["url"]))
     assert not (project / "mlflow.db").exists()  # the explicit URI wins over the project's own store
-    return {"project": project, "run_id": json.loads((project / "metrics/train.json").read_text())["mlflow_run_id"]}
+    run_id = json.loads((project / "metrics/train.json").read_text())["mlflow_run_id"]
+    run_name = f"{params['train']['model']}-{params['train']['loss']}-2ep"
+    return {"project": project, "run_id": run_id, "run_name": run_name}
 
 
 @pytest.mark.slow
@@ -55,7 +57,7 @@ def test_the_server_has_the_training_run_with_params_epoch_metrics_and_artifacts
 
     client = MlflowClient(tracking_uri=mlflow_server["url"])
     logged = client.get_run(trained["run_id"])
-    assert logged.info.run_name == "lstm-bce-2ep" and logged.info.status == "FINISHED"
+    assert logged.info.run_name == trained["run_name"] and logged.info.status == "FINISHED"
     assert logged.data.params["train.epochs"] == "2" and logged.data.params["ingest.limit"] == "10"
     for metric in ("loss", "val_loss", "val_nll", "nll", "f1"):
         history = client.get_metric_history(trained["run_id"], metric)
@@ -63,14 +65,16 @@ def test_the_server_has_the_training_run_with_params_epoch_metrics_and_artifacts
 
     assert {item.path for item in client.list_artifacts(trained["run_id"])} >= {
         "model",
+        "mlflow_model",
         "train_history.csv",
         "training_curve.png",
+        "sampled_roll.png",
     }
     assert [item.path for item in client.list_artifacts(trained["run_id"], "model")] == ["model/model.keras"]
     curve = client.download_artifacts(trained["run_id"], "training_curve.png", str(tmp_path))
     assert Image.open(curve).size[0] > 100
     # The client sent the files through the server, which keeps them in its --artifacts-destination.
-    [stored] = mlflow_server["artifacts"].rglob("model.keras")
+    [stored] = [path for path in mlflow_server["artifacts"].rglob("model.keras") if path.parent.name == "model"]
     assert sha256_file(stored) == sha256_file(trained["project"] / "models/model.keras")
 
 
@@ -81,7 +85,7 @@ def test_the_mlflow_ui_shows_the_run_and_its_metrics(mlflow_server, trained, pag
     experiment_id = MlflowClient(tracking_uri=mlflow_server["url"]).get_run(trained["run_id"]).info.experiment_id
     page.open(f"{mlflow_server['url']}/#/experiments/{experiment_id}/runs/{trained['run_id']}")
     text = page.wait_for("document.body.innerText.includes('val_nll') && document.body.innerText", timeout=90)
-    assert "lstm-bce-2ep" in text and trained["run_id"] in text
+    assert trained["run_name"] in text and trained["run_id"] in text
     assert "train.epochs" in text and "val_loss" in text
 
     # Bring the metrics table into view for the screenshot.
