@@ -65,7 +65,6 @@ def test_the_server_has_the_training_run_with_params_epoch_metrics_and_artifacts
 
     assert {item.path for item in client.list_artifacts(trained["run_id"])} >= {
         "model",
-        "mlflow_model",
         "train_history.csv",
         "training_curve.png",
         "sampled_roll.png",
@@ -76,6 +75,20 @@ def test_the_server_has_the_training_run_with_params_epoch_metrics_and_artifacts
     # The client sent the files through the server, which keeps them in its --artifacts-destination.
     [stored] = [path for path in mlflow_server["artifacts"].rglob("model.keras") if path.parent.name == "model"]
     assert sha256_file(stored) == sha256_file(trained["project"] / "models/model.keras")
+
+    # The model logged with its signature (an MLflow 3 logged model of the run) loads back through the server.
+    import mlflow
+    import numpy as np
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server["url"])
+    try:
+        logged_model = mlflow.pyfunc.load_model(f"runs:/{trained['run_id']}/mlflow_model")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert logged_model.metadata.get_input_schema().inputs[0].shape == (-1, 9, 106)
+    windows = np.random.default_rng(0).random((2, 9, 106)).astype(np.float32)
+    assert np.asarray(logged_model.predict(windows)).shape == (2, 106)
 
 
 @pytest.mark.slow

@@ -220,8 +220,12 @@ def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_a_sampled_roll
     assert {"model", "training_curve.png", "sampled_roll.png", "history.csv"} <= names
     assert [m.step for m in client.get_metric_history(run_id, "val_nll")] == [1]
 
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
-    logged = mlflow.pyfunc.load_model(f"runs:/{run_id}/mlflow_model")
+    try:
+        logged = mlflow.pyfunc.load_model(f"runs:/{run_id}/mlflow_model")
+    finally:
+        mlflow.set_tracking_uri(previous)
     inputs = logged.metadata.get_input_schema().inputs[0]
     assert inputs.shape == (-1, 9, 106) and str(inputs.type) == "float32"
     windows = np.random.default_rng(0).random((4, 9, 106)).astype(np.float32)
