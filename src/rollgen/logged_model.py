@@ -15,6 +15,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 
+from rollgen.roll import NUM_PITCHES
+
 ARTIFACT_PATH = "mlflow_model"
 
 
@@ -39,8 +41,13 @@ class NextFrameModel(mlflow.pyfunc.PythonModel):
         return np.asarray(probabilities)
 
 
-def log(model_path: Path, context: int, pitches: int = 106) -> None:
-    """Logs the .keras file at `model_path` as a pyfunc model with a (n, context, pitches) float32 signature."""
+def log(model_path: Path, context: int, pitches: int = NUM_PITCHES) -> None:
+    """Logs the .keras file at `model_path` as a pyfunc model with a (n, context, pitches) float32 signature.
+
+    rollgen itself travels as code (`code_paths`); the requirements pin what loading it needs, as installed
+    here, so MLflow does not have to infer them by loading the model in a subprocess."""
+    from importlib.metadata import version
+
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
@@ -56,7 +63,7 @@ def log(model_path: Path, context: int, pitches: int = 106) -> None:
         artifacts={"keras_model": str(model_path)},
         signature=signature,
         code_paths=[str(Path(rollgen.__file__).parent)],
-        pip_requirements=[f"rollgen=={rollgen.__version__}"] if hasattr(rollgen, "__version__") else None,
+        pip_requirements=[f"{name}=={version(name)}" for name in ("keras", "tensorflow", "numpy", "mlflow")],
     )
 
 

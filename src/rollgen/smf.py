@@ -96,6 +96,18 @@ def _rest_of_variable_length(body: bytes, position: int, first: int, track: int)
     raise MidiError(f"track {track}: variable-length number longer than 4 bytes")
 
 
+def _skip_payload(body: bytes, position: int, end: int, track: int, what: str) -> tuple[int, int]:
+    """A meta or SysEx event's payload: reads its variable-length size at `position`, checks that it ends
+    inside the track, and gives (size, position after the payload)."""
+    length = body[position]
+    position += 1
+    if length > 0x7F:
+        length, position = _rest_of_variable_length(body, position, length, track)
+    if position + length > end:
+        raise MidiError(f"track {track}: {what} runs past the end of the track")
+    return length, position + length
+
+
 def encode_variable_length(value: int) -> bytes:
     """A delta time or length as a MIDI variable-length quantity (7 bits a byte, high bit = more follows)."""
     out = [value & 0x7F]
@@ -175,13 +187,8 @@ def _walk_track(
                 if high:
                     raise MidiError(f"track {track}: data byte above 127 in a channel message at tick {tick}")
             elif status == 0xFF:
-                kind, length = body[position], body[position + 1]
-                position += 2
-                if length > 0x7F:
-                    length, position = _rest_of_variable_length(body, position, length, track)
-                if position + length > end:
-                    raise MidiError(f"track {track}: meta event 0x{kind:02X} runs past the end of the track")
-                position += length
+                kind = body[position]
+                length, position = _skip_payload(body, position + 1, end, track, f"meta event 0x{kind:02X}")
                 if kind == TEMPO:
                     if length != 3:
                         raise MidiError(f"track {track}: tempo event of {length} bytes (expected 3)")
@@ -201,13 +208,7 @@ def _walk_track(
                     keep = False
                     structure.repaired[f"meta event 0x{kind:02X} of length {length} skipped"] += 1
             elif status == 0xF0 or status == 0xF7:  # SysEx: a length, then that many bytes
-                length = body[position]
-                position += 1
-                if length > 0x7F:
-                    length, position = _rest_of_variable_length(body, position, length, track)
-                if position + length > end:
-                    raise MidiError(f"track {track}: SysEx event runs past the end of the track")
-                position += length
+                _, position = _skip_payload(body, position, end, track, "SysEx event")
             else:
                 raise MidiError(f"track {track}: status byte 0x{status:02X} is not allowed in a MIDI file")
             if out is not None:

@@ -309,14 +309,12 @@ def run(
 
     val_data = make_dataset(val_frames, val_starts, context, gap, 1024) if len(val_starts) else None
     monitor = "val_nll" if val_data is not None else "nll"
-    tracking.start_experiment() if chief else None
     run_name = f"{params['model']}-{params['loss']}-{epochs}ep"
-    logging = (
-        mlflow.start_run(run_id=state["run_id"], run_name=None if state["run_id"] else run_name)
-        if chief
-        else contextlib.nullcontext()
-    )
-    with logging as active:
+    mlflow_run = contextlib.nullcontext()  # workers other than the chief log nothing
+    if chief:
+        tracking.start_experiment()
+        mlflow_run = mlflow.start_run(run_id=state["run_id"], run_name=None if state["run_id"] else run_name)
+    with mlflow_run as active:
         if chief and state["run_id"] is None:
             state["run_id"] = active.info.run_id
             mlflow.log_params(flatten(all_params or {"train": params}))
