@@ -79,3 +79,28 @@ def test_a_nade_model_is_scored_on_its_exact_nll_and_its_own_decoded_frames(tmp_
     model.save(tmp_path / "model.keras")
     scores = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")["model"]
     assert scores == pytest.approx(frame_scores(probabilities, truth > 0, decoded), rel=1e-6)
+
+
+def test_sampled_decoding_predicts_the_pitches_whose_marginal_probability_exceeds_a_half():
+    import keras
+
+    from rollgen.evaluate import decode_nade
+    from rollgen.models import build_nade, nade_parts
+    from tests.test_models import every_frame
+
+    keras.utils.set_random_seed(5)
+    model = build_nade(context=3, num_pitches=6, units=8, hidden=5)
+    encoder, head = nade_parts(model)
+    windows = np.random.default_rng(1).random((8, 3, 6)).astype(np.float32) * 4  # varied, confident models
+    frames = every_frame(6)
+    marginals = np.zeros((8, 6))
+    for row, window in enumerate(windows):
+        conditionals = np.asarray(model([np.repeat(window[None], len(frames), axis=0), frames]))
+        joint = np.prod(np.where(frames > 0, conditionals, 1 - conditionals), axis=1)
+        marginals[row] = joint @ frames  # exact P(pitch sounds), summed over all 2**6 frames
+    decoded = decode_nade(encoder, head, windows, 3000, np.random.default_rng(0))
+    clear = np.abs(marginals - 0.5) > 0.05  # 3000 draws put an estimate within ~0.03 of its marginal
+    assert clear.sum() > 20 and 0 < (marginals[clear] > 0.5).sum() < clear.sum()  # some on, some off
+    np.testing.assert_array_equal(decoded[clear], marginals[clear] > 0.5)
+    again = decode_nade(encoder, head, windows, 3000, np.random.default_rng(0))
+    np.testing.assert_array_equal(decoded, again)  # seeded

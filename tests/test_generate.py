@@ -179,9 +179,10 @@ def test_run_writes_pieces_page_and_quality_report(tmp_path, model):
     assert set(metrics["overlap"]) >= {"notes_per_step", "pitch_range"}
 
 
-def test_a_nade_model_generates_whole_chords_seeded():
+@pytest.mark.parametrize("name", ["nade", "convnade"])
+def test_a_nade_model_generates_whole_chords_seeded(name):
     keras.utils.set_random_seed(4)
-    nade = build_model("nade", context=9)
+    nade = build_model(name, context=9)
     primers = np.random.default_rng(2).random((3, 9, 106)).astype(np.float32)
     runs = [
         generate.sample_frames(nade, primers, 6, make_sampler("bernoulli"), np.random.default_rng(8), progress=False)

@@ -207,12 +207,13 @@ def test_two_workers_train_identical_weights_and_only_the_chief_writes(tmp_path)
     assert metrics[1]["mlflow_run_id"] is None
 
 
-def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_a_sampled_roll(tmp_path):
+@pytest.mark.parametrize("model", ["nade", "convnade"])
+def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_a_sampled_roll(tmp_path, model):
     import mlflow
     from mlflow.tracking import MlflowClient
 
     write_windows(tmp_path / "windows")
-    out = train_once(tmp_path, "nade", PARAMS | {"model": "nade", "epochs": 1}, tmp_path / "windows")
+    out = train_once(tmp_path, model, PARAMS | {"model": model, "epochs": 1}, tmp_path / "windows")
     metrics = json.loads((out / "train.json").read_text())
     run_id, uri = metrics["mlflow_run_id"], f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)

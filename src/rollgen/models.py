@@ -1,7 +1,8 @@
 """Model builders by name (`train.model`): each takes windows (batch, context, 106) and gives, per pitch, the
-probability that it sounds in the next frame. Factorised models give 106 independent probabilities; the
-`nade` model also takes the next frame itself and gives each pitch's probability given the pitches below it
-(teacher forcing), which is how it learns which notes sound together."""
+probability that it sounds in the next frame. Factorised models (`lstm`, `convlstm`, `seed`) give 106
+independent probabilities; the NADE models (`convnade`, `nade`) also take the next frame itself and give each
+pitch's probability given the pitches below it (teacher forcing), which is how they learn which notes sound
+together."""
 
 from __future__ import annotations
 
