@@ -83,3 +83,17 @@ def test_check_lists_every_file_and_fails_when_some_are_rejected(tmp_path, chora
     assert result.exit_code == 1
     assert "rejected  broken.mid: truncated track" in result.output
     assert "3 files: 2 accepted, 1 rejected, 0 duplicate" in result.output
+
+
+def test_generate_defaults_are_params_yaml_defaults():
+    """The command line promises params.yaml's `generate:` defaults; a default changed in one place only fails."""
+    import inspect
+
+    from rollgen.cli import generate
+    from rollgen.params import load_params
+
+    params = load_params("generate")
+    defaults = {name: value.default.default for name, value in inspect.signature(generate).parameters.items()}
+    shared = {"sampling", "temperature", "threshold", "max_notes", "min_notes", "primer", "seed", "tempo", "soundfont"}
+    assert {name: defaults[name] for name in shared} == {name: params[name] for name in shared}
+    assert (defaults["num"], defaults["steps"]) == (params["pieces"], params["steps"])

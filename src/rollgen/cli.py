@@ -95,7 +95,7 @@ def generate(
     num: int = typer.Option(4, min=1, help="Number of pieces."),
     steps: int = typer.Option(256, min=1, help="Frames (grid steps, 16th notes) generated per piece."),
     sampling: str = typer.Option("bernoulli", help="bernoulli, threshold, or vanish_proof (the article's loop)."),
-    temperature: float = typer.Option(1.0, help="bernoulli: below 1 sharper, above 1 freer."),
+    temperature: float = typer.Option(0.9, help="bernoulli: below 1 sharper, above 1 freer."),
     threshold: float = typer.Option(0.5, help="threshold: a pitch sounds when its probability exceeds this."),
     max_notes: int = typer.Option(
         0, min=0, help="bernoulli/threshold, factorised models: at most this many pitches per step (0 = no cap)."
@@ -109,7 +109,7 @@ def generate(
 ) -> None:
     """Generate new pieces with a trained model, each started from real music: MIDI, WAV, PNG and index.html.
 
-    The defaults are params.yaml's `generate:` defaults, chosen for the default nade model on the Bach chorales.
+    The defaults are params.yaml's `generate:` defaults, chosen for the default convnade model on the Bach chorales.
     """
     import numpy as np
 
