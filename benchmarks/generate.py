@@ -1,14 +1,19 @@
 """Generation speed: the article's loop against rollgen's batched sampler, on the same trained model and primers.
 
-    python benchmarks/generate.py [--model models/model.keras] [--repeats 5]
+    python benchmarks/generate.py [--model models/model.keras] [--article-model seed.keras] [--repeats 5]
+
+The article's loop calls `model.predict` on a window, which a NADE model (convnade, nade) cannot answer
+without the next frame, so it runs on `--article-model` (default: `--model`), which must be factorised
+(seed, lstm, convlstm): for the default model, pass the article's network, trained with `dvc exp run
+-S train.model=seed` (its models/model.keras, copied aside).
 
 - article: its loop as published, one `model.predict` per step per piece (batch 1) with vanish_proof, for
-  `--article-pieces` pieces x `--article-steps` steps (kept short: it is slow);
+  `--article-pieces` pieces x `--article-steps` steps (kept short: it is slow), on `--article-model`;
 - rollgen: `rollgen.generate.sample_frames`, all pieces together, one compiled model call per step, on
-  the same primers and vanish_proof, first for the article's pieces and steps (the frames should agree),
-  then for `--pieces` x `--steps` with the model call as a plain tf.function (rollgen's default) and
-  XLA-compiled (`jit_compile=True`), and with params.yaml's sampling. Each run includes building (and
-  compiling) the step function, as a user pays it; "steady" figures leave that out.
+  the same primers and vanish_proof, first with the article's model, pieces and steps (the frames should
+  agree), then with `--model` for `--pieces` x `--steps` with the model call as a plain tf.function
+  (rollgen's default) and XLA-compiled (`jit_compile=True`), and with params.yaml's sampling. Each run
+  includes building (and compiling) the step function, as a user pays it; "steady" figures leave that out.
 Times are medians of `--repeats` runs, in ms per generated step per piece; the ratio is the article's over
 rollgen's with params.yaml's sampling at `--pieces` pieces. Prints a summary, then all figures as one JSON
 object on the last line.
@@ -28,7 +33,7 @@ import numpy as np
 
 from rollgen import paths
 from rollgen.generate import choose_primers, sample_frames, sampler_from_params
-from rollgen.models import load_model
+from rollgen.models import is_autoregressive, load_model
 from rollgen.params import load_params
 from rollgen.sampling import make_sampler
 from rollgen.windows import load_split
@@ -74,6 +79,7 @@ def median_ms(values: list[float], per: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=paths.MODEL, help="a trained .keras model")
+    parser.add_argument("--article-model", type=Path, help="a factorised .keras model for the article's loop")
     parser.add_argument("--windows", type=Path, default=paths.WINDOWS_DIR, help="folder of the window archives")
     parser.add_argument("--article-pieces", type=int, default=2)
     parser.add_argument("--article-steps", type=int, default=30)
@@ -86,17 +92,26 @@ def main() -> None:
     import tensorflow as tf
 
     model = load_model(args.model)
+    article_model = load_model(args.article_model) if args.article_model else model
+    if is_autoregressive(article_model):
+        parser.error(
+            f"{args.article_model or args.model} is a NADE model ({article_model.name}); the article's loop needs"
+            " a factorised one: train the article's network with `dvc exp run -S train.model=seed` and pass its"
+            " model.keras with --article-model"
+        )
     primers = choose_primers(load_split("test", args.windows)["x"], args.pieces, np.random.default_rng(args.seed))
     few = primers[: args.article_pieces]
-    model.predict(few[:1], verbose=0)  # Keras builds its predict function on the first call: not timed
+    article_model.predict(few[:1], verbose=0)  # Keras builds its predict function on the first call: not timed
 
     article_times, article_frames = [], None
     for _ in range(args.repeats):
-        took, article_frames = seconds(lambda: np.stack([article_loop(model, p, args.article_steps) for p in few]))
+        took, article_frames = seconds(
+            lambda: np.stack([article_loop(article_model, p, args.article_steps) for p in few])
+        )
         article_times.append(took)
     small_times, small_frames = [], None
     for _ in range(args.repeats):
-        took, small_frames = seconds(rollgen_run, model, few, args.article_steps, False)
+        took, small_frames = seconds(rollgen_run, article_model, few, args.article_steps, False)
         small_times.append(took)
     agree = float((article_frames == small_frames).mean())
 
@@ -133,6 +148,8 @@ def main() -> None:
         "rollgen_plain_pieces_per_s": round(args.pieces / statistics.median(timings["plain"]), 2),
         "rollgen_xla_pieces_per_s": round(args.pieces / statistics.median(timings["xla"]), 2),
         "rollgen_default_pieces_per_s": round(args.pieces / statistics.median(default_times), 2),
+        "model": model.name,
+        "article_model": article_model.name,
         "article_pieces": args.article_pieces,
         "article_steps": args.article_steps,
         "pieces": args.pieces,
@@ -148,13 +165,13 @@ def main() -> None:
     figures["ratio_article_to_rollgen"] = round(article_ms / default_ms, 1)
 
     print(f"ms per generated step per piece (medians of {args.repeats}; {figures['cores']} cores)")
-    print(f"  article, model.predict per step, batch 1:       {article_ms:10.4f}")
+    print(f"  article ({article_model.name}), model.predict per step, batch 1: {article_ms:10.4f}")
     print(
         f"  rollgen, same {args.article_pieces} pieces x {args.article_steps} steps:          "
         f"{figures['rollgen_same_batch_ms_per_step_per_piece']:10.4f}  (frames agree: {agree:.2%})"
     )
     print(
-        f"  rollgen, {args.pieces} x {args.steps}, plain tf.function:    "
+        f"  rollgen ({model.name}), {args.pieces} x {args.steps}, plain tf.function:    "
         f"{figures['rollgen_plain_ms_per_step_per_piece']:10.4f}  ({figures['rollgen_plain_pieces_per_s']} pieces/s)"
     )
     print(
