@@ -83,10 +83,12 @@ def test_transposition_moves_notes_and_drops_those_pushed_off_the_roll():
     assert shifted_x[1, 0].nonzero()[0].tolist() == [49] and shifted_y[1].nonzero()[0].tolist() == [49]
 
 
-def test_two_runs_with_one_seed_give_identical_weights(tmp_path):
+@pytest.mark.parametrize("model", ["seed", "convnade"])  # the article's network and the default
+def test_two_runs_with_one_seed_give_identical_weights(tmp_path, model):
     write_windows(tmp_path / "windows")
-    first = train_once(tmp_path, "a", PARAMS | {"transpose": 3}, tmp_path / "windows")
-    second = train_once(tmp_path, "b", PARAMS | {"transpose": 3}, tmp_path / "windows")
+    params = PARAMS | {"transpose": 3, "model": model}
+    first = train_once(tmp_path, "a", params, tmp_path / "windows")
+    second = train_once(tmp_path, "b", params, tmp_path / "windows")
     for one, two in zip(weights(first / "model.keras"), weights(second / "model.keras")):
         np.testing.assert_array_equal(one, two)
     history = json.loads((first / "train.json").read_text())
