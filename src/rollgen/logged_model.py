@@ -4,8 +4,8 @@ from code"), so nothing is pickled; loading it reads the .keras file with safe_m
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/mlflow_model")
     probabilities = model.predict(windows)  # float32 (n, context, 106) in 0..1 -> (n, 106)
 
-For a `nade` model, `predict` gives each pitch's probability given the pitches below it, along the most
-probable frame decoded lowest pitch first.
+For a NADE model (`convnade`, `nade`), `predict` gives each pitch's probability given the pitches below it,
+along the frame decoded greedily, lowest pitch first.
 """
 
 from __future__ import annotations
