@@ -75,7 +75,7 @@ def test_nade_sampling_follows_its_own_conditionals(name):
     np.testing.assert_array_equal(frame, conditionals > levels)  # pitch d on exactly when p(d | below) > level
 
 
-@pytest.mark.parametrize("name", ["nade", "convnade"])
+@pytest.mark.parametrize("name", sorted(TINY_NADES))  # every NADE model, at full size here
 def test_nade_model_reloads_in_safe_mode(tmp_path, name):
     model = build_model(name, context=9)
     assert is_autoregressive(model) and not is_autoregressive(build_model("lstm"))
