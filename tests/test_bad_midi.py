@@ -97,6 +97,8 @@ ODD_BUT_VALID = {  # read by both parsers to the same piece (test_both_parsers_r
     ),
     "wrong track count": smf(track(NOTE, END), count=3),
     "time signature of 3 bytes": smf(track(meta(0, 0x58, b"\x04\x02\x18"), NOTE, END)),
+    "time signature 0/4": smf(track(meta(0, 0x58, b"\x00\x02\x18\x08"), NOTE, END)),
+    "time signature 4/2^7": smf(track(meta(0, 0x58, b"\x04\x07\x18\x08"), NOTE, END)),
     "sequence number without data": smf(track(meta(0, 0x00, b""), NOTE, END)),
     "key signature of 1 byte": smf(track(meta(0, 0x59, b"\x00"), NOTE, END)),
     "end of track with data": smf(track(NOTE, meta(0, 0x2F, b"x"))),
@@ -111,8 +113,8 @@ ODD_BUT_VALID = {  # read by both parsers to the same piece (test_both_parsers_r
 def same_piece(first: Piece, second: Piece) -> bool:
     arrays = ("pitches", "starts", "ends")
     return all(np.array_equal(getattr(first, name), getattr(second, name)) for name in arrays) and (
-        (first.ticks_per_quarter, first.dropped, first.repaired, first.seconds)
-        == (second.ticks_per_quarter, second.dropped, second.repaired, second.seconds)
+        (first.ticks_per_quarter, first.dropped, first.repaired, first.seconds, first.time_signatures)
+        == (second.ticks_per_quarter, second.dropped, second.repaired, second.seconds, second.time_signatures)
     )
 
 
@@ -223,9 +225,12 @@ def test_odd_but_valid_files_are_read_right():
 
 
 def test_misshapen_known_meta_events_are_skipped_and_counted():
-    # py_midicsv raises on these (not a MidiError: it stopped the whole run); none of them touches a note.
+    # py_midicsv raises on the misshapen ones (not a MidiError: it stopped the whole run), and a corrupt time
+    # signature would put every bar line in the wrong place; none of them touches a note.
     for name, reason in [
         ("time signature of 3 bytes", "meta event 0x58 of length 3 skipped"),
+        ("time signature 0/4", "time signature with numerator 0 skipped"),
+        ("time signature 4/2^7", "time signature with denominator 2^7 skipped"),
         ("sequence number without data", "meta event 0x00 of length 0 skipped"),
         ("key signature of 1 byte", "meta event 0x59 of length 1 skipped"),
         ("end of track with data", "end-of-track event with data"),

@@ -90,6 +90,7 @@ def test_both_parsers_read_chorales_alike(chorale_midi_dir):
         fast, reference = (read_midi(path.read_bytes(), parser=parser) for parser in PARSERS)
         assert notes_of(fast) == notes_of(reference) and len(notes_of(fast)) > 100
         assert (fast.dropped, fast.repaired, fast.seconds) == (reference.dropped, reference.repaired, reference.seconds)
+        assert fast.time_signatures == reference.time_signatures and fast.time_signatures
 
 
 def test_notes_on_several_tracks_are_merged_and_sorted():
@@ -149,3 +150,45 @@ def test_riff_wrapped_midi_is_unwrapped():
     data_chunk = b"data" + len(inner).to_bytes(4, "little") + inner
     wrapped = b"RIFF" + (4 + len(data_chunk)).to_bytes(4, "little") + b"RMID" + data_chunk
     assert notes_of(read_midi(wrapped)) == [(60, 0, 480)]
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_time_signatures_are_read_from_every_track_and_sorted_by_tick(parser):
+    data = build_midi(
+        [
+            ["0, Time_signature, 4, 2, 24, 8", "3840, Time_signature, 3, 2, 24, 8"],  # 4/4, then 3/4 at bar 3
+            ["0, Note_on_c, 0, 60, 90", "1920, Time_signature, 6, 3, 36, 8", "5760, Note_off_c, 0, 60, 0"],
+        ]
+    )
+    piece = read_midi(data, parser=parser)
+    assert piece.time_signatures == ((0, 4, 4), (1920, 6, 8), (3840, 3, 4))  # the denominator as a note value
+    assert not piece.repaired
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_a_corrupt_time_signature_is_skipped_and_counted(parser):
+    data = build_midi(
+        [
+            [
+                "0, Time_signature, 0, 2, 24, 8",  # numerator 0
+                "480, Time_signature, 3, 9, 24, 8",  # 3/512
+                "960, Time_signature, 3, 2, 24, 8",
+                "0, Note_on_c, 0, 60, 90",
+                "1920, Note_off_c, 0, 60, 0",
+            ]
+        ]
+    )
+    piece = read_midi(data, parser=parser)
+    assert piece.time_signatures == ((960, 3, 4),)
+    assert piece.repaired == {
+        "time signature with numerator 0 skipped": 1,
+        "time signature with denominator 2^9 skipped": 1,
+    }
+    assert notes_of(piece) == [(60, 0, 1920)]
+
+
+def test_time_signatures_of_format_2_tracks_count_from_the_file_start():
+    events = ["0, Time_signature, 3, 2, 24, 8", "0, Note_on_c, 0, 60, 90", "1440, Note_off_c, 0, 60, 0"]
+    single = build_midi([events])
+    data = single[:8] + b"\x00\x02\x00\x02" + single[12:14] + single[14:] * 2  # the one track, twice, format 2
+    assert read_midi(data).time_signatures == ((0, 3, 4), (1440, 3, 4))

@@ -30,6 +30,9 @@ class Piece:
     dropped: Counter = field(default_factory=Counter)  # notes left out, by reason
     repaired: Counter = field(default_factory=Counter)  # fix-ups of notes and events, by reason
     seconds: float = 0.0  # length under the file's tempo map
+    # (tick, numerator, denominator as a note value: 4 = quarter) from the file's time-signature events, sorted
+    # by tick (file order among events at one tick); rollgen.meter turns them into positions in the bar
+    time_signatures: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def length_quarters(self) -> Fraction:
@@ -53,7 +56,8 @@ def read_midi(data: bytes, include_drums: bool = False, max_quarters: float = 1_
     nothing sounding is ignored. One exception: a note-on that comes right after such a note-off, of the
     same pitch at the same tick, and is never switched off itself (only a retrigger or the track's end
     ends it) is a zero-length note written off first, as music21 writes grace notes, and is dropped.
-    Times stay in ticks: tempo changes do not move the grid.
+    Times stay in ticks: tempo changes do not move the grid. Time signatures are the structure check's,
+    whichever parser (a corrupt one is skipped there and counted in `repaired`).
 
     `parser`: "fast" takes the note events the structure check decoded and pairs them with NumPy;
     "py_midicsv" parses the checked file again with py_midicsv and pairs its events one at a time. The
@@ -79,6 +83,7 @@ def read_midi(data: bytes, include_drums: bool = False, max_quarters: float = 1_
         dropped=dropped,
         repaired=repaired,
         seconds=structure.seconds(),
+        time_signatures=tuple(sorted(structure.time_signatures, key=lambda signature: signature[0])),
     )
 
 

@@ -27,6 +27,8 @@ KNOWN_META = frozenset(EventRegistry.MetaEvents)
 META_LENGTHS = {kind: event.length for kind, event in EventRegistry.MetaEvents.items() if isinstance(event.length, int)}
 END_OF_TRACK = 0x2F
 TEMPO = 0x51
+TIME_SIGNATURE = 0x58  # numerator, denominator as a power of two, MIDI clocks per click, 32nds per quarter
+MAX_DENOMINATOR_POWER = 6  # 1/64 notes; a larger power is a corrupt byte, not music
 DEFAULT_TEMPO = 500_000  # microseconds per quarter note when a file sets none (120 bpm)
 
 
@@ -46,6 +48,8 @@ class Structure:
     track_offsets: list[int] = field(default_factory=list)  # each track's start tick (non-zero in format 2 only)
     track_ends: list[int] = field(default_factory=list)  # each track's end tick, from the start of the file
     tempo_changes: list[tuple[int, int]] = field(default_factory=list)  # (tick, microseconds per quarter)
+    # (tick, numerator, denominator as a note value: 4 = quarter), in file order; ticks from the file's start
+    time_signatures: list[tuple[int, int, int]] = field(default_factory=list)
     repaired: Counter = field(default_factory=Counter)
     # Note-on and note-off events in file order (track by track), as decoded by the walk:
     note_ticks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # ticks from the file's start
@@ -196,6 +200,14 @@ def _walk_track(
                     if tempo == 0:
                         raise MidiError(f"track {track}: tempo 0 at tick {tick}")
                     structure.tempo_changes.append((offset + tick, tempo))
+                elif kind == TIME_SIGNATURE and length == 4:  # rare: checked here, not on the note path
+                    numerator, power = body[position - 4], body[position - 3]
+                    if numerator == 0 or power > MAX_DENOMINATOR_POWER:
+                        keep = False
+                        what = "numerator 0" if numerator == 0 else f"denominator 2^{power}"
+                        structure.repaired[f"time signature with {what} skipped"] += 1
+                    else:
+                        structure.time_signatures.append((offset + tick, numerator, 1 << power))
                 elif kind == END_OF_TRACK:
                     ended = True
                     if length:  # written again without its data
