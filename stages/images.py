@@ -1,4 +1,4 @@
-"""Stage images: accepted MIDI -> 106x106 piano-roll PNGs and data/interim/images/index.csv."""
+"""Stage images: accepted MIDI -> 106x106 piano-roll PNGs, data/interim/images/index.csv and meters.csv."""
 
 from rollgen import images
 from rollgen.params import load_params

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from rollgen import images
+from rollgen import images, meter
 from rollgen.corpus import score_to_midi
 from rollgen.midi import read_midi
 from rollgen.roll import NUM_PITCHES, piece_to_roll
@@ -53,14 +53,38 @@ def test_png_to_midi_to_png_returns_the_same_image(tmp_path, chorale_roll):
 
 def test_stage_writes_pngs_and_an_index(tmp_path, chorale_midi_dir):
     names = sorted(path.name for path in chorale_midi_dir.iterdir())[:2]
+    sources = [f"bach/{name.replace('.mid', '.mxl')}" for name in names]  # the inputs, as the manifest has them
     manifest = pd.DataFrame(
-        {"path": names, "sha256": ["a" * 64, "b" * 64], "status": "accepted", "reason": "", "midi": names}
+        {"path": sources, "sha256": ["a" * 64, "b" * 64], "status": "accepted", "reason": "", "midi": names}
     )
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
     index = images.run(tmp_path / "manifest.csv", chorale_midi_dir, tmp_path / "images")
     assert list(index.columns) == images.INDEX_COLUMNS
     assert sorted(index.piece.unique()) == names
+    assert dict(zip(index.piece, index.path)) == dict(zip(names, sources))
     pngs = sorted(path.name for path in (tmp_path / "images").glob("*.png"))
     assert pngs == sorted(index.image)
     assert all(Image.open(tmp_path / "images" / name).size == (106, NUM_PITCHES) for name in pngs)
     assert (tmp_path / "images" / "index.csv").exists()
+
+
+def test_stage_writes_each_pieces_meter_beside_the_index(tmp_path, chorale_midi_dir):
+    names = sorted(path.name for path in chorale_midi_dir.iterdir())
+    manifest = pd.DataFrame({"path": names, "sha256": "c" * 64, "status": "accepted", "reason": "", "midi": names})
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    index = images.run(tmp_path / "manifest.csv", chorale_midi_dir, tmp_path / "images")
+    table = pd.read_csv(tmp_path / "images" / images.METERS_NAME, dtype={"step": str})
+    assert list(table.columns) == meter.METER_COLUMNS
+    assert sorted(table.piece.unique()) == names and (table.groupby("piece").step.first() == "0").all()
+    assert table[table.piece == "bwv1.6.mid"].values[:2].tolist() == [
+        ["bwv1.6.mid", "0", 1, 4],
+        ["bwv1.6.mid", "4", 4, 4],  # 4/4 after the 1/4 pickup, 4 steps in
+    ]
+    meters = meter.read_meters(tmp_path / "images" / images.METERS_NAME, steps_per_quarter=4)
+    for name in names:  # the positions of the frames the images hold, rebuilt without reading MIDI again
+        steps = int(index[index.piece == name].steps.sum())
+        rows = table[table.piece == name][["step", "numerator", "denominator"]].itertuples(index=False)
+        piece = read_midi((chorale_midi_dir / name).read_bytes())
+        expected = meter.frame_positions(meter.Meter.from_piece(piece, steps_per_quarter=4), steps)
+        assert (meter.positions_from_rows(rows, steps, steps_per_quarter=4) == expected).all()
+        assert (meter.frame_positions(meters[name], steps) == expected).all()

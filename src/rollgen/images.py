@@ -10,12 +10,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from rollgen import files, paths
+from rollgen.meter import METER_COLUMNS, Meter
 from rollgen.midi import read_midi
 from rollgen.roll import NUM_PITCHES, piece_to_roll, roll_to_midi
 
 IMAGE_SIZE = 106  # the article resizes every chunk to 106x106
 MODES = ("lossless", "article")
-INDEX_COLUMNS = ["image", "piece", "sha256", "chunk", "start_step", "steps"]
+INDEX_COLUMNS = ["image", "piece", "path", "sha256", "chunk", "start_step", "steps"]
+METERS_NAME = "meters.csv"  # beside index.csv: every piece's time signatures in steps (rollgen.meter)
 
 
 def roll_to_images(roll: np.ndarray, mode: str = "lossless", chunk_steps: int = IMAGE_SIZE) -> list[np.ndarray]:
@@ -80,19 +82,27 @@ def run(
     include_drums: bool = False,
     parser: str = "fast",
 ) -> pd.DataFrame:
-    """Draws every accepted piece as 106x106 PNG chunks and writes their index (index.csv in the folder)."""
+    """Draws every accepted piece as 106x106 PNG chunks and writes their index (index.csv in the folder).
+
+    index.csv: one row per image, `INDEX_COLUMNS`; `piece` is the MIDI file in `midi_dir`, `path` the input
+    it came from (the manifest's, relative to the source). meters.csv: one row per time-signature segment
+    per piece, `rollgen.meter.METER_COLUMNS`, steps at `steps_per_quarter` (see `rollgen.meter`).
+    """
     manifest = pd.read_csv(manifest_path, keep_default_na=False, dtype={"sha256": str, "midi": str, "path": str})
     accepted = manifest[manifest["status"] == "accepted"]
-    rows = []
+    rows, meter_rows = [], []
     with files.atomic_dir(images_dir) as folder:
         for piece in tqdm(accepted.itertuples(), total=len(accepted), desc="images", unit="piece"):
             midi = read_midi((midi_dir / piece.midi).read_bytes(), include_drums=include_drums, parser=parser)
             roll, _ = piece_to_roll(midi, steps_per_quarter=steps_per_quarter, max_steps=max_steps)
+            meter_rows += [(piece.midi, *row) for row in Meter.from_piece(midi, steps_per_quarter).to_rows()]
             for chunk, image in enumerate(roll_to_images(roll, mode=mode, chunk_steps=chunk_steps)):
                 name = image_name(piece.midi, chunk)
                 save_png(image, folder / name)
                 start = chunk * chunk_steps
-                rows.append((name, piece.midi, piece.sha256, chunk, start, min(chunk_steps, roll.shape[1] - start)))
+                steps = min(chunk_steps, roll.shape[1] - start)
+                rows.append((name, piece.midi, piece.path, piece.sha256, chunk, start, steps))
         index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
         files.write_csv(folder / paths.IMAGES_INDEX.name, index)
+        files.write_csv(folder / METERS_NAME, pd.DataFrame(meter_rows, columns=METER_COLUMNS))
     return index
