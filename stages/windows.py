@@ -1,4 +1,4 @@
-"""Stage windows: images -> data/processed/windows/{train,val,test}.npz, split by piece."""
+"""Stage windows: images -> data/processed/windows/{train,val,test}.npz and splits.csv, split by groups of pieces."""
 
 from rollgen import windows
 from rollgen.params import load_params
@@ -11,6 +11,9 @@ def main() -> None:
         mode=params["mode"],
         val_fraction=params["val_fraction"],
         test_fraction=params["test_fraction"],
+        split=params["split"],
+        chunk_steps=load_params("images")["chunk_steps"],
+        steps_per_quarter=load_params("images")["steps_per_quarter"],
     )
 
 

@@ -86,11 +86,12 @@ def generate(
     ),
     primer: str = typer.Option(
         "test",
-        help="What starts every piece: 'test' (a random window of the --windows file per piece), or a MIDI file"
-        " whose first steps (as many as the model's context, 9 by default) start every piece.",
+        help="What starts every piece: 'test' (a random excerpt of the --windows archive per piece), 'none'"
+        " (nothing: from a bar line), or a MIDI file whose first --primer-steps steps start every piece.",
     ),
+    primer_steps: int = typer.Option(16, min=0, help="Steps of the primer the model reads before it generates."),
     windows: Path = typer.Option(
-        Path("data/processed/windows/test.npz"), help="Windows to draw random primers from (with --primer test)."
+        Path("data/processed/windows/test.npz"), help="Archive to draw random primers from (with --primer test)."
     ),
     num: int = typer.Option(4, min=1, help="Number of pieces."),
     steps: int = typer.Option(256, min=1, help="Frames (grid steps, 16th notes) generated per piece."),
@@ -109,39 +110,34 @@ def generate(
 ) -> None:
     """Generate new pieces with a trained model, each started from real music: MIDI, WAV, PNG and index.html.
 
-    The defaults are params.yaml's `generate:` defaults, chosen for the default convnade model on the Bach chorales.
+    The defaults are params.yaml's `generate:` defaults, chosen for the default model on the Bach chorales.
     """
     import numpy as np
 
-    from rollgen import files
+    from rollgen import frame_model
     from rollgen import generate as generation
     from rollgen.audio import AudioError
-    from rollgen.models import is_autoregressive, load_model
-    from rollgen.sampling import check_autoregressive_caps
+    from rollgen.windows import read_sequences
 
     params = {
         "sampling": sampling, "temperature": temperature, "threshold": threshold,
         "vanish_proof": 0.65, "vanish_inc": 1.001, "max_notes": max_notes, "min_notes": min_notes,
-        "primer": primer, "seed": seed,
+        "primer": primer, "primer_steps": primer_steps, "seed": seed,
     }  # fmt: skip
+    network = frame_model.load(model)
     try:
         sampler = generation.sampler_from_params(params)
+        network.check(sampler)
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
     rng = np.random.default_rng(seed)
-    network = load_model(model)
-    if is_autoregressive(network):
-        try:
-            check_autoregressive_caps(max_notes, min_notes)
-        except ValueError as error:
-            raise typer.BadParameter(str(error)) from error
-    test_x = None
+    source = None
     if primer == "test":
         if not windows.is_file():
             raise typer.BadParameter(f"{windows} does not exist", param_hint="--windows")
-        test_x = files.load_npz(windows)["x"]
-    primers = generation.make_primers(primer, num, generation.model_context(network), rng, test_x)
-    frames = generation.sample_frames(network, primers, steps, sampler, rng)
+        source = read_sequences(windows)
+    primers, positions = generation.make_primers(primer, num, primer_steps, rng, source)
+    frames = generation.sample_frames(network, primers, positions, steps, sampler, rng)
     rolls = [piece.T.astype(bool) for piece in frames]
     try:
         page = generation.write_pieces(rolls, out, 4, tempo, soundfont, generation.sampling_settings(params))

@@ -1,4 +1,5 @@
-"""Scores on the test split: frame NLL and F1-style accuracy, for the model and two simple baselines."""
+"""Scores on the test split, every frame of every piece: frame NLL and F1-style accuracy, for the model and two
+simple baselines."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 from rollgen import files, paths
 from rollgen.images import image_to_roll as sounding
 from rollgen.roll import LOWEST_PITCH, NUM_PITCHES
-from rollgen.windows import load_split
+from rollgen.windows import load_sequences
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] so a hard 0/1 guess has a finite NLL
 
@@ -20,8 +21,8 @@ def frame_scores(
     """nll: nats per frame (sum over pitches of the Bernoulli NLL, mean over frames); acc = TP/(TP+FP+FN),
     precision, recall and f1 of the predicted frames, summed over every frame of the split.
 
-    Predicted frames default to probabilities > 0.5; an autoregressive model passes its own decoded frames
-    (its probabilities are conditionals given the true notes below, which a prediction may not use).
+    Predicted frames default to probabilities > 0.5; a NADE model passes its own decoded frames (its
+    probabilities are conditionals given the true notes below, which a prediction may not use).
     """
     p = np.clip(np.asarray(probabilities, dtype=np.float64), EPSILON, 1 - EPSILON)
     y = np.asarray(targets, dtype=bool)
@@ -57,57 +58,6 @@ def persistence_probabilities(table: np.ndarray, previous: np.ndarray) -> np.nda
     return np.where(previous, table[1], table[0])
 
 
-def decode_nade(encoder, head, windows: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
-    """The frames a NADE model predicts for float windows, without the true notes.
-
-    samples 0: greedily, lowest pitch first, each pitch on when its probability given the pitches already
-    decided exceeds 0.5. samples N: each pitch on when it sounds in more than half of N frames drawn from the
-    model, i.e. its marginal probability (estimated) exceeds 0.5 -- the rule the factorised models follow.
-    """
-    import tensorflow as tf
-
-    draw = tf.function(lambda features, levels: head.sample(features, levels)[0])
-    features = encoder(windows, training=False)
-    shape = (len(windows), head.input_weights.shape[0])
-    if samples == 0:
-        return np.asarray(draw(features, np.full(shape, 0.5, np.float32)))
-    sounding = np.zeros(shape, np.int32)
-    for _ in range(samples):
-        sounding += np.asarray(draw(features, rng.random(shape, dtype=np.float32)), dtype=np.int32)
-    return (2 * sounding > samples).astype(np.float32)
-
-
-def predict(
-    model, x: np.ndarray, y: np.ndarray, batch_size: int = 2048, samples: int = 0, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities of the true next frames `y` given uint8 windows `x`, and the model's predicted frames.
-
-    Factorised models: their 106 probabilities, and no frames (frame_scores thresholds at 0.5). NADE models:
-    each pitch's probability given the true pitches below it (their NLL is the model's exact frame NLL), and
-    the frames decode_nade predicts with `samples` draws per window (0: greedy), seeded by `seed`.
-    """
-    from rollgen.models import is_autoregressive, nade_parts
-
-    probabilities, decoded = [], []
-    autoregressive = is_autoregressive(model)
-    if autoregressive:
-        encoder, head = nade_parts(model)
-        rng = np.random.default_rng(seed)
-    for start in range(0, len(x), batch_size):
-        windows = x[start : start + batch_size].astype(np.float32) / 255.0
-        if not autoregressive:
-            probabilities.append(np.asarray(model(windows, training=False)))
-            continue
-        frames = (y[start : start + batch_size] > 127).astype(np.float32)
-        probabilities.append(np.asarray(model([windows, frames], training=False)))
-        decoded.append(decode_nade(encoder, head, windows, samples, rng))
-    empty = np.zeros((0, x.shape[2]), np.float32)
-    return (
-        np.concatenate(probabilities) if probabilities else empty,
-        (np.concatenate(decoded) if decoded else empty) if autoregressive else None,
-    )
-
-
 def run(
     model_path: Path = paths.MODEL,
     windows_dir: Path = paths.WINDOWS_DIR,
@@ -116,34 +66,37 @@ def run(
     samples: int = 0,
     seed: int = 0,
 ) -> dict:
-    """Writes metrics/eval.json: `model`, `persistence` and `repeat_last`, each scored on the test split.
+    """Writes metrics/eval.json: `model`, `persistence` and `repeat_last`, each scored on every frame of every
+    test piece, as the published tables score them: a piece's first frame from the model's initial state (a
+    window model: from silent context; the baselines: after silence).
 
     Scores count the pitches up to `highest_pitch` only: 108 gives the 88 piano keys of the classic JSB
     Chorales tables (run with images.steps_per_quarter=1 for their quarter-note frames). A NADE model's
-    frames are decoded from `samples` draws per window (0: greedily), seeded by `seed` (see decode_nade).
+    frames are decoded from `samples` draws per frame (0: greedily), seeded by `seed` (rollgen.nade.Decoder).
     """
-    from rollgen.models import load_model
+    from rollgen import frame_model
 
     keep = slice(0, highest_pitch - LOWEST_PITCH + 1)
-
-    train, test = load_split("train", windows_dir), load_split("test", windows_dir)
-    if len(test["y"]) == 0:
-        raise SystemExit(f"evaluate: the test split in {windows_dir} has no windows")
-    targets = sounding(test["y"])[:, keep]
-    last_frame = sounding(test["x"][:, -1])  # the frame before the target (two before, in article mode)
-    table = fit_persistence(sounding(train["x"][:, -1]), sounding(train["y"]))
-    probabilities, decoded = predict(load_model(model_path), test["x"], test["y"], samples=samples, seed=seed)
+    train, test = load_sequences("train", windows_dir), load_sequences("test", windows_dir)
+    if len(test.frames) == 0:
+        raise SystemExit(f"evaluate: the test split in {windows_dir} has no frames")
+    targets = sounding(test.frames)[:, keep]
+    last_frame = sounding(test.previous_frames())  # the frame before each (two before, in article mode)
+    table = fit_persistence(sounding(train.previous_frames()), sounding(train.frames))
+    model = frame_model.load(model_path)
+    prediction = model.predict(test, samples=samples, seed=seed)
     decoding = "probability > 0.5"
-    if decoded is not None:
+    if model.head is not None:
         decoding = f"marginal > 0.5 from {samples} samples" if samples else "greedy, lowest pitch first"
     results = {
-        "model": frame_scores(probabilities[:, keep], targets, None if decoded is None else decoded[:, keep]),
+        "model": frame_scores(prediction.probabilities[:, keep], targets, prediction.predicted[:, keep]),
         "persistence": frame_scores(persistence_probabilities(table, last_frame)[:, keep], targets),
         "repeat_last": frame_scores(last_frame[:, keep].astype(np.float64), targets),
         "pitches": f"{LOWEST_PITCH}..{highest_pitch}",
         "decoding": decoding,
-        "test_windows": int(len(targets)),
-        "test_pieces": int(len(test["pieces"])),
+        "scored": "every frame of every test piece",
+        "test_frames": int(len(targets)),
+        "test_pieces": int(len(test.names)),
     }
     files.write_json(metrics_path, results)
     return results

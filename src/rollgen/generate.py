@@ -1,4 +1,4 @@
-"""Autoregressive generation: every piece advances together, one model call per step for the whole batch."""
+"""Autoregressive generation: every piece advances together, one model step per frame for the whole batch."""
 
 from __future__ import annotations
 
@@ -8,82 +8,63 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rollgen import files, paths
+from rollgen import files, frame_model, meter, paths
 from rollgen.audio import render_wav
-from rollgen.images import image_to_roll
+from rollgen.frame_model import FrameModel
 from rollgen.midi import MidiError, read_midi
 from rollgen.pictures import save_roll_picture
 from rollgen.quality import best_scale, piece_features, pitch_class_histogram, quality_report, relative_minor
 from rollgen.roll import NUM_PITCHES, piece_to_roll, roll_to_midi
-from rollgen.sampling import Sampler, check_autoregressive_caps, make_sampler
-from rollgen.windows import load_split
-
-
-def step_function(model, jit_compile: bool):
-    """One compiled TensorFlow function per generation step for a window batch (pieces, context, pitches).
-
-    Factorised models: window -> probabilities. Autoregressive (NADE) models: (window, levels) -> frame, the
-    whole chord drawn pitch by pitch inside the compiled step.
-    """
-    import tensorflow as tf
-
-    from rollgen.models import is_autoregressive, nade_parts
-
-    if not is_autoregressive(model):
-        return tf.function(lambda window: model(window, training=False), jit_compile=jit_compile)
-    encoder, head = nade_parts(model)
-
-    def draw(window, levels, temperature):
-        frame, _ = head.sample(encoder(window, training=False), levels, temperature)
-        return frame
-
-    return tf.function(draw, jit_compile=jit_compile)
+from rollgen.sampling import Sampler, make_sampler
+from rollgen.windows import Sequences, load_sequences
 
 
 def sample_frames(
-    model,
+    model: FrameModel,
     primers: np.ndarray,
+    positions: np.ndarray,
     steps: int,
     sampler: Sampler,
     rng: np.random.Generator,
     progress: bool = True,
-    jit_compile: bool = False,
 ) -> np.ndarray:
-    """`steps` new frames per primer window: uint8 0/1 of shape (pieces, steps, pitches).
+    """`steps` new frames per primer: uint8 0/1 of shape (pieces, steps, pitches).
 
-    primers: float windows (pieces, context, pitches) in 0..1. Each new frame joins the end of the window
-    and the oldest frame leaves, as in the article's loop. jit_compile: XLA-compile the model call; off by
-    default, since on CPU its compile (~1-2 s) costs more than it saves on 64 pieces x 256 steps
-    (benchmarks/generate.py), and on a GPU Keras picks cuDNN's LSTM kernel, which XLA does not compile.
+    primers: float frames (pieces, primer steps, pitches) in 0..1, read once; positions: int (pieces, primer
+    steps + 1, 4), the bar positions of the primer's frames and of the first new one (rollgen.meter). Then
+    one model step per new frame for all pieces at once: a window model slides its window (the article's
+    loop), a sequence model carries its state, so a step costs the same however long the piece has run.
     """
-    import tensorflow as tf
-
-    from rollgen.models import is_autoregressive
-
-    window = np.asarray(primers, dtype=np.float32).copy()
-    call = step_function(model, jit_compile)
-    autoregressive = is_autoregressive(model)
-    temperature = tf.constant(sampler.temperature, tf.float32)
-    frames = np.zeros((len(window), steps, window.shape[2]), dtype=np.uint8)
+    model.check(sampler)
+    state = model.start(primers, positions)
+    frames = np.zeros((len(primers), steps, primers.shape[2]), dtype=np.uint8)
     for step in tqdm(range(steps), desc="generate", unit="step", disable=not progress):
-        if autoregressive:
-            levels = sampler.levels(window[:, 0].shape, step, rng)
-            frames[:, step] = call(tf.constant(window), tf.constant(levels), temperature).numpy()
-        else:
-            frames[:, step] = sampler(call(tf.constant(window)).numpy(), step, rng)
-        window = np.concatenate([window[:, 1:], frames[:, step, None].astype(np.float32)], axis=1)
+        frames[:, step], _, state = model.step(state, sampler, step, rng)
     return frames
 
 
-def choose_primers(test_x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """`count` random test windows (uint8) as float primers in 0..1."""
-    if len(test_x) == 0:
-        raise SystemExit("generate: the test split has no windows to start from")
-    return test_x[rng.integers(len(test_x), size=count)].astype(np.float32) / 255.0
+def excerpt_primers(data: Sequences, count: int, steps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`count` random excerpts of `steps` frames from the sequences of `data` (a piece shorter than that
+    gives all it has, padded with silence in front), as float primers, and their positions."""
+    lengths = np.diff(data.offsets)
+    if len(lengths) == 0 or lengths.max() == 0:
+        raise SystemExit("generate: the split has no frames to start from")
+    steps = min(steps, int(lengths.max()))
+    eligible = np.flatnonzero(lengths >= steps)
+    sequences = eligible[rng.integers(len(eligible), size=count)]
+    primers = np.zeros((count, steps, data.frames.shape[1]), np.float32)
+    positions = np.zeros((count, steps + 1, data.positions.shape[1]), np.int32)
+    for row, sequence in enumerate(sequences):
+        first = data.offsets[sequence] + rng.integers(lengths[sequence] - steps + 1)
+        primers[row] = data.frames[first : first + steps] / 255.0
+        positions[row, :steps] = data.positions[first : first + steps]
+    positions[:, steps] = meter.next_position(positions[:, steps - 1]) if steps else positions[:, steps]
+    return primers, positions
 
 
-def midi_primers(path: Path, context: int, count: int, steps_per_quarter: int = 4) -> np.ndarray:
-    """The first `context` steps of a MIDI file's roll, as `count` identical float primers (count, context, 106).
+def midi_primers(path: Path, steps: int, count: int, steps_per_quarter: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """The first `steps` steps of a MIDI file's roll (all of it when shorter), as `count` identical float
+    primers, and their bar positions from the file's time signatures.
 
     The roll starts at the file's time 0, so a file that opens with rests gives a primer with silent steps.
     """
@@ -91,42 +72,37 @@ def midi_primers(path: Path, context: int, count: int, steps_per_quarter: int = 
     if not path.is_file():
         raise SystemExit(f"primer {path}: no such file")
     try:
-        roll, _ = piece_to_roll(read_midi(path.read_bytes()), steps_per_quarter=steps_per_quarter)
+        piece = read_midi(path.read_bytes())
+        roll, _ = piece_to_roll(piece, steps_per_quarter=steps_per_quarter)
     except MidiError as error:
         raise SystemExit(f"primer {path}: {error}") from error
-    if roll.shape[1] < context:
-        raise SystemExit(
-            f"primer {path}: too short: {roll.shape[1]} steps of music at {steps_per_quarter} steps per quarter note;"
-            f" the model needs {context} steps of context"
-        )
-    window = roll[:, :context].T.astype(np.float32)
-    return np.repeat(window[None], count, axis=0)
+    if roll.shape[1] == 0:
+        raise SystemExit(f"primer {path}: no notes in range to start from")
+    steps = min(steps, roll.shape[1])
+    where = meter.frame_positions(meter.Meter.from_piece(piece, steps_per_quarter), steps + 1)
+    window = roll[:, :steps].T.astype(np.float32)
+    return np.repeat(window[None], count, axis=0), np.repeat(where[None], count, axis=0).astype(np.int32)
 
 
 def make_primers(
     primer: str | Path,
     count: int,
-    context: int,
+    steps: int,
     rng: np.random.Generator,
-    test_x: np.ndarray | None = None,
+    data: Sequences | None = None,
     steps_per_quarter: int = 4,
-) -> np.ndarray:
-    """Primers (count, context, 106) in 0..1: `primer` 'test' draws random test windows `test_x` with `rng`;
-    anything else is a MIDI file whose start begins every piece."""
-    if str(primer) != "test":
-        return midi_primers(Path(primer), context, count, steps_per_quarter)
-    if test_x is None:
-        raise SystemExit("generate: primer 'test' needs the test windows")
-    if test_x.shape[1:] != (context, NUM_PITCHES):
-        raise SystemExit(
-            f"generate: test windows have shape {test_x.shape[1:]}, the model takes {(context, NUM_PITCHES)}"
-        )
-    return choose_primers(test_x, count, rng)
-
-
-def model_context(model) -> int:
-    """Frames of context the model takes (the length of its window input)."""
-    return int(model.inputs[0].shape[1])
+) -> tuple[np.ndarray, np.ndarray]:
+    """Primers (count, steps, 106) in 0..1 and their positions (count, steps + 1, 4): `primer` 'test' (or
+    'val') draws random excerpts of `data` with `rng`; 'none' starts from nothing at a bar line; anything
+    else is a MIDI file whose start begins every piece."""
+    if str(primer) == "none":
+        start = meter.default_positions(1, steps_per_quarter)
+        return np.zeros((count, 0, NUM_PITCHES), np.float32), np.repeat(start[None], count, axis=0).astype(np.int32)
+    if str(primer) not in ("test", "val"):
+        return midi_primers(Path(primer), steps, count, steps_per_quarter)
+    if data is None:
+        raise SystemExit(f"generate: primer '{primer}' needs that split's archive")
+    return excerpt_primers(data, count, steps, rng)
 
 
 def write_piece(roll: np.ndarray, stem: Path, steps_per_quarter: int, tempo_bpm: float, soundfont: str) -> None:
@@ -237,7 +213,9 @@ def sampling_settings(params: dict) -> dict[str, object]:
         settings.update(offset=params["vanish_proof"], growth=params["vanish_inc"])
     if mode != "vanish_proof":
         settings.update(max_notes=params.get("max_notes", 0) or "off", min_notes=params.get("min_notes", 0) or "off")
-    settings.update(primer=params.get("primer", "test"), seed=params["seed"])
+    settings.update(
+        primer=params.get("primer", "test"), primer_steps=params.get("primer_steps", 16), seed=params["seed"]
+    )
     return settings
 
 
@@ -251,22 +229,19 @@ def run(
 ) -> dict:
     """Generates `params['pieces']` pieces into `out_dir` (replaced as a whole) and compares them with the
     test pieces in `metrics_path` (see rollgen.quality.quality_report)."""
-    from rollgen.models import is_autoregressive, load_model
-
     rng = np.random.default_rng(params["seed"])
-    test = load_split("test", windows_dir)
-    model = load_model(model_path)
+    test = load_sequences("test", windows_dir)
+    model = frame_model.load(model_path)
     sampler = sampler_from_params(params)
-    if is_autoregressive(model):
-        check_autoregressive_caps(params.get("max_notes", 0), params.get("min_notes", 0))
+    model.check(sampler)
     primer = params.get("primer", "test")
-    primers = make_primers(primer, params["pieces"], model_context(model), rng, test["x"], steps_per_quarter)
-    frames = sample_frames(model, primers, params["steps"], sampler, rng)
+    source = load_sequences(primer, windows_dir) if primer in ("test", "val") else None
+    primers, positions = make_primers(primer, params["pieces"], params["primer_steps"], rng, source, steps_per_quarter)
+    frames = sample_frames(model, primers, positions, params["steps"], sampler, rng)
     rolls = [piece.T.astype(bool) for piece in frames]
     with files.atomic_dir(out_dir) as folder:
         write_pieces(rolls, folder, steps_per_quarter, params["tempo"], params["soundfont"], sampling_settings(params))
-    offsets = test["frame_offsets"]
-    test_rolls = [image_to_roll(test["frames"][start:end]).T for start, end in zip(offsets[:-1], offsets[1:])]
+    test_rolls = [test.sequence(number).T > 127 for number in range(len(test))]
     metrics = {**quality_report(rolls, test_rolls, steps_per_quarter), "sampling": params["sampling"], "primer": primer}
     files.write_json(metrics_path, metrics)
     return metrics

@@ -2,10 +2,12 @@
 from code"), so nothing is pickled; loading it reads the .keras file with safe_mode on.
 
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/mlflow_model")
-    probabilities = model.predict(windows)  # float32 (n, context, 106) in 0..1 -> (n, 106)
+    probabilities = model.predict(frames)  # float32 (n, steps, 106) in 0..1 -> (n, 106)
 
-For a NADE model (`convnade`, `nade`), `predict` gives each pitch's probability given the pitches below it,
-along the frame decoded greedily, lowest pitch first.
+`frames` are the start of n pieces, any number of steps (a window model reads the last ones, silence before
+a short start); the answer is each pitch's probability in the frame that follows, the pieces taken to be in
+4/4 from a bar line, on the grid the model was trained on. For a NADE model the probabilities are those of
+each pitch given the pitches below it, along the frame decoded greedily, lowest pitch first.
 """
 
 from __future__ import annotations
@@ -21,28 +23,30 @@ ARTIFACT_PATH = "mlflow_model"
 
 
 class NextFrameModel(mlflow.pyfunc.PythonModel):
-    """Windows of frames in, next-frame probabilities out."""
+    """The start of pieces in, next-frame probabilities out."""
 
     def load_context(self, context) -> None:
-        from rollgen.models import load_model
+        from rollgen import frame_model
 
-        self.model = load_model(context.artifacts["keras_model"])
+        self.model = frame_model.load(context.artifacts["keras_model"])
+        self.steps_per_quarter = int((context.model_config or {}).get("steps_per_quarter", 4))
 
     def predict(self, context, model_input, params=None):
-        from rollgen.models import is_autoregressive, nade_parts
+        from rollgen.meter import default_positions
+        from rollgen.sampling import make_sampler
 
-        if isinstance(model_input, dict):  # MLflow passes a named tensor as {"windows": array}
-            model_input = model_input["windows"]
-        windows = np.asarray(model_input, dtype=np.float32)
-        if not is_autoregressive(self.model):
-            return np.asarray(self.model(windows, training=False))
-        encoder, head = nade_parts(self.model)
-        _, probabilities = head.sample(encoder(windows), np.full((len(windows), windows.shape[2]), 0.5, np.float32))
-        return np.asarray(probabilities)
+        if isinstance(model_input, dict):  # MLflow passes a named tensor as {"frames": array}
+            model_input = model_input["frames"]
+        frames = np.asarray(model_input, dtype=np.float32)
+        positions = default_positions(frames.shape[1] + 1, self.steps_per_quarter)
+        state = self.model.start(frames, np.repeat(positions[None], len(frames), axis=0))
+        greedy = make_sampler("threshold", threshold=0.5)
+        _, probabilities, _ = self.model.step(state, greedy, 0, np.random.default_rng(0))
+        return np.asarray(probabilities, dtype=np.float32)
 
 
-def log(model_path: Path, context: int, pitches: int = NUM_PITCHES) -> None:
-    """Logs the .keras file at `model_path` as a pyfunc model with a (n, context, pitches) float32 signature.
+def log(model_path: Path, steps_per_quarter: int = 4, pitches: int = NUM_PITCHES) -> None:
+    """Logs the .keras file at `model_path` as a pyfunc model with a (n, steps, pitches) float32 signature.
 
     rollgen itself travels as code (`code_paths`); the requirements pin what loading it needs, as installed
     here, so MLflow does not have to infer them by loading the model in a subprocess."""
@@ -54,7 +58,7 @@ def log(model_path: Path, context: int, pitches: int = NUM_PITCHES) -> None:
     import rollgen
 
     signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, context, pitches), "windows")]),
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, pitches), "frames")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, pitches), "probabilities")]),
     )
     mlflow.pyfunc.log_model(
@@ -62,6 +66,7 @@ def log(model_path: Path, context: int, pitches: int = NUM_PITCHES) -> None:
         python_model=Path(__file__),
         artifacts={"keras_model": str(model_path)},
         signature=signature,
+        model_config={"steps_per_quarter": steps_per_quarter},
         code_paths=[str(Path(rollgen.__file__).parent)],
         pip_requirements=[f"{name}=={version(name)}" for name in ("keras", "tensorflow", "numpy", "mlflow")],
     )

@@ -1,17 +1,27 @@
-"""Model builders by name (`train.model`): each takes windows (batch, context, 106) and gives, per pitch, the
-probability that it sounds in the next frame. Factorised models (`lstm`, `convlstm`, `seed`) give 106
-independent probabilities; the NADE models (`convnade`, `nade`) also take the next frame itself and give each
-pitch's probability given the pitches below it (teacher forcing), which is how they learn which notes sound
-together."""
+"""Model builders by name (`train.model`), in two families.
+
+Window models (`seed`, `lstm`, `convlstm`, `nade`, `convnade`) read a window of `context` frames (the
+article's 9) and give, per pitch, the probability that it sounds in the next frame: the factorised ones 106
+independent probabilities; the NADE ones also take the next frame itself and give each pitch's probability
+given the pitches below it (teacher forcing), which is how they learn which notes sound together.
+
+Sequence models (`rnnnade`, `pitchnade`, `transformernade`) read a whole stretch of a piece: at every step the
+frame before and the bar position of the frame to predict, and give, through a NADE head, each pitch's
+probability given the pitches below it, for every frame at once. rollgen.frame_model gives both families
+one interface.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import keras
 from keras import layers
 
+from rollgen.nade import NadeHead
 from rollgen.roll import NUM_PITCHES
+from rollgen.sequence import LstmEncoder, PitchEncoder, SequenceEncoder, TransformerEncoder
 
 
 def build_seed(context: int = 9, num_pitches: int = NUM_PITCHES) -> keras.Model:
@@ -78,67 +88,6 @@ def build_lstm(context: int = 9, num_pitches: int = NUM_PITCHES, units: int = 12
     )
 
 
-@keras.utils.register_keras_serializable(package="rollgen")
-class NadeHead(layers.Layer):
-    """The output of RNN-NADE (Boulanger-Lewandowski et al., 2012): a NADE over the 106 pitches of one frame
-    whose biases come from the recurrent features, so chords are modelled, not 106 independent coin flips.
-
-    Pitches are taken lowest first: hidden_d = sigmoid(c + W[<d]^T v[<d]), p_d = sigmoid(b_d + V_d . hidden_d),
-    with b and c linear in the features. `call` gives every p_d at once from the true frame; `sample` draws a
-    frame one pitch after another.
-    """
-
-    def __init__(self, hidden: int = 64, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.hidden = hidden
-
-    def build(self, input_shape) -> None:
-        features, pitches = int(input_shape[0][-1]), int(input_shape[1][-1])
-        glorot = keras.initializers.GlorotUniform
-        self.visible_kernel = self.add_weight(shape=(features, pitches), initializer=glorot(), name="visible_kernel")
-        self.visible_bias = self.add_weight(shape=(pitches,), initializer="zeros", name="visible_bias")
-        self.hidden_kernel = self.add_weight(shape=(features, self.hidden), initializer=glorot(), name="hidden_kernel")
-        self.hidden_bias = self.add_weight(shape=(self.hidden,), initializer="zeros", name="hidden_bias")
-        self.input_weights = self.add_weight(shape=(pitches, self.hidden), initializer=glorot(), name="input_weights")
-        self.output_weights = self.add_weight(shape=(pitches, self.hidden), initializer=glorot(), name="output_weights")
-
-    def biases(self, features):
-        """Per-frame visible biases (batch, pitches) and hidden biases (batch, hidden) from the features."""
-        ops = keras.ops
-        visible = ops.matmul(features, self.visible_kernel) + self.visible_bias
-        hidden = ops.matmul(features, self.hidden_kernel) + self.hidden_bias
-        return visible, hidden
-
-    def call(self, inputs):
-        ops = keras.ops
-        features, frame = inputs
-        visible, hidden = self.biases(features)
-        contributions = frame[:, :, None] * self.input_weights[None]  # (batch, pitches, hidden)
-        below = ops.cumsum(contributions, axis=1)[:, :-1]
-        below = ops.concatenate([ops.zeros_like(contributions[:, :1]), below], axis=1)  # pitches strictly below
-        activations = ops.sigmoid(hidden[:, None, :] + below)
-        return ops.sigmoid(visible + ops.sum(activations * self.output_weights[None], axis=-1))
-
-    def sample(self, features, levels, temperature: float = 1.0):
-        """A frame (batch, pitches) of 0/1, one pitch after another: pitch d sounds when its probability given
-        the pitches already drawn, tempered, exceeds levels[:, d] (uniform noise samples; a constant thresholds).
-        Also gives those conditional probabilities (untempered)."""
-        ops = keras.ops
-        visible, running = self.biases(features)
-        pitches = self.input_weights.shape[0]
-        frame, chosen = [], []
-        for pitch in range(pitches):
-            logit = visible[:, pitch] + ops.sum(ops.sigmoid(running) * self.output_weights[pitch], axis=-1)
-            on = ops.cast(ops.sigmoid(logit / temperature) > levels[:, pitch], features.dtype)
-            running = running + on[:, None] * self.input_weights[pitch][None]
-            frame.append(on)
-            chosen.append(ops.sigmoid(logit))
-        return ops.stack(frame, axis=1), ops.stack(chosen, axis=1)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "hidden": self.hidden}
-
-
 def build_nade(context: int = 9, num_pitches: int = NUM_PITCHES, units: int = 128, hidden: int = 64) -> keras.Model:
     """RNN-NADE: an LSTM reads the window; a NADE head (NadeHead) models the next frame's notes jointly.
 
@@ -164,32 +113,64 @@ def build_convnade(
     return keras.Model([window, frame], probabilities, name="convnade")
 
 
-def is_autoregressive(model: keras.Model) -> bool:
-    """True for models that take the next frame as a second input (a NADE head), False for factorised ones."""
-    return len(model.inputs) == 2
+def sequence_nade(encoder: SequenceEncoder, name: str, num_pitches: int = NUM_PITCHES, hidden: int = 64):
+    """A sequence model: `encoder` over (previous frames, positions), a NADE head per step.
+
+    Inputs: the frame before each step (silence first), each step's bar position (int rows, see
+    rollgen.sequence) and each step's true frame (teacher forcing); output: each pitch's probability given
+    the notes below it, for every step. Their Bernoulli NLL summed over pitches is the exact frame NLL.
+    """
+    previous = keras.Input(shape=(None, num_pitches), name="previous")
+    position = keras.Input(shape=(None, 4), dtype="int32", name="position")
+    frame = keras.Input(shape=(None, num_pitches), name="frame")
+    features = encoder([previous, position])
+    probabilities = NadeHead(hidden, initial_bias=-3.0, name="nade")([features, frame])
+    return keras.Model([previous, position, frame], probabilities, name=name)
 
 
-def nade_parts(model: keras.Model) -> tuple[keras.Model, NadeHead]:
-    """The window -> features sub-model and the NADE head of a `nade` model, for sampling frame by frame."""
-    head = next(layer for layer in model.layers if isinstance(layer, NadeHead))
-    encoder = keras.Model(model.inputs[0], head.input[0])
-    return encoder, head
+def build_rnn_nade(window: int = 128, num_pitches: int = NUM_PITCHES, units: int = 256, hidden: int = 64):
+    """RNN-NADE proper (Boulanger-Lewandowski et al., 2012): an LSTM over the whole sequence, a NADE per frame."""
+    return sequence_nade(LstmEncoder(units, name="encoder"), "rnnnade", num_pitches, hidden)
 
 
-MODELS: dict[str, Callable[..., keras.Model]] = {
-    "seed": build_seed,
-    "convlstm": build_convlstm,
-    "lstm": build_lstm,
-    "nade": build_nade,
-    "convnade": build_convnade,
+def build_pitch_nade(window: int = 128, num_pitches: int = NUM_PITCHES, units: int = 32, hidden: int = 64):
+    """Interval patterns shared by every pitch (one LSTM per pitch, tied, over the sequence), a NADE per frame."""
+    return sequence_nade(PitchEncoder(num_pitches, units, name="encoder"), "pitchnade", num_pitches, hidden)
+
+
+def build_transformer_nade(window: int = 128, num_pitches: int = NUM_PITCHES, width: int = 128, hidden: int = 64):
+    """A causal Transformer over frames attending `window` steps back, a NADE per frame."""
+    encoder = TransformerEncoder(width, window=window, name="encoder")
+    return sequence_nade(encoder, "transformernade", num_pitches, hidden)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A model `train.model` can name: its builder and its family.
+
+    family "window": built for `context` frames; "sequence": built for stretches of `window` steps."""
+
+    build: Callable[..., keras.Model]
+    family: str
+
+
+MODELS: dict[str, Entry] = {
+    "seed": Entry(build_seed, "window"),
+    "convlstm": Entry(build_convlstm, "window"),
+    "lstm": Entry(build_lstm, "window"),
+    "nade": Entry(build_nade, "window"),
+    "convnade": Entry(build_convnade, "window"),
+    "rnnnade": Entry(build_rnn_nade, "sequence"),
+    "pitchnade": Entry(build_pitch_nade, "sequence"),
+    "transformernade": Entry(build_transformer_nade, "sequence"),
 }
 
 
-def build_model(name: str, context: int = 9) -> keras.Model:
-    """The model called `name` in MODELS, for windows of `context` frames."""
+def entry(name: str) -> Entry:
+    """The MODELS entry called `name`, or a clear error naming the choices."""
     if name not in MODELS:
         raise ValueError(f"train.model '{name}' is unknown; choose one of {sorted(MODELS)}")
-    return MODELS[name](context=context)
+    return MODELS[name]
 
 
 def load_model(path) -> keras.Model:

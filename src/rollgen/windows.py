@@ -1,53 +1,85 @@
-"""Training examples: windows of context frames and the frame to predict, split by piece."""
+"""Training archives: each split's frame sequences, their bar positions, and which piece went where and why.
+
+An archive holds every piece's frames once (`frames`, sequence i = frames[frame_offsets[i]:frame_offsets[i+1]]),
+each frame's bar position (`positions`, rollgen.meter), the piece names, and for the window models the
+window length and target gap (`context`, `target_gap`); training and evaluation cut windows or stretches
+from the frames on the fly. Article mode also stores the article's `x`/`y` arrays (split_sequences).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from rollgen import files, paths
-from rollgen.images import load_png
+from rollgen import files, meter, paths, splits
+from rollgen.images import METERS_NAME, load_png
 from rollgen.roll import NUM_PITCHES
 
 SPLITS = ("train", "val", "test")
 MODES = ("next", "article")
+SPLITS_TABLE = "splits.csv"
 
 
-def split_of(sha256: str, val_fraction: float, test_fraction: float) -> str:
-    """The split of a piece, fixed by its content hash: a piece never moves when others come or go."""
-    position = int(sha256[:16], 16) / 16**16
-    if position < test_fraction:
-        return "test"
-    if position < test_fraction + val_fraction:
-        return "val"
-    return "train"
+@dataclass(frozen=True)
+class Sequences:
+    """One split's frame sequences as the windows stage archives them (a piece's, or an image's in article
+    mode); frames are uint8 0/255 over the 106 pitches."""
+
+    frames: np.ndarray  # uint8 (frames, pitches)
+    offsets: np.ndarray  # int64 (sequences + 1): sequence i = frames[offsets[i]:offsets[i + 1]]
+    positions: np.ndarray  # int16 (frames, 4): bar position of each frame (rollgen.meter.POSITION_COLUMNS)
+    names: np.ndarray  # str (pieces,)
+    context: int = 9  # frames a window model reads
+    target_gap: int = 0  # 1 in article mode: a window predicts the frame after its next one
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def sequence(self, number: int) -> np.ndarray:
+        """Frames (steps, pitches) of sequence `number`."""
+        return self.frames[self.offsets[number] : self.offsets[number + 1]]
+
+    def previous_frames(self) -> np.ndarray:
+        """For every frame, the frame `target_gap` + 1 before it in its sequence, silence before the start."""
+        back = self.target_gap + 1
+        previous = np.zeros_like(self.frames)
+        for start, end in zip(self.offsets[:-1], self.offsets[1:]):
+            previous[start + back : end] = self.frames[start : max(start, end - back)]
+        return previous
 
 
-def assign_splits(hashes: list[str], val_fraction: float, test_fraction: float) -> list[str]:
-    """Splits for all pieces; when a small data set leaves val or test empty, the train pieces whose
-    hashes lie nearest take their place, so every split has a piece whenever there are three."""
-    splits = [split_of(sha, val_fraction, test_fraction) for sha in hashes]
-    for wanted in ("test", "val"):
-        fraction = test_fraction if wanted == "test" else val_fraction
-        if wanted not in splits and splits.count("train") > 1 and fraction > 0:
-            donor = min((sha, i) for i, (sha, split) in enumerate(zip(hashes, splits)) if split == "train")[1]
-            splits[donor] = wanted
-    return splits
+def load_sequences(split: str, folder: Path = paths.WINDOWS_DIR) -> Sequences:
+    """One split's archive (see the module docstring), loaded without pickle."""
+    return read_sequences(Path(folder) / f"{split}.npz")
+
+
+def read_sequences(path: Path) -> Sequences:
+    """The archive at `path`, loaded without pickle."""
+    archive = files.load_npz(path)
+    return Sequences(
+        frames=archive["frames"],
+        offsets=archive["frame_offsets"],
+        positions=archive["positions"],
+        names=archive["pieces"],
+        context=int(archive["context"]),
+        target_gap=int(archive["target_gap"]),
+    )
 
 
 def piece_frames(images: list[np.ndarray], valid_steps: list[int], mode: str) -> list[np.ndarray]:
-    """Frame sequences (steps, pitches) to cut windows from. `next`: one sequence per piece, the chunks
-    joined back without their padding. `article`: each image on its own, all 106 columns, as the article."""
+    """Frame sequences (steps, pitches) of a piece. `next`: one sequence, the chunks joined back without their
+    padding. `article`: each image on its own, all 106 columns, as the article."""
     if mode == "next":
         return [np.concatenate([image[:, :steps] for image, steps in zip(images, valid_steps)], axis=1).T]
     return [image.T for image in images]
 
 
 def make_windows(frames: np.ndarray, context: int, mode: str = "next") -> tuple[np.ndarray, np.ndarray]:
-    """Inputs (n, context, pitches) and targets (n, pitches) from frames (steps, pitches).
+    """Inputs (n, context, pitches) and targets (n, pitches) from frames (steps, pitches), for article mode.
 
     `next`: frames i..i+context-1 predict frame i+context, as generation uses the model.
     `article`: they predict frame i+context+1, the article's split_sequences (it skips a frame).
@@ -73,49 +105,71 @@ def run(
     mode: str = "next",
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
+    split: str = "auto",
+    chunk_steps: int = 106,
+    steps_per_quarter: int = 4,
 ) -> dict:
-    """Writes train/val/test .npz archives: x uint8 (n, context, 106), y uint8 (n, 106) in 0..255,
-    plus each window's piece index into `pieces`, and the frame sequences the windows were cut from
-    (`frames`, sequence i = frames[frame_offsets[i]:frame_offsets[i+1]]): the window of frames t..t+context-1
-    predicts frame t+context+target_gap, so training can cut windows on the fly."""
-    index = pd.read_csv(index_path, keep_default_na=False, dtype={"sha256": str, "piece": str, "image": str})
+    """Writes train/val/test .npz archives (see the module docstring) and splits.csv, which says for every
+    piece its split and why (rollgen.splits), into `out_dir`, replaced as a whole. `chunk_steps`: grid steps
+    per image (images.chunk_steps), which article mode's stretched columns are mapped back to;
+    `steps_per_quarter`: the images' grid (images.steps_per_quarter), which bar positions are counted on."""
+    if mode not in MODES:
+        raise ValueError(f"windows.mode must be one of {MODES}, not '{mode}'")
+    index = pd.read_csv(
+        index_path, keep_default_na=False, dtype={"sha256": str, "piece": str, "image": str, "path": str}
+    )
     images_dir = index_path.parent
-    pieces = list(dict.fromkeys(index["piece"]))
-    hashes = [index.loc[index["piece"] == piece, "sha256"].iloc[0] for piece in pieces]
-    splits = assign_splits(hashes, val_fraction, test_fraction)
-    collected: dict[str, dict[str, list]] = {split: {"x": [], "y": [], "piece": [], "frames": []} for split in SPLITS}
-    names: dict[str, list[str]] = {split: [] for split in SPLITS}
-    for piece, split in tqdm(list(zip(pieces, splits)), desc="windows", unit="piece"):
-        chunks = index[index["piece"] == piece].sort_values("chunk")
+    meters = meter.read_meters(images_dir / METERS_NAME, steps_per_quarter)
+    loaded = []
+    for piece, chunks in tqdm(index.groupby("piece", sort=False), desc="windows", unit="piece"):
+        chunks = chunks.sort_values("chunk")
         images = [load_png(images_dir / name) for name in chunks["image"]]
-        for frames in piece_frames(images, chunks["steps"].tolist(), mode):
-            x, y = make_windows(frames, context, mode)
-            part = collected[split]
-            part["x"].append(x)
-            part["y"].append(y)
-            part["piece"].append(np.full(len(x), len(names[split]), dtype=np.int32))
-            part["frames"].append(frames)
-        names[split].append(piece)
-    summary = {}
-    for split in SPLITS:
-        part = collected[split]
-        frames = part["frames"]
-        arrays = {
-            "x": np.concatenate(part["x"]) if part["x"] else np.zeros((0, context, NUM_PITCHES), np.uint8),
-            "y": np.concatenate(part["y"]) if part["y"] else np.zeros((0, NUM_PITCHES), np.uint8),
-            "piece": np.concatenate(part["piece"]) if part["piece"] else np.zeros(0, np.int32),
-            "pieces": np.asarray(names[split], dtype=str),
-            "frames": np.concatenate(frames) if frames else np.zeros((0, NUM_PITCHES), np.uint8),
-            "frame_offsets": np.cumsum([0] + [len(f) for f in frames]).astype(np.int64),
-            "context": np.int64(context),
-            "target_gap": np.int64(0 if mode == "next" else 1),
-        }
-        files.write_npz(out_dir / f"{split}.npz", **arrays)
-        summary[split] = {"pieces": len(names[split]), "windows": int(len(arrays["y"]))}
+        steps = chunks["steps"].tolist()
+        frames = piece_frames(images, steps, "next")[0]
+        where = meter.frame_positions(meters.get(piece) or meter.Meter.from_steps((), steps_per_quarter), len(frames))
+        if mode == "article":
+            # Each stretched image's columns, at the positions of the steps they were drawn from.
+            sequences = piece_frames(images, steps, mode)
+            columns = np.arange(images[0].shape[1]) * chunk_steps // images[0].shape[1]
+            placed = [where[np.minimum(start + columns, len(frames) - 1)] for start in chunks["start_step"]]
+        else:
+            sequences, placed = [frames], [where]
+        row = chunks.iloc[0]
+        info = splits.PieceInfo(name=piece, path=row["path"], sha256=row["sha256"], roll=frames.T > 127)
+        loaded.append((info, sequences, placed))
+    assignments = splits.assign_splits([info for info, _, _ in loaded], split, val_fraction, test_fraction)
+
+    gap = 0 if mode == "next" else 1
+    with files.atomic_dir(out_dir) as folder:
+        summary = {}
+        for name in SPLITS:
+            chosen = [(info, seqs, where) for (info, seqs, where), a in zip(loaded, assignments) if a.split == name]
+            sequences = [sequence for _, seqs, _ in chosen for sequence in seqs]
+            arrays = {
+                "frames": np.concatenate(sequences) if sequences else np.zeros((0, NUM_PITCHES), np.uint8),
+                "frame_offsets": np.cumsum([0] + [len(s) for s in sequences]).astype(np.int64),
+                "positions": (
+                    np.concatenate([w for _, _, where in chosen for w in where]).astype(np.int16)
+                    if sequences
+                    else np.zeros((0, len(meter.POSITION_COLUMNS)), np.int16)
+                ),
+                "pieces": np.asarray([info.name for info, _, _ in chosen], dtype=str),
+                "context": np.int64(context),
+                "target_gap": np.int64(gap),
+            }
+            if mode == "article":
+                windows = [make_windows(sequence, context, mode) for sequence in sequences]
+                arrays["x"] = (
+                    np.concatenate([x for x, _ in windows]) if windows else np.zeros((0, context, NUM_PITCHES), np.uint8)
+                )
+                arrays["y"] = np.concatenate([y for _, y in windows]) if windows else np.zeros((0, NUM_PITCHES), np.uint8)
+            files.write_npz(folder / f"{name}.npz", **arrays)
+            summary[name] = {"pieces": len(chosen), "frames": int(len(arrays["frames"]))}
+        table = pd.DataFrame(
+            [(info.name, info.path, a.split, a.group, a.reason) for (info, _, _), a in zip(loaded, assignments)],
+            columns=["piece", "path", "split", "group", "reason"],
+        )
+        files.write_csv(folder / SPLITS_TABLE, table)
+    summary["grouped_pieces"] = int((table["group"] != table["path"]).sum())
     files.write_json(metrics_path, summary)
     return summary
-
-
-def load_split(split: str, folder: Path = paths.WINDOWS_DIR) -> dict[str, np.ndarray]:
-    """One split's arrays (see `run`), loaded without pickle."""
-    return files.load_npz(folder / f"{split}.npz")
