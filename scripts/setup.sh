@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds rollgen's environment on Debian/Ubuntu and runs the whole pipeline on the default data:
 #   FluidSynth + a General MIDI SoundFont (apt, when root or sudo is available),
-#   a virtual environment in .venv with rollgen installed in editable mode, then `dvc repro`.
+#   a virtual environment in .venv with the locked dependencies (requirements-lock.txt, every file checked
+#   against its hash) and rollgen itself in editable mode, then `dvc repro`.
 #   Chromium too (apt), which the browser tests drive headless: --no-browser skips it; --browser (CI) makes
 #   a failed install fail the setup instead of leaving those tests to skip.
 # Usage: bash scripts/setup.sh [--no-repro] [--browser | --no-browser]
@@ -54,9 +55,10 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $("$PYTHON" --version)"
   "$PYTHON" -m venv .venv
 fi
-echo "==> installing rollgen and its dependencies into .venv"
+echo "==> installing rollgen and its locked dependencies into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q --require-hashes -r requirements-lock.txt
+.venv/bin/python -m pip install -q --no-deps -e .  # its dependencies are all in the lock
 
 if [ "$run_repro" -eq 1 ]; then
   echo "==> dvc repro (10-20 minutes on 2 cores, most of it training)"

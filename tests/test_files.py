@@ -1,5 +1,10 @@
 """Atomic outputs: a failure mid-write leaves the old file (or nothing), never half a file."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -25,6 +30,90 @@ def test_a_folder_is_replaced_only_when_complete(tmp_path):
         raise RuntimeError("killed")
     assert [path.name for path in tmp_path.iterdir()] == ["midi"]
     assert [path.name for path in target.iterdir()] == ["a.mid"]
+
+
+def contents(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in folder.iterdir()}
+
+
+def test_a_folder_that_fails_to_move_in_leaves_the_old_one_in_place(tmp_path, monkeypatch):
+    target = tmp_path / "midi"
+    with files.atomic_dir(target) as folder:
+        (folder / "a.mid").write_bytes(b"old")
+    real_replace, calls = os.replace, []
+
+    def replace(source, destination):
+        calls.append(Path(source).name)
+        if len(calls) == 2:  # the old folder is aside; moving the new one in fails
+            raise OSError("disk gone")
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="disk gone"), files.atomic_dir(target) as folder:
+        (folder / "b.mid").write_bytes(b"new")
+    assert calls[0] == "midi" and calls[1].endswith(".tmp") and calls[2].endswith(".old")  # and put back
+    assert [path.name for path in tmp_path.iterdir()] == ["midi"]
+    assert contents(target) == {"a.mid": b"old"}
+
+
+# Replaces "old" in a folder with "new", killed (os._exit: no except or finally runs) at one step of the swap.
+KILLED_SWAP = """
+import os, shutil, sys
+from rollgen import files
+
+step = sys.argv[2]
+real_replace, real_rmtree, replaced = os.replace, shutil.rmtree, []
+
+def replace(source, destination):
+    replaced.append(source)
+    if (step, len(replaced)) in {("moving the old folder aside", 1), ("moving the new folder in", 2)}:
+        os._exit(9)
+    real_replace(source, destination)
+
+def rmtree(path):
+    if step == "deleting the old folder":
+        os._exit(9)
+    real_rmtree(path)
+
+os.replace, shutil.rmtree = replace, rmtree
+with files.atomic_dir(sys.argv[1]) as folder:
+    (folder / "new.mid").write_bytes(b"new")
+"""
+
+
+@pytest.mark.parametrize(
+    ("step", "left_at_target"),
+    [
+        ("moving the old folder aside", {"old.mid": b"old"}),
+        ("moving the new folder in", None),  # neither at `target`: the old one aside, the new one in its .tmp
+        ("deleting the old folder", {"new.mid": b"new"}),
+    ],
+)
+def test_a_swap_killed_at_any_step_keeps_a_complete_folder_that_the_next_call_finds(tmp_path, step, left_at_target):
+    target = tmp_path / "midi"
+    with files.atomic_dir(target) as folder:
+        (folder / "old.mid").write_bytes(b"old")
+    source = str(Path(files.__file__).parents[1])  # the rollgen under test, also in the child
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    killed = subprocess.run([sys.executable, "-c", KILLED_SWAP, str(target), step], env=env, timeout=120)
+    assert killed.returncode == 9
+
+    leftovers = sorted(path for path in tmp_path.iterdir() if path.name != "midi")
+    assert all(path.name.startswith(".midi.") for path in leftovers)
+    if left_at_target is None:
+        assert not target.exists()
+        assert {path.suffix: contents(path) for path in leftovers} == {
+            ".old": {"old.mid": b"old"},
+            ".tmp": {"new.mid": b"new"},
+        }
+    else:
+        assert contents(target) == left_at_target
+
+    # The next call, even one that fails, removes the leftovers; the old folder goes back where none is left.
+    with pytest.raises(RuntimeError), files.atomic_dir(target):
+        raise RuntimeError("failed")
+    assert [path.name for path in tmp_path.iterdir()] == ["midi"]
+    assert contents(target) == (left_at_target or {"old.mid": b"old"})
 
 
 def test_archives_hold_no_pickles_and_are_reproducible(tmp_path):

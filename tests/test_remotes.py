@@ -16,8 +16,11 @@ from tests.servers import free_port, serving
 @pytest.fixture
 def webdav(tmp_path) -> Iterator[dict]:
     """A WsgiDAV server (cheroot) sharing a folder to one user with a random password; DVC stores into its empty
-    rollgen/ folder (the remote's root must exist, as on any server)."""
-    port, user, password = free_port(), "rollgen", secrets.token_urlsafe(16)
+    rollgen/ folder (the remote's root must exist, as on any server).
+
+    The password always begins with "-", as a random one sometimes does: a command line that reads it as an
+    option fails every run, not one run in 64."""
+    port, user, password = free_port(), "rollgen", "-" + secrets.token_urlsafe(16)
     shared = tmp_path / "webdav"
     (shared / "rollgen").mkdir(parents=True)
     config = {
@@ -42,7 +45,10 @@ def test_push_to_webdav_and_pull_back_restores_every_output(tiny_repro, webdav, 
     before = output_digests(project)
     run(["dvc", "remote", "add", "webdav", webdav["url"]], project)
     run(["dvc", "remote", "modify", "--local", "webdav", "user", webdav["user"]], project)
-    run(["dvc", "remote", "modify", "--local", "webdav", "password", webdav["password"]], project)
+    # `--` ends dvc's options, so a value beginning with "-" is the value, as the README shows.
+    run(["dvc", "remote", "modify", "--local", "webdav", "password", "--", webdav["password"]], project)
+    assert webdav["password"].startswith("-")
+    assert f"password = {webdav['password']}" in (project / ".dvc/config.local").read_text()
     assert webdav["password"] not in (project / ".dvc/config").read_text()
     run(["git", "check-ignore", "-q", ".dvc/config.local"], project)  # the password never reaches git
 
@@ -65,7 +71,7 @@ def test_webdav_refuses_a_wrong_password(webdav, tmp_path):
     run(["dvc", "init", "-q"], project)
     run(["dvc", "remote", "add", "-d", "webdav", webdav["url"]], project)
     run(["dvc", "remote", "modify", "--local", "webdav", "user", webdav["user"]], project)
-    run(["dvc", "remote", "modify", "--local", "webdav", "password", "not-the-password"], project)
+    run(["dvc", "remote", "modify", "--local", "webdav", "password", "--", "-not-the-password"], project)
     (project / "a.txt").write_text("a")
     run(["dvc", "add", "a.txt"], project)
     with pytest.raises(AssertionError, match="401|nauthori"):

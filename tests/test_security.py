@@ -1,7 +1,9 @@
 """What is committed: no credentials, no pickles, no shells, models loaded safely."""
 
+import ast
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -14,13 +16,7 @@ CREDENTIAL_PATTERNS = {
     "credentials in a URL": re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:[^/\s@'\"]+@"),
 }
 
-# Written as patterns (spaces allowed around '='), so this file does not itself contain what it forbids.
-FORBIDDEN_CALLS = [
-    re.compile(r"allow_pickle\s*=\s*True"),
-    re.compile(r"shell\s*=\s*True"),
-    re.compile(r"safe_mode\s*=\s*False"),
-    re.compile(r"pickle\.loads?\("),
-]
+CODE = ["src", "stages", "benchmarks"]
 
 
 def tracked_text_files() -> list[Path]:
@@ -44,9 +40,53 @@ def test_remote_credentials_go_to_the_git_ignored_local_config():
     assert not re.search(r"(?i)^\s*(password|secret_access_key|access_key_id|token|user)\s*=", config, re.M)
 
 
-def test_the_code_never_loads_pickles_runs_shells_or_loads_models_unsafely():
-    sources = [*(REPO / "src").rglob("*.py"), *(REPO / "stages").glob("*.py"), *(REPO / "benchmarks").glob("*.py")]
-    for path in sources:
-        text = path.read_text()
-        for forbidden in FORBIDDEN_CALLS:
-            assert not forbidden.search(text), f"{path.relative_to(REPO)}: {forbidden.pattern}"
+def test_bandit_rules_find_nothing():
+    """ruff's flake8-bandit rules (S) over the project: no pickles, shells, eval, unsafe YAML or temporary
+    files in shared folders. Tests skip the rules pyproject.toml names; a reviewed exception in the code
+    carries `# noqa: S… - reason`."""
+    command = [sys.executable, "-m", "ruff", "check", "--select", "S", "--no-cache", "--output-format", "concise", "."]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_bandit_exception_says_why():
+    unexplained = re.compile(r"#\s*noqa:\s*S\d+(?:\s*,\s*[A-Z]+\d+)*\s*$")
+    found = [
+        f"{path.relative_to(REPO)}:{number}"
+        for folder in CODE
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if unexplained.search(line)
+    ]
+    assert not found, f"a `# noqa: S…` needs a reason after it: {found}"
+
+
+def unsafe_loads(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, what) for each call that Bandit does not know to be unsafe: numpy reading pickles, Keras running
+    code from a model file."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        for keyword in node.keywords:
+            value = keyword.value.value if isinstance(keyword.value, ast.Constant) else None
+            if (keyword.arg, value) in {("allow_pickle", True), ("safe_mode", False)}:
+                found.append((node.lineno, f"{keyword.arg}={value}"))
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name == "enable_unsafe_deserialization":
+            found.append((node.lineno, name))
+    return found
+
+
+def test_no_call_loads_pickles_or_models_unsafely():
+    assert unsafe_loads(ast.parse("np.load(f, allow_pickle=True)\nkeras.models.load_model(f, safe_mode=False)")) == [
+        (1, "allow_pickle=True"),
+        (2, "safe_mode=False"),
+    ]
+    found = [
+        f"{path.relative_to(REPO)}:{line}: {what}"
+        for folder in CODE
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for line, what in unsafe_loads(ast.parse(path.read_text(), filename=str(path)))
+    ]
+    assert not found, found

@@ -54,7 +54,8 @@ def render_wav(
             "-r", str(sample_rate), "-g", str(gain),
             str(font), str(midi_path),
         ]  # fmt: skip
-        result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        # An argument list, no shell, for the fluidsynth that shutil.which found.
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600)  # noqa: S603 - see above
         if result.returncode != 0 or tmp.stat().st_size <= 44:
             raise AudioError(f"fluidsynth failed on {midi_path}: {result.stderr.strip() or result.stdout.strip()}")
     return wav_path

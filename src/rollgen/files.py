@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -38,19 +40,52 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yields an empty temporary folder beside `target` that replaces `target` only when the block succeeds."""
+    """Yields an empty temporary folder beside `target` that replaces `target` only when the block succeeds.
+
+    The swap is two renames, then a deletion: the old folder moves aside to `.NAME.XXXXXXXX.old`, the new one
+    (`.NAME.XXXXXXXX.tmp`) moves to `target`, and only then is the old one deleted. Killed at any point, this
+    leaves the old or the new folder complete, plus hidden leftovers that the next call for `target` removes
+    (putting the old folder back first if the kill came between the renames). One writer per `target` at a
+    time, as DVC's repository lock gives the stages.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_UMASK)
+    _clean_leftovers(target)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    tmp.mkdir()  # with the leftovers gone, 32 random bits make a clash (an error, not a reuse) unlikely
+    aside = tmp.with_suffix(".old")
     try:
         yield tmp
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        had_old = os.path.lexists(target)
+        if had_old:
+            os.replace(target, aside)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            if had_old:
+                os.replace(aside, target)
+            raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        _remove(tmp)
+    _remove(aside)
+
+
+def _clean_leftovers(target: Path) -> None:
+    """Removes what killed `atomic_dir` calls for `target` left beside it; an old folder moved aside is put
+    back first where `target` itself is missing (killed between the two renames)."""
+    leftover = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{8}}\.(old|tmp)")
+    for path in sorted(path for path in target.parent.iterdir() if leftover.fullmatch(path.name)):
+        if path.suffix == ".old" and not os.path.lexists(target):
+            os.replace(path, target)
+        else:
+            _remove(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
 
 
 def write_bytes(target: str | os.PathLike, data: bytes) -> None:
