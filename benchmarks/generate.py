@@ -1,22 +1,17 @@
-"""Generation speed: the article's loop against rollgen's batched sampler, on the same trained model and primers.
+"""Generation speed: the article's loop against rollgen's, per generated step, in one run.
 
-    python benchmarks/generate.py [--model models/model.keras] [--article-model seed.keras] [--repeats 5]
+    python benchmarks/generate.py [--model models/model.keras] [--article-model seed.keras] [--repeats 3]
 
-The article's loop calls `model.predict` on a window, which a NADE model (convnade, nade) cannot answer
-without the next frame, so it runs on `--article-model` (default: `--model`), which must be factorised
-(seed, lstm, convlstm): for the default model, pass the article's network, trained with `dvc exp run
--S train.model=seed` (its models/model.keras, copied aside).
-
-- article: its loop as published, one `model.predict` per step per piece (batch 1) with vanish_proof, for
-  `--article-pieces` pieces x `--article-steps` steps (kept short: it is slow), on `--article-model`;
-- rollgen: `rollgen.generate.sample_frames`, all pieces together, one compiled model call per step, on
-  the same primers and vanish_proof, first with the article's model, pieces and steps (the frames should
-  agree), then with `--model` for `--pieces` x `--steps` with the model call as a plain tf.function
-  (rollgen's default) and XLA-compiled (`jit_compile=True`), and with params.yaml's sampling. Each run
-  includes building (and compiling) the step function, as a user pays it; "steady" figures leave that out.
-Times are medians of `--repeats` runs, in ms per generated step per piece; the ratio is the article's over
-rollgen's with params.yaml's sampling at `--pieces` pieces. Prints a summary, then all figures as one JSON
-object on the last line.
+- article: its loop as published, one `model.predict` per step per piece (batch 1) with vanish_proof, on the
+  article's network (`--article-model`, or `rollgen.models.build_seed()` freshly built: the loop's cost is
+  Keras' per-call overhead, the same for any weights), `--article-pieces` x `--article-steps` (it is slow);
+- rollgen on the same network, primers and vanish_proof: the frames must agree with the article's;
+- rollgen with `--model` (the default: what `dvc repro` trained) and params.yaml's sampling: one piece of
+  `--steps` and of 4 x `--steps` steps (a sequence model carries its state, so a step of the long piece costs
+  what one of the short piece does), and `--pieces` pieces at once. Each run includes reading the primer and
+  building (tracing) the step function, as a user pays it; "steady" leaves the first step out.
+Times are medians of `--repeats` runs, in ms per generated step per piece; ratios are the article's over
+rollgen's. Prints a summary, then all figures as one JSON object on the last line.
 """
 
 from __future__ import annotations
@@ -31,12 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rollgen import paths
-from rollgen.generate import choose_primers, sample_frames, sampler_from_params
-from rollgen.models import is_autoregressive, load_model
+from rollgen import frame_model, paths
+from rollgen.generate import excerpt_primers, sample_frames, sampler_from_params
+from rollgen.models import build_seed, load_model
 from rollgen.params import load_params
 from rollgen.sampling import make_sampler
-from rollgen.windows import load_split
+from rollgen.windows import load_sequences
+
+TARGETS = {"one_piece": 50.0, "many_pieces": 300.0}  # the issue's goals: article / rollgen per step per piece
 
 
 def article_loop(model, primer: np.ndarray, steps: int) -> np.ndarray:
@@ -55,20 +52,11 @@ def article_loop(model, primer: np.ndarray, steps: int) -> np.ndarray:
     return np.stack(song)
 
 
-def seconds(function, *args) -> tuple[float, object]:
+def timed(function, *args) -> tuple[float, object]:
     """Wall seconds `function(*args)` took, and what it gave back."""
     start = time.perf_counter()
     result = function(*args)
     return time.perf_counter() - start, result
-
-
-def rollgen_run(model, primers: np.ndarray, steps: int, jit_compile: bool, params: dict | None = None):
-    """One `sample_frames` call as the generate stage makes it (fresh sampler and generator): vanish_proof,
-    as the article, or the sampler of `params` (a `generate:` section)."""
-    sampler = sampler_from_params(params) if params else make_sampler("vanish_proof")
-    return sample_frames(
-        model, primers, steps, sampler, np.random.default_rng(0), progress=False, jit_compile=jit_compile
-    )
 
 
 def median_ms(values: list[float], per: int) -> float:
@@ -79,77 +67,87 @@ def median_ms(values: list[float], per: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, default=paths.MODEL, help="a trained .keras model")
-    parser.add_argument("--article-model", type=Path, help="a factorised .keras model for the article's loop")
-    parser.add_argument("--windows", type=Path, default=paths.WINDOWS_DIR, help="folder of the window archives")
+    parser.add_argument("--article-model", type=Path, help="the article's network, trained (default: built fresh)")
+    parser.add_argument("--windows", type=Path, default=paths.WINDOWS_DIR, help="folder of the archives")
     parser.add_argument("--article-pieces", type=int, default=2)
     parser.add_argument("--article-steps", type=int, default=30)
     parser.add_argument("--pieces", type=int, default=64)
     parser.add_argument("--steps", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
     import tensorflow as tf
 
-    model = load_model(args.model)
-    article_model = load_model(args.article_model) if args.article_model else model
-    if is_autoregressive(article_model):
-        parser.error(
-            f"{args.article_model or args.model} is a NADE model ({article_model.name}); the article's loop needs"
-            " a factorised one: train the article's network with `dvc exp run -S train.model=seed` and pass its"
-            " model.keras with --article-model"
-        )
-    primers = choose_primers(load_split("test", args.windows)["x"], args.pieces, np.random.default_rng(args.seed))
-    few = primers[: args.article_pieces]
-    article_model.predict(few[:1], verbose=0)  # Keras builds its predict function on the first call: not timed
+    model = frame_model.load(args.model)
+    article_keras = load_model(args.article_model) if args.article_model else build_seed()
+    article = frame_model.wrap(article_keras)
+    test = load_sequences("test", args.windows)
+    generate_params = load_params("generate")
+    primer_steps = generate_params["primer_steps"]
 
+    primers, positions = excerpt_primers(test, args.article_pieces, article.context, np.random.default_rng(args.seed))
+    article_keras.predict(primers[:1], verbose=0)  # Keras builds its predict function on the first call: not timed
     article_times, article_frames = [], None
     for _ in range(args.repeats):
-        took, article_frames = seconds(
-            lambda: np.stack([article_loop(article_model, p, args.article_steps) for p in few])
+        took, article_frames = timed(
+            lambda: np.stack([article_loop(article_keras, primer, args.article_steps) for primer in primers])
         )
         article_times.append(took)
-    small_times, small_frames = [], None
+
+    def rollgen_run(network, count: int, steps: int, sampler_of=None):
+        rng = np.random.default_rng(args.seed)
+        starts, where = excerpt_primers(test, count, primer_steps, rng)
+        sampler = sampler_of() if sampler_of else sampler_from_params(generate_params)
+        return sample_frames(network, starts, where, steps, sampler, rng, progress=False)
+
+    same_times, same_frames = [], None
     for _ in range(args.repeats):
-        took, small_frames = seconds(rollgen_run, article_model, few, args.article_steps, False)
-        small_times.append(took)
-    agree = float((article_frames == small_frames).mean())
+        took, same_frames = timed(
+            lambda: sample_frames(
+                article, primers, positions, args.article_steps, make_sampler("vanish_proof"),
+                np.random.default_rng(0), progress=False,
+            )  # fmt: skip
+        )
+        same_times.append(took)
+    agree = float((article_frames == same_frames).mean())
 
-    timings: dict[str, list[float]] = {"plain": [], "xla": [], "plain_first_step": [], "xla_first_step": []}
-    for _ in range(args.repeats):  # interleaved, so a busy moment of the machine hits both alike
-        for name, jit in (("plain", False), ("xla", True)):
-            timings[name].append(seconds(rollgen_run, model, primers, args.steps, jit)[0])
-            timings[f"{name}_first_step"].append(seconds(rollgen_run, model, primers, 1, jit)[0])
-    defaults = load_params("generate")
-    default_times = [seconds(rollgen_run, model, primers, args.steps, False, defaults)[0] for _ in range(args.repeats)]
+    runs: dict[str, list[float]] = {name: [] for name in ("one", "one_long", "one_first", "many", "many_first")}
+    for _ in range(args.repeats):  # interleaved, so a busy moment of the machine hits every row alike
+        runs["one"].append(timed(rollgen_run, model, 1, args.steps)[0])
+        runs["one_long"].append(timed(rollgen_run, model, 1, 4 * args.steps)[0])
+        runs["one_first"].append(timed(rollgen_run, model, 1, 1)[0])
+        runs["many"].append(timed(rollgen_run, model, args.pieces, args.steps)[0])
+        runs["many_first"].append(timed(rollgen_run, model, args.pieces, 1)[0])
 
-    pieces_steps = args.pieces * args.steps
+    def steady(name: str, steps: int, pieces: int) -> float:
+        total, first = statistics.median(runs[name]), statistics.median(runs[f"{name.split('_')[0]}_first"])
+        return round(1000 * (total - first) / (steps - 1) / pieces, 4)
+
     article_ms = median_ms(article_times, args.article_pieces * args.article_steps)
+    one_ms = median_ms(runs["one"], args.steps)
+    many_ms = median_ms(runs["many"], args.pieces * args.steps)
     figures = {
         "article_ms_per_step_per_piece": article_ms,
-        "rollgen_same_batch_ms_per_step_per_piece": median_ms(small_times, args.article_pieces * args.article_steps),
+        "rollgen_article_network_ms_per_step_per_piece": median_ms(
+            same_times, args.article_pieces * args.article_steps
+        ),
         "frames_agree_with_article": agree,
-        "rollgen_plain_ms_per_step_per_piece": median_ms(timings["plain"], pieces_steps),
-        "rollgen_xla_ms_per_step_per_piece": median_ms(timings["xla"], pieces_steps),
-        "rollgen_plain_ms_per_batch_step_steady": round(
-            1000
-            * (statistics.median(timings["plain"]) - statistics.median(timings["plain_first_step"]))
-            / (args.steps - 1),
-            3,
-        ),
-        "rollgen_xla_ms_per_batch_step_steady": round(
-            1000
-            * (statistics.median(timings["xla"]) - statistics.median(timings["xla_first_step"]))
-            / (args.steps - 1),
-            3,
-        ),
-        "rollgen_plain_first_step_s": round(statistics.median(timings["plain_first_step"]), 3),
-        "rollgen_xla_first_step_s": round(statistics.median(timings["xla_first_step"]), 3),
-        "rollgen_plain_pieces_per_s": round(args.pieces / statistics.median(timings["plain"]), 2),
-        "rollgen_xla_pieces_per_s": round(args.pieces / statistics.median(timings["xla"]), 2),
-        "rollgen_default_pieces_per_s": round(args.pieces / statistics.median(default_times), 2),
+        "one_piece_ms_per_step": one_ms,
+        "one_piece_ms_per_step_steady": steady("one", args.steps, 1),
+        "one_long_piece_ms_per_step": median_ms(runs["one_long"], 4 * args.steps),
+        "one_long_piece_ms_per_step_steady": steady("one_long", 4 * args.steps, 1),
+        "many_pieces_ms_per_step_per_piece": many_ms,
+        "many_pieces_ms_per_step_per_piece_steady": steady("many", args.steps, args.pieces),
+        "first_step_s_one_piece": round(statistics.median(runs["one_first"]), 3),
+        "many_pieces_per_s": round(args.pieces / statistics.median(runs["many"]), 2),
+        "ratio_one_piece": round(article_ms / one_ms, 1),
+        "ratio_many_pieces": round(article_ms / many_ms, 1),
+        "targets": TARGETS,
         "model": model.name,
-        "article_model": article_model.name,
+        "article_model": article_keras.name,
+        "sampling": generate_params["sampling"],
+        "primer_steps": primer_steps,
         "article_pieces": args.article_pieces,
         "article_steps": args.article_steps,
         "pieces": args.pieces,
@@ -160,29 +158,17 @@ def main() -> None:
         "tensorflow": tf.__version__,
         "python": platform.python_version(),
     }
-    default_ms = round(1000 * statistics.median(default_times) / pieces_steps, 4)
-    figures["rollgen_default_ms_per_step_per_piece"] = default_ms
-    figures["ratio_article_to_rollgen"] = round(article_ms / default_ms, 1)
-
     print(f"ms per generated step per piece (medians of {args.repeats}; {figures['cores']} cores)")
-    print(f"  article ({article_model.name}), model.predict per step, batch 1: {article_ms:10.4f}")
-    print(
-        f"  rollgen, same {args.article_pieces} pieces x {args.article_steps} steps:          "
-        f"{figures['rollgen_same_batch_ms_per_step_per_piece']:10.4f}  (frames agree: {agree:.2%})"
-    )
-    print(
-        f"  rollgen ({model.name}), {args.pieces} x {args.steps}, plain tf.function:    "
-        f"{figures['rollgen_plain_ms_per_step_per_piece']:10.4f}  ({figures['rollgen_plain_pieces_per_s']} pieces/s)"
-    )
-    print(
-        f"  rollgen, {args.pieces} x {args.steps}, XLA:                  "
-        f"{figures['rollgen_xla_ms_per_step_per_piece']:10.4f}  ({figures['rollgen_xla_pieces_per_s']} pieces/s)"
-    )
-    print(
-        f"  rollgen, {args.pieces} x {args.steps}, default sampling:     {default_ms:10.4f}  "
-        f"({figures['rollgen_default_pieces_per_s']} pieces/s)"
-    )
-    print(f"  article / rollgen (default sampling): x{figures['ratio_article_to_rollgen']}")
+    print(f"  article's loop ({article_keras.name}), model.predict per step, batch 1: {article_ms:10.3f}")
+    print(f"  rollgen, the same network and primers (frames agree: {agree:.2%}):   "
+          f"{figures['rollgen_article_network_ms_per_step_per_piece']:10.3f}")  # fmt: skip
+    print(f"  rollgen ({model.name}), 1 piece x {args.steps}:    {one_ms:10.3f}  (steady "
+          f"{figures['one_piece_ms_per_step_steady']}; x{figures['ratio_one_piece']}, target x{TARGETS['one_piece']:g})")  # fmt: skip
+    print(f"  rollgen ({model.name}), 1 piece x {4 * args.steps}:   {figures['one_long_piece_ms_per_step']:10.3f}  "
+          f"(steady {figures['one_long_piece_ms_per_step_steady']})")  # fmt: skip
+    print(f"  rollgen ({model.name}), {args.pieces} x {args.steps}:     {many_ms:10.3f}  (steady "
+          f"{figures['many_pieces_ms_per_step_per_piece_steady']}; x{figures['ratio_many_pieces']}, target "
+          f"x{TARGETS['many_pieces']:g}; {figures['many_pieces_per_s']} pieces/s)")  # fmt: skip
     print(json.dumps(figures))
 
 

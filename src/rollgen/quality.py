@@ -170,18 +170,22 @@ def summarise(features: list[dict[str, float]]) -> dict[str, float | None]:
 
 
 def quality_report(
-    generated: Sequence[np.ndarray], test: Sequence[np.ndarray], steps_per_quarter: int = 4
+    generated: Sequence[np.ndarray],
+    reference: Sequence[np.ndarray],
+    steps_per_quarter: int = 4,
+    reference_name: str = "test",
 ) -> dict[str, dict]:
-    """Generated and test rolls side by side: `roll_stats` over all their frames, plus the per-piece means
-    of `piece_features` and `pieces`; and `overlap`, per feature of OVERLAP_FEATURES, the overlap area of
-    the generated pieces' values with the test pieces' (see `overlap_area`)."""
+    """Generated and reference rolls side by side (the reference under `reference_name`): `roll_stats` over
+    all their frames, plus the per-piece means of `piece_features` and `pieces`; and `overlap`, per feature of
+    OVERLAP_FEATURES, the overlap area of the generated pieces' values with the reference pieces' (see
+    `overlap_area`)."""
     report: dict[str, dict] = {}
     features = {}
-    for name, rolls in (("generated", generated), ("test", test)):
+    for name, rolls in (("generated", generated), (reference_name, reference)):
         features[name] = [piece_features(roll, steps_per_quarter) for roll in rolls]
         report[name] = {**roll_stats(rolls), "pieces": len(rolls), **summarise(features[name])}
     report["overlap"] = {
-        feature: overlap_area([p[feature] for p in features["generated"]], [p[feature] for p in features["test"]])
+        feature: overlap_area([p[feature] for p in features["generated"]], [p[feature] for p in features[reference_name]])
         for feature in OVERLAP_FEATURES
     }
     return report
