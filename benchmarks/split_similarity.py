@@ -20,6 +20,7 @@ import argparse
 import difflib
 import json
 import sys
+import tempfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -139,7 +140,8 @@ def measure(rolls: dict[str, np.ndarray], chords: int, edits: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/bach_rolls.npz"))
+    default_cache = Path(tempfile.gettempdir()) / "bach_rolls.npz"  # a cache of parsed rolls, not a secret
+    parser.add_argument("--cache", type=Path, default=default_cache)
     parser.add_argument("--chords", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--edits", type=int, default=2)
     args = parser.parse_args()

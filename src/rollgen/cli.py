@@ -94,7 +94,9 @@ def generate(
         Path("data/processed/windows/test.npz"), help="Archive to draw random primers from (with --primer test)."
     ),
     num: int = typer.Option(4, min=1, help="Number of pieces."),
-    steps: int = typer.Option(256, min=1, help="Frames (grid steps, 16th notes) generated per piece."),
+    steps: int = typer.Option(
+        256, min=1, help="Frames generated per piece, on the model's grid (16th notes by default)."
+    ),
     sampling: str = typer.Option("bernoulli", help="bernoulli, threshold, or vanish_proof (the article's loop)."),
     temperature: float = typer.Option(0.9, help="bernoulli: below 1 sharper, above 1 freer."),
     threshold: float = typer.Option(0.5, help="threshold: a pitch sounds when its probability exceeds this."),
@@ -136,11 +138,12 @@ def generate(
         if not windows.is_file():
             raise typer.BadParameter(f"{windows} does not exist", param_hint="--windows")
         source = read_sequences(windows)
-    primers, positions = generation.make_primers(primer, num, primer_steps, rng, source)
+    grid = network.steps_per_quarter  # the grid the model was trained on, saved with it
+    primers, positions = generation.make_primers(primer, num, primer_steps, rng, source, grid)
     frames = generation.sample_frames(network, primers, positions, steps, sampler, rng)
     rolls = [piece.T.astype(bool) for piece in frames]
     try:
-        page = generation.write_pieces(rolls, out, 4, tempo, soundfont, generation.sampling_settings(params))
+        page = generation.write_pieces(rolls, out, grid, tempo, soundfont, generation.sampling_settings(params))
     except AudioError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from error

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from rollgen import batches
-from rollgen.models import entry, load_model
+from rollgen.models import entry, load_model, model_info
 from rollgen.nade import Decoder, NadeHead
 from rollgen.sampling import Sampler, check_autoregressive_caps
 from rollgen.windows import Sequences
@@ -49,12 +49,18 @@ class Prediction:
 class FrameModel:
     """A Keras next-frame model and the operations every caller needs."""
 
+    @property
+    def steps_per_quarter(self) -> int:
+        """The grid it was trained on (4 = 16th notes, when the file does not say)."""
+        return int(self.info.get("steps_per_quarter", 4))
+
     family = ""
 
     def __init__(self, model: keras.Model, jit_compile: bool = False) -> None:
         self.keras = model
         self.name = model.name
         self.jit_compile = jit_compile
+        self.info: dict = {}  # what it was trained on (rollgen.models.save_model), when loaded from a file
         heads = [layer for layer in model.layers if isinstance(layer, NadeHead)]
         self.head: NadeHead | None = heads[0] if heads else None
 
@@ -184,7 +190,11 @@ class SequenceModel(FrameModel):
 
     family = "sequence"
 
-    def __init__(self, model: keras.Model, jit_compile: bool = False) -> None:
+    def __init__(self, model: keras.Model, jit_compile: bool | None = None) -> None:
+        # XLA halves a generation step on a CPU (~1 s to compile); on a GPU Keras runs its LSTMs with cuDNN,
+        # which XLA does not compile, so there the step stays a plain tf.function unless asked.
+        if jit_compile is None:
+            jit_compile = not tf.config.list_physical_devices("GPU")
         super().__init__(model, jit_compile)
         self.encoder = model.get_layer("encoder")
         self.decoder = Decoder(self.head)
@@ -294,9 +304,11 @@ def _joined(probabilities: list, predicted: list, pitches: int) -> Prediction:
 FAMILIES: dict[str, type[FrameModel]] = {"window": WindowModel, "sequence": SequenceModel}
 
 
-def wrap(model: keras.Model, jit_compile: bool = False) -> FrameModel:
-    """The interface to a Keras model rollgen built (its name is its MODELS entry)."""
-    return FAMILIES[entry(model.name).family](model, jit_compile)
+def wrap(model: keras.Model, jit_compile: bool | None = None) -> FrameModel:
+    """The interface to a Keras model rollgen built (its name is its MODELS entry). jit_compile: XLA for the
+    generation step (None: the family's default)."""
+    family = FAMILIES[entry(model.name).family]
+    return family(model) if jit_compile is None else family(model, jit_compile)
 
 
 def build(name: str, context: int = 9, sequence_steps: int = 128) -> FrameModel:
@@ -307,6 +319,8 @@ def build(name: str, context: int = 9, sequence_steps: int = 128) -> FrameModel:
     return wrap(model_entry.build(**size))
 
 
-def load(path: str | Path, jit_compile: bool = False) -> FrameModel:
-    """A saved .keras model (safe_mode on), behind the interface."""
-    return wrap(load_model(path), jit_compile)
+def load(path: str | Path, jit_compile: bool | None = None) -> FrameModel:
+    """A saved .keras model (safe_mode on), behind the interface, with what it was trained on (`info`)."""
+    model = wrap(load_model(path), jit_compile)
+    model.info = model_info(path)
+    return model

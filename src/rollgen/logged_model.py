@@ -29,7 +29,6 @@ class NextFrameModel(mlflow.pyfunc.PythonModel):
         from rollgen import frame_model
 
         self.model = frame_model.load(context.artifacts["keras_model"])
-        self.steps_per_quarter = int((context.model_config or {}).get("steps_per_quarter", 4))
 
     def predict(self, context, model_input, params=None):
         from rollgen.meter import default_positions
@@ -38,14 +37,14 @@ class NextFrameModel(mlflow.pyfunc.PythonModel):
         if isinstance(model_input, dict):  # MLflow passes a named tensor as {"frames": array}
             model_input = model_input["frames"]
         frames = np.asarray(model_input, dtype=np.float32)
-        positions = default_positions(frames.shape[1] + 1, self.steps_per_quarter)
+        positions = default_positions(frames.shape[1] + 1, self.model.steps_per_quarter)
         state = self.model.start(frames, np.repeat(positions[None], len(frames), axis=0))
         greedy = make_sampler("threshold", threshold=0.5)
         _, probabilities, _ = self.model.step(state, greedy, 0, np.random.default_rng(0))
         return np.asarray(probabilities, dtype=np.float32)
 
 
-def log(model_path: Path, steps_per_quarter: int = 4, pitches: int = NUM_PITCHES) -> None:
+def log(model_path: Path, pitches: int = NUM_PITCHES) -> None:
     """Logs the .keras file at `model_path` as a pyfunc model with a (n, steps, pitches) float32 signature.
 
     rollgen itself travels as code (`code_paths`); the requirements pin what loading it needs, as installed
@@ -66,7 +65,6 @@ def log(model_path: Path, steps_per_quarter: int = 4, pitches: int = NUM_PITCHES
         python_model=Path(__file__),
         artifacts={"keras_model": str(model_path)},
         signature=signature,
-        model_config={"steps_per_quarter": steps_per_quarter},
         code_paths=[str(Path(rollgen.__file__).parent)],
         pip_requirements=[f"{name}=={version(name)}" for name in ("keras", "tensorflow", "numpy", "mlflow")],
     )

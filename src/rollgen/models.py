@@ -13,6 +13,8 @@ one interface.
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -176,3 +178,25 @@ def entry(name: str) -> Entry:
 def load_model(path) -> keras.Model:
     """A saved .keras model, loaded with safe_mode on (no arbitrary code from the file)."""
     return keras.models.load_model(path, safe_mode=True, compile=False)
+
+
+MODEL_INFO = "rollgen.json"  # inside the .keras zip: what the model was trained on (Keras ignores the entry)
+
+
+def save_model(model: keras.Model, path, info: dict) -> None:
+    """Saves `model` as .keras atomically, with `info` (e.g. its grid, steps_per_quarter) inside the file, so
+    whoever loads the model knows what it was trained on."""
+    from rollgen import files
+
+    with files.atomic_path(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(MODEL_INFO, json.dumps(info, sort_keys=True))
+
+
+def model_info(path) -> dict:
+    """The `info` saved with a model by save_model; {} for a .keras file without it."""
+    with zipfile.ZipFile(path) as archive:
+        if MODEL_INFO not in archive.namelist():
+            return {}
+        return json.loads(archive.read(MODEL_INFO))

@@ -185,7 +185,9 @@ def quality_report(
         features[name] = [piece_features(roll, steps_per_quarter) for roll in rolls]
         report[name] = {**roll_stats(rolls), "pieces": len(rolls), **summarise(features[name])}
     report["overlap"] = {
-        feature: overlap_area([p[feature] for p in features["generated"]], [p[feature] for p in features[reference_name]])
+        feature: overlap_area(
+            [p[feature] for p in features["generated"]], [p[feature] for p in features[reference_name]]
+        )
         for feature in OVERLAP_FEATURES
     }
     return report

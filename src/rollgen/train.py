@@ -23,7 +23,7 @@ from tqdm import tqdm
 from rollgen import files, frame_model, paths, tracking
 from rollgen.evaluate import EPSILON, frame_scores
 from rollgen.frame_model import Batching, FrameModel
-from rollgen.models import load_model
+from rollgen.models import load_model, save_model
 from rollgen.params import flatten
 from rollgen.windows import Sequences, load_sequences
 
@@ -176,14 +176,16 @@ def weights_sha256(model: keras.Model) -> str:
 
 
 def save_checkpoint(model: keras.Model, folder: Path, state: dict, improved: bool) -> None:
-    """last.keras (with the optimizer, to resume), best.keras when the epoch improved, and state.json, each
-    written atomically and state last, so a kill at any point leaves a consistent checkpoint."""
-    if improved:
-        with files.atomic_path(folder / "best.keras") as tmp:
-            model.save(tmp)
-    with files.atomic_path(folder / "last.keras") as tmp:
-        model.save(tmp)
-    files.write_json(folder / "state.json", state)
+    """The checkpoint as one unit: a folder of last.keras (with the optimizer, to resume), best.keras (the best
+    epoch's) and state.json, swapped in whole (files.atomic_dir), so a kill at any point leaves the last
+    complete checkpoint."""
+    with files.atomic_dir(folder) as new:
+        model.save(new / "last.keras")
+        if improved:
+            model.save(new / "best.keras")
+        elif (folder / "best.keras").exists():
+            shutil.copy2(folder / "best.keras", new / "best.keras")
+        files.write_json(new / "state.json", state)
 
 
 def plot_history(table: pd.DataFrame, target: Path) -> None:
@@ -334,13 +336,14 @@ def run(
             "windows_sha256": windows_sha256,
             "mlflow_run_id": state["run_id"],
         }
+        steps_per_quarter = (all_params or {}).get("images", {}).get("steps_per_quarter", 4)
         if chief:
-            with files.atomic_path(model_path) as tmp:
-                final.keras.save(tmp)
+            info = {"steps_per_quarter": steps_per_quarter, "sequence_steps": params["sequence_steps"],
+                    "context": train_data.context, "trained_on": windows_sha256}  # fmt: skip
+            save_model(final.keras, model_path, info)
             table = pd.DataFrame(state["history"])
             files.write_csv(history_path, table)
             files.write_json(metrics_path, metrics)
-            steps_per_quarter = (all_params or {}).get("images", {}).get("steps_per_quarter", 4)
             log_training(final, table, history_path, model_path, metrics, val_data, params["seed"], steps_per_quarter)
     if chief:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -365,7 +368,7 @@ def log_training(
 
     mlflow.log_metrics({"train_seconds": metrics["train_seconds"], "params": metrics["params"]})
     mlflow.log_artifact(str(model_path), artifact_path="model")
-    logged_model.log(model_path, steps_per_quarter)
+    logged_model.log(model_path)
     mlflow.log_artifact(str(history_path))
     with tempfile.TemporaryDirectory() as folder:
         curve = Path(folder) / "training_curve.png"
