@@ -225,13 +225,13 @@ def run(
     windows_dir: Path = paths.WINDOWS_DIR,
     out_dir: Path = paths.GENERATED,
     metrics_path: Path = paths.GENERATE_METRICS,
-    steps_per_quarter: int = 4,
 ) -> dict:
-    """Generates `params['pieces']` pieces into `out_dir` (replaced as a whole) and compares them with the
-    test pieces in `metrics_path` (see rollgen.quality.quality_report)."""
+    """Generates `params['pieces']` pieces into `out_dir` (replaced as a whole) on the grid the model was
+    trained on, and compares them with the test pieces in `metrics_path` (see rollgen.quality.quality_report)."""
     rng = np.random.default_rng(params["seed"])
     test = load_sequences("test", windows_dir)
     model = frame_model.load(model_path)
+    steps_per_quarter = model.steps_per_quarter
     sampler = sampler_from_params(params)
     model.check(sampler)
     primer = params.get("primer", "test")
