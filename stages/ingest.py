@@ -6,10 +6,12 @@ from rollgen.params import load_params
 
 def main() -> None:
     params = load_params("ingest")
+    images = load_params("images")
     limits = ingest.Limits(
         max_quarters=params["max_quarters"],
         max_seconds=params["max_seconds"],
-        steps_per_quarter=load_params("images")["steps_per_quarter"],
+        steps_per_quarter=images["steps_per_quarter"],
+        grid=images["grid"],
         include_drums=params["include_drums"],
         timeout_s=params["timeout_s"],
         memory_mb=params["memory_mb"],

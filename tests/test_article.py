@@ -1,4 +1,5 @@
-"""rollgen's rolls against the article's music21 path (rollgen.article), on chorales and on known notes."""
+"""rollgen's rolls against the article's music21 path (rollgen.article), on chorales and on known notes: the
+article's grid is rollgen's `floor` grid."""
 
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from rollgen.article import article_images, article_roll, rolls_equal
 from rollgen.corpus import music21_corpus_files, score_to_midi
 from rollgen.images import roll_to_images
 from rollgen.midi import OFF_BEFORE_ON, read_midi
-from rollgen.roll import LOWEST_PITCH, piece_to_roll
+from rollgen.roll import LOWEST_PITCH, TOO_SHORT, piece_to_roll
 from tests.conftest import build_midi
 
 # Chorales whose rolls agree cell for cell, and one of each kind that does not (see rollgen.article).
@@ -34,8 +35,8 @@ def chorale_midi(tmp_path_factory) -> dict[str, Path]:
     return midi
 
 
-def rollgen_roll(path: Path) -> np.ndarray:
-    roll, _ = piece_to_roll(read_midi(path.read_bytes()))
+def rollgen_roll(path: Path, grid: str = "floor") -> np.ndarray:
+    roll, _ = piece_to_roll(read_midi(path.read_bytes()), grid=grid)
     return roll
 
 
@@ -78,6 +79,8 @@ def test_a_32nd_note_draws_a_cell_only_after_music21s_quantisation(tmp_path):
     article, rollgen = article_roll(path), rollgen_roll(path)
     assert article[62 - LOWEST_PITCH].nonzero()[0].tolist() == [4]  # music21 made it a 16th
     assert not rollgen[62 - LOWEST_PITCH].any()  # shorter than one step, as the grid says
+    # rollgen's nearest grid keeps the note, a step from its onset, and here draws what music21 does.
+    assert (rollgen_roll(path, grid="nearest") == article).all()
     article[62 - LOWEST_PITCH] = False
     assert rolls_equal(article, rollgen)
 
@@ -85,11 +88,11 @@ def test_a_32nd_note_draws_a_cell_only_after_music21s_quantisation(tmp_path):
 def test_chorale_32nd_notes_are_the_only_difference(chorale_midi):
     path = chorale_midi[WITH_32ND_NOTES]
     piece = read_midi(path.read_bytes())
-    rollgen, dropped = piece_to_roll(piece)
+    rollgen, dropped = piece_to_roll(piece, grid="floor")
     article = article_roll(path)
     assert article.shape == rollgen.shape and not (rollgen & ~article).any()
     extra_rows, extra_steps = np.nonzero(article & ~rollgen)
-    assert len(extra_rows) > 0 and dropped == {"shorter than one step": len(extra_rows)}
+    assert len(extra_rows) > 0 and dropped[TOO_SHORT] == len(extra_rows)
     # Each extra cell is one of the dropped notes, moved onto the 16th-note grid.
     quarter_ticks = piece.ticks_per_quarter
     short = (piece.ends - piece.starts) * 4 < quarter_ticks

@@ -74,7 +74,10 @@ MALFORMED = {
     "only drums.mid": (smf(track(event(0, 0x99, 36, 100), event(240, 0x89, 36, 0), END)), "no notes in range 21..126"),
     "out of range.mid": (smf(track(event(0, 0x90, 10, 90), event(240, 0x80, 10, 0), END)), "no notes in range"),
     "only meta.mid": (smf(track(meta(0, 0x03, b"Title"), meta(0, 0x51, b"\x07\xa1\x20"), END)), "no notes in range"),
-    "zero length notes.mid": (smf(track(event(0, 0x90, 60, 90), event(0, 0x80, 60, 0), END)), "no notes in range"),
+    "zero length notes.mid": (
+        smf(track(event(0, 0x90, 60, 90), event(0, 0x80, 60, 0), END)),
+        "no notes to draw (zero length: 1)",
+    ),
     "not midi.xml": (b"<score-partwise><oops", "music21 cannot convert it"),
 }
 

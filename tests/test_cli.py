@@ -11,6 +11,7 @@ from rollgen.midi import read_midi
 from rollgen.models import build_seed
 from rollgen.roll import piece_to_roll
 from tests.conftest import build_midi
+from tests.real_world import beyond_16ths, to_midi
 
 runner = CliRunner()
 
@@ -83,6 +84,61 @@ def test_check_lists_every_file_and_fails_when_some_are_rejected(tmp_path, chora
     assert result.exit_code == 1
     assert "rejected  broken.mid: truncated track" in result.output
     assert "3 files: 2 accepted, 1 rejected, 0 duplicate" in result.output
+
+
+def test_check_gives_each_files_lost_share_and_flags_files_that_lose_notes(tmp_path, chorale_midi_dir):
+    chorale = sorted(chorale_midi_dir.iterdir())[0]
+    (tmp_path / chorale.name).write_bytes(chorale.read_bytes())
+    (tmp_path / "ornaments.mid").write_bytes(to_midi(beyond_16ths(), 480))  # re-strikes within a 16th
+    short = [
+        "0, Note_on_c, 0, 60, 90",
+        "96, Note_off_c, 0, 60, 0",
+        "240, Note_on_c, 0, 62, 90",
+        "336, Note_off_c, 0, 62, 0",
+    ]
+    (tmp_path / "two staccato notes.mid").write_bytes(build_midi([short]))  # 0.2 quarters each
+    result = runner.invoke(app, ["check", str(tmp_path), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    line = {name: next(line for line in result.output.splitlines() if f"accepted  {name}:" in line) for name in
+            (chorale.name, "ornaments.mid", "two staccato notes.mid")}  # fmt: skip
+    assert ", 0.0% of " in line[chorale.name] and "% merged in the file" in line[chorale.name]
+    assert line["two staccato notes.mid"].endswith(
+        "two staccato notes.mid: 2 of 2 notes drawn, 0.0% of 2 in range lost, 0.0% merged in the file, 3 steps"
+    )
+    assert line["ornaments.mid"].endswith("<-- LOSES NOTES") and "lost (merged_by_grid 72)" in line["ornaments.mid"]
+    assert "1 of 3 accepted files (LOSES NOTES) lose over 1% of their in-range notes on the nearest" in result.output
+
+    result = runner.invoke(app, ["check", str(tmp_path), "--workers", "1", "--steps-per-quarter", "12"])
+    assert result.exit_code == 0 and "LOSES NOTES" not in result.output
+    result = runner.invoke(app, ["check", str(tmp_path), "--workers", "1", "--grid", "floor"])
+    assert result.exit_code == 1  # the article's grid draws neither staccato note
+    assert "rejected  two staccato notes.mid: no notes to draw (shorter than one step: 2)" in result.output
+    assert "1 of 2 accepted files (LOSES NOTES)" in result.output and "--grid nearest keeps them" in result.output
+    result = runner.invoke(app, ["check", str(tmp_path), "--grid", "round"])
+    assert result.exit_code == 2 and "images.grid must be one of" in result.output
+
+
+def test_roll_draws_on_either_grid(tmp_path):
+    short = tmp_path / "short.mid"
+    short.write_bytes(build_midi([["0, Note_on_c, 0, 60, 90", "96, Note_off_c, 0, 60, 0"]]))
+    result = runner.invoke(app, ["roll", str(short), "-o", str(tmp_path / "nearest.png")])
+    assert result.exit_code == 0 and "1 steps, 1 sounding cells" in result.output
+    result = runner.invoke(app, ["roll", str(short), "-o", str(tmp_path / "floor.png"), "--grid", "floor"])
+    assert (
+        result.exit_code == 0 and "0 steps, 0 sounding cells, not drawn: {'shorter than one step': 1}" in result.output
+    )
+
+
+def test_check_and_roll_grid_defaults_are_params_yaml_defaults():
+    import inspect
+
+    from rollgen.cli import check, roll
+    from rollgen.params import load_params
+
+    images = load_params("images")
+    for command in (check, roll):
+        defaults = {name: value.default.default for name, value in inspect.signature(command).parameters.items()}
+        assert (defaults["grid"], defaults["steps_per_quarter"]) == (images["grid"], images["steps_per_quarter"])
 
 
 def test_generate_defaults_are_params_yaml_defaults():

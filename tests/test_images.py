@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from rollgen import images, meter
+from rollgen import images, ingest, meter
 from rollgen.corpus import score_to_midi
 from rollgen.midi import read_midi
 from rollgen.roll import NUM_PITCHES, piece_to_roll
+from tests.real_world import to_midi, write_collection
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +42,19 @@ def test_lossless_needs_106_step_chunks(chorale_roll):
         images.roll_to_images(chorale_roll, mode="lossless", chunk_steps=100)
 
 
-def test_png_to_midi_to_png_returns_the_same_image(tmp_path, chorale_roll):
-    for number, chunk in enumerate(images.roll_to_images(chorale_roll)):
-        png = tmp_path / f"{number}.png"
-        images.save_png(chunk, png)
-        midi = images.image_to_midi(images.load_png(png))  # the article's image2midi
-        roll, _ = piece_to_roll(read_midi(midi))
-        again = images.roll_to_images(roll)[0] if roll.shape[1] else np.zeros((106, 106), np.uint8)
-        assert (again == images.load_png(png)).all(), f"chunk {number} changed in the round trip"
+@pytest.mark.parametrize("grid", ["nearest", "floor"])
+def test_png_to_midi_to_png_returns_the_same_image(tmp_path, grid):
+    # A piece full of what the grids treat differently: staccato, triplets, grace notes, 32nd and 64th runs.
+    for path in write_collection(tmp_path / "midi")[:4]:
+        roll, _ = piece_to_roll(read_midi(path.read_bytes()), grid=grid)
+        for number, chunk in enumerate(images.roll_to_images(roll)):
+            png = tmp_path / f"{number}.png"
+            images.save_png(chunk, png)
+            midi = images.image_to_midi(images.load_png(png))  # the article's image2midi
+            again, dropped = piece_to_roll(read_midi(midi), grid=grid)
+            drawn = images.roll_to_images(again)[0] if again.shape[1] else np.zeros((106, 106), np.uint8)
+            assert (drawn == images.load_png(png)).all(), f"{path.name}: chunk {number} changed in the round trip"
+            assert not dropped  # a roll's notes are apart and on the grid: each is drawn again as itself
 
 
 def test_stage_writes_pngs_and_an_index(tmp_path, chorale_midi_dir):
@@ -88,3 +94,45 @@ def test_stage_writes_each_pieces_meter_beside_the_index(tmp_path, chorale_midi_
         expected = meter.frame_positions(meter.Meter.from_piece(piece, steps_per_quarter=4), steps)
         assert (meter.positions_from_rows(rows, steps, steps_per_quarter=4) == expected).all()
         assert (meter.frame_positions(meters[name], steps) == expected).all()
+
+
+def test_the_stage_draws_each_piece_on_the_grid_ingest_counted_it_on(tmp_path):
+    # A piece that lasts the quarter limit exactly, at 8 steps a quarter, and the real-world collection: every
+    # piece ingest accepts is drawn, in as many steps as the manifest says, whichever the grid.
+    source = tmp_path / "in"
+    write_collection(source)
+    (source / "longest.mid").write_bytes(to_midi([(60, 0, 299), (62, 299 - 1 / 96, 1 / 96)], 96))
+    for grid in ("nearest", "floor"):
+        limits = ingest.Limits(max_quarters=300, steps_per_quarter=8, grid=grid)
+        out = tmp_path / grid
+        manifest = ingest.run(str(source), out / "midi", out / "manifest.csv", out / "ingest.json", limits, workers=1)
+        assert (manifest.status == "accepted").all()
+        index = images.run(
+            out / "manifest.csv", out / "midi", out / "images", steps_per_quarter=8, grid=grid, max_quarters=300
+        )
+        assert pd.read_csv(out / "images" / images.REJECTED_NAME).empty
+        assert index.groupby("piece").steps.sum().to_dict() == dict(zip(manifest.midi, manifest.steps))
+
+
+def test_a_piece_the_stage_cannot_draw_is_rejected_on_record(tmp_path, chorale_midi_dir):
+    good = sorted(path.name for path in chorale_midi_dir.iterdir())[0]
+    midi_dir = tmp_path / "midi"
+    midi_dir.mkdir()
+    (midi_dir / good).write_bytes((chorale_midi_dir / good).read_bytes())
+    (midi_dir / "cut.mid").write_bytes((chorale_midi_dir / good).read_bytes()[:200])
+    (midi_dir / "long.mid").write_bytes(to_midi([(60, 0, 200)], 480))
+    names = [good, "cut.mid", "long.mid", "gone.mid"]
+    manifest = pd.DataFrame({"path": names, "sha256": "d" * 64, "status": "accepted", "reason": "", "midi": names})
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    index = images.run(tmp_path / "manifest.csv", midi_dir, tmp_path / "images", max_quarters=100)  # not ingest's
+    assert index.piece.unique().tolist() == [good]
+    rejected = pd.read_csv(tmp_path / "images" / images.REJECTED_NAME)
+    assert list(rejected.columns) == images.REJECTED_COLUMNS
+    assert rejected.piece.tolist() == ["cut.mid", "long.mid", "gone.mid"]
+    assert rejected.reason[0].startswith("truncated track 2")
+    assert rejected.reason[1:].tolist() == ["too long: 800 steps (limit 401)", "cannot read: No such file or directory"]
+
+
+def test_article_mode_draws_the_articles_grid(tmp_path, chorale_midi_dir):
+    with pytest.raises(ValueError, match="images.mode: article draws the article's grid: set images.grid: floor"):
+        images.run(tmp_path / "manifest.csv", chorale_midi_dir, tmp_path / "images", mode="article", chunk_steps=100)

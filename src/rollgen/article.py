@@ -4,16 +4,20 @@ The article drew piano rolls with the midi2img script: parse the MIDI with music
 collect (offset, pitch, duration) of every note and of every pitch of every chord, and set the cells
 `int(offset / 0.25)` .. `int(offset / 0.25) + int(quarterLength / 0.25) - 1` of row `pitch - 21` to 255.
 Here the same steps run on the whole piece with all parts in one roll, as rollgen draws it
-(`rollgen.roll.piece_to_roll`), so the two can be compared cell for cell.
+(`rollgen.roll.piece_to_roll`), so the two can be compared cell for cell. The script's arithmetic is
+rollgen's `floor` grid (`images.grid: floor`, which `images.mode: article` requires); rollgen's default,
+`nearest`, rounds onsets and releases to the nearest step and keeps one step of a shorter note instead.
 
-How far the two agree (music21 10.5, the 411 chorales of the default data set, `dvc repro`'s MIDI):
+How far the two agree on the floor grid (music21 10.5, the 411 chorales of the default data set, `dvc
+repro`'s MIDI):
 401 rolls are identical. The 10 others differ because music21's MIDI import does not give back the
 notes in the file, never because of the grid arithmetic:
 - 32nd notes (8 files: bwv112.5-sc, bwv161.6, bwv185.6, bwv248.64-6, bwv248.64-s, bwv251, bwv36.4-2,
   bwv432). music21 quantises every offset and duration to a 16th or an eighth-note triplet
   (`quarterLengthDivisors=(4, 3)`) and lengthens a duration that would round to 0, so a 32nd note
   becomes a 16th and draws one cell. rollgen reads the exact ticks: the note is shorter than one step
-  and draws nothing, as the article's grid says (`int(0.125 / 0.25) == 0`).
+  and draws nothing, as the article's grid says (`int(0.125 / 0.25) == 0`). (On the nearest grid it
+  draws one cell at its rounded onset, not always music21's.)
 - A grace note followed by another note of its pitch (bwv299). music21 exports a grace note (0 quarter
   lengths) as a note-off and a note-on at the same tick, the off first. rollgen reads the pair as the
   zero-length note it is and draws nothing, as the grid does for 0 quarter lengths. music21's reader

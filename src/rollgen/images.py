@@ -11,13 +11,15 @@ from tqdm import tqdm
 
 from rollgen import files, paths
 from rollgen.meter import METER_COLUMNS, Meter
-from rollgen.midi import read_midi
-from rollgen.roll import NUM_PITCHES, piece_to_roll, roll_to_midi
+from rollgen.midi import MidiError, read_midi
+from rollgen.roll import NUM_PITCHES, check_grid, max_steps_for, piece_to_roll, roll_to_midi
 
 IMAGE_SIZE = 106  # the article resizes every chunk to 106x106
 MODES = ("lossless", "article")
 INDEX_COLUMNS = ["image", "piece", "path", "sha256", "chunk", "start_step", "steps"]
 METERS_NAME = "meters.csv"  # beside index.csv: every piece's time signatures in steps (rollgen.meter)
+REJECTED_NAME = "rejected.csv"  # beside index.csv: accepted pieces this stage could not draw, and why
+REJECTED_COLUMNS = ["piece", "path", "reason"]
 
 
 def roll_to_images(roll: np.ndarray, mode: str = "lossless", chunk_steps: int = IMAGE_SIZE) -> list[np.ndarray]:
@@ -78,7 +80,8 @@ def run(
     mode: str = "lossless",
     steps_per_quarter: int = 4,
     chunk_steps: int = IMAGE_SIZE,
-    max_steps: int = 100_000,
+    grid: str = "nearest",
+    max_quarters: float = 20_000,
     include_drums: bool = False,
     parser: str = "fast",
 ) -> pd.DataFrame:
@@ -87,14 +90,31 @@ def run(
     index.csv: one row per image, `INDEX_COLUMNS`; `piece` is the MIDI file in `midi_dir`, `path` the input
     it came from (the manifest's, relative to the source). meters.csv: one row per time-signature segment
     per piece, `rollgen.meter.METER_COLUMNS`, steps at `steps_per_quarter` (see `rollgen.meter`).
+    rejected.csv: `REJECTED_COLUMNS`, a piece that cannot be read or drawn, which the stage skips.
+
+    The grid (`grid`, `steps_per_quarter`) and `max_quarters` (ingest.max_quarters) are the ones ingest
+    accepted the pieces on, so the roll's step limit (rollgen.roll.max_steps_for) holds every accepted piece:
+    rejected.csv stays empty unless the manifest and `midi_dir` come from other params. `mode: article`
+    draws the article's grid, so it requires `grid: floor`.
     """
+    check_grid(grid)
+    if mode == "article" and grid != "floor":
+        raise ValueError(f"images.mode: article draws the article's grid: set images.grid: floor, not '{grid}'")
     manifest = pd.read_csv(manifest_path, keep_default_na=False, dtype={"sha256": str, "midi": str, "path": str})
     accepted = manifest[manifest["status"] == "accepted"]
-    rows, meter_rows = [], []
+    max_steps = max_steps_for(max_quarters, steps_per_quarter)
+    rows, meter_rows, rejected = [], [], []
     with files.atomic_dir(images_dir) as folder:
         for piece in tqdm(accepted.itertuples(), total=len(accepted), desc="images", unit="piece"):
-            midi = read_midi((midi_dir / piece.midi).read_bytes(), include_drums=include_drums, parser=parser)
-            roll, _ = piece_to_roll(midi, steps_per_quarter=steps_per_quarter, max_steps=max_steps)
+            try:
+                midi = read_midi((midi_dir / piece.midi).read_bytes(), include_drums=include_drums, parser=parser)
+                roll, _ = piece_to_roll(midi, steps_per_quarter=steps_per_quarter, max_steps=max_steps, grid=grid)
+            except MidiError as error:
+                rejected.append((piece.midi, piece.path, str(error)))
+                continue
+            except OSError as error:
+                rejected.append((piece.midi, piece.path, f"cannot read: {error.strerror or error}"))
+                continue
             meter_rows += [(piece.midi, *row) for row in Meter.from_piece(midi, steps_per_quarter).to_rows()]
             for chunk, image in enumerate(roll_to_images(roll, mode=mode, chunk_steps=chunk_steps)):
                 name = image_name(piece.midi, chunk)
@@ -105,4 +125,5 @@ def run(
         index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
         files.write_csv(folder / paths.IMAGES_INDEX.name, index)
         files.write_csv(folder / METERS_NAME, pd.DataFrame(meter_rows, columns=METER_COLUMNS))
+        files.write_csv(folder / REJECTED_NAME, pd.DataFrame(rejected, columns=REJECTED_COLUMNS))
     return index

@@ -16,13 +16,37 @@ from tqdm import tqdm
 
 from rollgen import files, paths
 from rollgen.corpus import MUSIC21_PREFIX, SCORE_SUFFIXES, music21_corpus_files, score_to_midi
-from rollgen.midi import MidiError, notes_fingerprint, read_midi
-from rollgen.roll import LOWEST_PITCH, NUM_PITCHES, piece_to_roll
+from rollgen.midi import DRUMS, OFF_BEFORE_ON, ZERO_LENGTH, MidiError, notes_fingerprint, read_midi
+from rollgen.roll import (
+    MERGED_BY_GRID,
+    MERGED_IN_FILE,
+    OUT_OF_RANGE,
+    PITCH_RANGE,
+    TOO_SHORT,
+    check_grid,
+    max_steps_for,
+    piece_to_roll,
+)
 
 MIDI_SUFFIXES = frozenset({".mid", ".midi", ".kar", ".rmi"})
+# Every note read from a file is drawn (a run of the roll of its own) or counted in one of these columns, by
+# the reasons rollgen.midi and rollgen.roll give (see rollgen.roll's docstring for merged notes).
+NOTE_COLUMNS = {
+    "out_of_range": (OUT_OF_RANGE,),
+    "drums": (DRUMS,),
+    "zero_length": (ZERO_LENGTH, OFF_BEFORE_ON),
+    "too_short": (TOO_SHORT,),  # images.grid: floor only
+    "merged_by_grid": (MERGED_BY_GRID,),
+    "merged_in_file": (MERGED_IN_FILE,),
+}
+COLUMN_OF_REASON = {reason: column for column, reasons in NOTE_COLUMNS.items() for reason in reasons}
+# The notes `lost_share` counts: what the file or the grid loses. Notes merged in the file are left out of
+# it: a roll shows no re-strike or unison at any resolution, and they are a fifth of the Bach chorales.
+LOST_COLUMNS = ("zero_length", "too_short", "merged_by_grid")
+LOST_SHARE_FLAG = 0.01  # `rollgen check` flags a file that loses more of its in-range notes
 MANIFEST_COLUMNS = [
-    *("path", "sha256", "status", "reason", "midi", "notes", "steps", "quarters", "seconds"),
-    *("notes_dropped", "dropped_reasons", "repairs"),
+    *("path", "sha256", "status", "reason", "midi", "notes_read", "notes_drawn", "lost_share"),
+    *("steps", "quarters", "seconds", *NOTE_COLUMNS, "dropped_reasons", "repairs"),
 ]
 
 
@@ -43,27 +67,53 @@ class Row:
     status: str = "rejected"
     reason: str = ""
     midi: str = ""
-    notes: int = 0
+    notes_read: int = 0  # notes in the file: every note-on of velocity > 0, drums and zero lengths too
+    notes_drawn: int = 0  # runs of the roll: the notes image2midi reads back
+    lost_share: float = 0.0  # LOST_COLUMNS over the notes in range (in_range), 0 when there are none
     steps: int = 0
     quarters: float = 0.0
     seconds: float = 0.0
-    notes_dropped: int = 0
-    dropped_reasons: str = ""
+    out_of_range: int = 0
+    drums: int = 0
+    zero_length: int = 0
+    too_short: int = 0
+    merged_by_grid: int = 0
+    merged_in_file: int = 0
+    dropped_reasons: str = ""  # every reason a note was not drawn, with its count, as rollgen.midi/roll name it
     repairs: str = ""
     music: str = ""
+
+    @property
+    def in_range(self) -> int:
+        """Notes of the file that a roll can hold: pitches 21..126, drums unless ingest.include_drums."""
+        return self.notes_read - self.out_of_range - self.drums
+
+    @property
+    def lost(self) -> int:
+        return sum(getattr(self, column) for column in LOST_COLUMNS)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What a usable piece may be, and how hard a worker may try: the `ingest` params."""
+    """What a usable piece may be, and how hard a worker may try: the `ingest` params, and the grid the
+    images stage draws on (images.steps_per_quarter, images.grid), so the manifest counts its steps and notes.
+
+    One length rule for the whole pipeline: a piece may last `max_quarters` quarter notes and `max_seconds`
+    seconds. The step limit of its roll follows (rollgen.roll.max_steps_for), here and in the images stage,
+    so nothing accepted here can be too long to draw there.
+    """
 
     max_quarters: float = 20_000
     max_seconds: float = 7_200
     steps_per_quarter: int = 4
+    grid: str = "nearest"  # rollgen.roll.GRIDS
     include_drums: bool = False
     timeout_s: float = 60
     memory_mb: int = 2_048
     parser: str = "fast"  # rollgen.midi.PARSERS: "fast" (the checked walk's own events) or "py_midicsv"
+
+    def __post_init__(self) -> None:
+        check_grid(self.grid)  # before any worker starts
 
 
 def list_sources(source: str) -> list[Source]:
@@ -128,22 +178,29 @@ def examine(source: Source, limits: Limits = Limits()) -> tuple[Row, bytes | Non
         if piece.seconds > limits.max_seconds:
             raise MidiError(f"too long: {piece.seconds:.0f} seconds (limit {limits.max_seconds:.0f})")
         roll, dropped = piece_to_roll(
-            piece, limits.steps_per_quarter, max_steps=int(limits.max_quarters * limits.steps_per_quarter)
+            piece,
+            limits.steps_per_quarter,
+            max_steps=max_steps_for(limits.max_quarters, limits.steps_per_quarter),
+            grid=limits.grid,
         )
     except MidiError as error:
         row.reason = str(error)
         return row, None
-    row.notes = len(piece.pitches) - dropped.total()  # the notes that made it into the roll
+    row.notes_read = len(piece.pitches) + piece.dropped.total()
     dropped.update(piece.dropped)
+    row.notes_drawn = row.notes_read - dropped.total()
+    for reason, count in dropped.items():
+        column = COLUMN_OF_REASON[reason]  # a reason without a column is a bug: every note is counted once
+        setattr(row, column, getattr(row, column) + count)
+    row.lost_share = round(row.lost / row.in_range, 6) if row.in_range else 0.0
     row.steps = int(roll.shape[1])
     row.quarters = round(float(piece.length_quarters), 4)
     row.seconds = round(piece.seconds, 3)
-    row.notes_dropped = dropped.total()
     row.dropped_reasons = "; ".join(f"{reason}: {count}" for reason, count in sorted(dropped.items()))
     row.repairs = "; ".join(f"{reason}: {count}" for reason, count in sorted(piece.repaired.items()))
     row.music = notes_fingerprint(piece)
     if not roll.any():
-        row.reason = f"no notes in range {LOWEST_PITCH}..{LOWEST_PITCH + NUM_PITCHES - 1}"
+        row.reason = f"no notes to draw ({row.dropped_reasons})" if row.in_range else f"no notes in range {PITCH_RANGE}"
         return row, None
     row.status, row.midi = "accepted", midi_name(source.path, row.sha256)
     return row, midi
@@ -240,14 +297,30 @@ def run(
 
 
 def summarize(manifest: pd.DataFrame) -> dict:
-    """Counts by status and by rejection reason, for metrics/ingest.json."""
+    """Counts by status and by rejection reason, and the notes of the accepted pieces, for metrics/ingest.json.
+
+    Notes: `notes_read` = `notes_drawn` + every count of `notes_lost_by_reason` (the manifest's
+    NOTE_COLUMNS); `lost_share_in_range` is what the file or the grid loses (LOST_COLUMNS) over the notes
+    in range (`notes_in_range`: read, less out of range and drums); `merged_in_file_share_in_range` is
+    what no roll can show (re-strikes, unisons). Those two and the drawn share make 1.
+    """
     by_status = manifest["status"].value_counts()
     rejected = manifest.loc[manifest["status"] == "rejected", "reason"]
+    accepted = manifest[manifest["status"] == "accepted"]
+    lost_by_reason = {column: int(accepted[column].sum()) for column in NOTE_COLUMNS}
+    in_range = int(accepted["notes_read"].sum()) - lost_by_reason["out_of_range"] - lost_by_reason["drums"]
+    lost = sum(lost_by_reason[column] for column in LOST_COLUMNS)
     return {
         "files": int(len(manifest)),
         "accepted": int(by_status.get("accepted", 0)),
         "rejected": int(by_status.get("rejected", 0)),
         "duplicate": int(by_status.get("duplicate", 0)),
-        "notes": int(manifest.loc[manifest["status"] == "accepted", "notes"].sum()),
         "rejected_by_reason": {reason: int(count) for reason, count in rejected.value_counts().sort_index().items()},
+        "notes_read": int(accepted["notes_read"].sum()),
+        "notes_in_range": in_range,
+        "notes_drawn": int(accepted["notes_drawn"].sum()),
+        "notes_lost_by_reason": lost_by_reason,
+        "lost_share_in_range": round(lost / in_range, 6) if in_range else 0.0,
+        "merged_in_file_share_in_range": round(lost_by_reason["merged_in_file"] / in_range, 6) if in_range else 0.0,
+        "files_losing_over_1_percent": int((accepted["lost_share"] > LOST_SHARE_FLAG).sum()),
     }

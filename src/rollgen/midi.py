@@ -42,6 +42,9 @@ class Piece:
 
 
 PARSERS = ("fast", "py_midicsv")
+# Why a note of the file is not in the Piece (Piece.dropped): rollgen.ingest tallies them by these names.
+DRUMS = "drums (channel 10)"
+ZERO_LENGTH = "zero length"
 OFF_BEFORE_ON = "zero length (note-off written before its note-on)"
 NEVER_SWITCHED_OFF = "never switched off (ended at track end)"
 
@@ -102,7 +105,7 @@ def _pair_note_events(structure: Structure, include_drums: bool) -> tuple:
     is_on = (status >= 0x90) & ((codes & 0x7F) > 0)
     if not include_drums and (drums := channels == DRUM_CHANNEL).any():
         if count := int((drums & is_on).sum()):
-            dropped["drums (channel 10)"] = count
+            dropped[DRUMS] = count
         others = ~drums
         codes, ticks, tracks, channels, is_on = (array[others] for array in (codes, ticks, tracks, channels, is_on))
     pitches = (codes >> 8) & 0x7F
@@ -127,7 +130,7 @@ def _pair_note_events(structure: Structure, include_drums: bool) -> tuple:
     zero_length = is_on & (ends == ticks)
     off_before_on = is_on & after_silent_off & ~(same_as_next & ~next_is_on) & ~zero_length
     sounding = is_on & ~off_before_on
-    counts = {OFF_BEFORE_ON: int(off_before_on.sum()), "zero length": int(zero_length.sum())}
+    counts = {OFF_BEFORE_ON: int(off_before_on.sum()), ZERO_LENGTH: int(zero_length.sum())}
     dropped.update({reason: count for reason, count in counts.items() if count})
     if at_track_end := int((sounding & ~same_as_next).sum()):
         repaired[NEVER_SWITCHED_OFF] += at_track_end
@@ -159,7 +162,7 @@ def _pair_py_midicsv_events(structure: Structure, include_drums: bool) -> tuple:
     def close(key: tuple[int, int, int], tick: int, by_note_off: bool) -> None:
         start, off_first = open_notes.pop(key)
         if tick <= start:
-            dropped["zero length"] += 1
+            dropped[ZERO_LENGTH] += 1
         elif off_first and not by_note_off:
             dropped[OFF_BEFORE_ON] += 1
         else:
@@ -187,7 +190,7 @@ def _pair_py_midicsv_events(structure: Structure, include_drums: bool) -> tuple:
             is_on = kind == "Note_on_c" and velocity > 0
             if channel == DRUM_CHANNEL and not include_drums:
                 if is_on:
-                    dropped["drums (channel 10)"] += 1
+                    dropped[DRUMS] += 1
                 continue
             key = (track, channel, pitch)
             silent_off = silent_offs.pop(key, None)
