@@ -182,7 +182,7 @@ def generate(
             raise typer.BadParameter(f"{windows} does not exist", param_hint="--windows")
         source = read_sequences(windows)
     grid = network.steps_per_quarter  # the grid the model was trained on, saved with it
-    primers, positions = generation.make_primers(primer, num, primer_steps, rng, source, grid)
+    primers, positions = generation.make_primers(primer, num, primer_steps, rng, source, grid, network.grid)
     frames = generation.sample_frames(network, primers, positions, steps, sampler, rng)
     rolls = [piece.T.astype(bool) for piece in frames]
     try:

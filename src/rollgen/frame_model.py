@@ -54,6 +54,11 @@ class FrameModel:
         """The grid it was trained on (4 = 16th notes, when the file does not say)."""
         return int(self.info.get("steps_per_quarter", 4))
 
+    @property
+    def grid(self) -> str:
+        """How notes were put on that grid (rollgen.roll: nearest, or floor as the article)."""
+        return str(self.info.get("grid", "nearest"))
+
     family = ""
 
     def __init__(self, model: keras.Model, jit_compile: bool = False) -> None:

@@ -58,11 +58,14 @@ def excerpt_primers(data: Sequences, count: int, steps: int, rng: np.random.Gene
         first = data.offsets[sequence] + rng.integers(lengths[sequence] - steps + 1)
         primers[row] = data.frames[first : first + steps] / 255.0
         positions[row, :steps] = data.positions[first : first + steps]
-    positions[:, steps] = meter.next_position(positions[:, steps - 1]) if steps else positions[:, steps]
+        # the first new frame's position: the step after the primer's (or, with no primer, the excerpt's first)
+        positions[row, steps] = meter.next_position(positions[row, steps - 1]) if steps else data.positions[first]
     return primers, positions
 
 
-def midi_primers(path: Path, steps: int, count: int, steps_per_quarter: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def midi_primers(
+    path: Path, steps: int, count: int, steps_per_quarter: int = 4, grid: str = "nearest"
+) -> tuple[np.ndarray, np.ndarray]:
     """The first `steps` steps of a MIDI file's roll (all of it when shorter), as `count` identical float
     primers, and their bar positions from the file's time signatures.
 
@@ -73,7 +76,7 @@ def midi_primers(path: Path, steps: int, count: int, steps_per_quarter: int = 4)
         raise SystemExit(f"primer {path}: no such file")
     try:
         piece = read_midi(path.read_bytes())
-        roll, _ = piece_to_roll(piece, steps_per_quarter=steps_per_quarter)
+        roll, _ = piece_to_roll(piece, steps_per_quarter=steps_per_quarter, grid=grid)
     except MidiError as error:
         raise SystemExit(f"primer {path}: {error}") from error
     if roll.shape[1] == 0:
@@ -91,6 +94,7 @@ def make_primers(
     rng: np.random.Generator,
     data: Sequences | None = None,
     steps_per_quarter: int = 4,
+    grid: str = "nearest",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Primers (count, steps, 106) in 0..1 and their positions (count, steps + 1, 4): `primer` 'test' (or
     'val') draws random excerpts of `data` with `rng`; 'none' starts from nothing at a bar line; anything
@@ -99,7 +103,7 @@ def make_primers(
         start = meter.default_positions(1, steps_per_quarter)
         return np.zeros((count, 0, NUM_PITCHES), np.float32), np.repeat(start[None], count, axis=0).astype(np.int32)
     if str(primer) not in ("test", "val"):
-        return midi_primers(Path(primer), steps, count, steps_per_quarter)
+        return midi_primers(Path(primer), steps, count, steps_per_quarter, grid)
     if data is None:
         raise SystemExit(f"generate: primer '{primer}' needs that split's archive")
     return excerpt_primers(data, count, steps, rng)
@@ -236,7 +240,9 @@ def run(
     model.check(sampler)
     primer = params.get("primer", "test")
     source = load_sequences(primer, windows_dir) if primer in ("test", "val") else None
-    primers, positions = make_primers(primer, params["pieces"], params["primer_steps"], rng, source, steps_per_quarter)
+    primers, positions = make_primers(
+        primer, params["pieces"], params["primer_steps"], rng, source, steps_per_quarter, model.grid
+    )
     frames = sample_frames(model, primers, positions, params["steps"], sampler, rng)
     rolls = [piece.T.astype(bool) for piece in frames]
     with files.atomic_dir(out_dir) as folder:

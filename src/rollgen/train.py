@@ -336,10 +336,12 @@ def run(
             "windows_sha256": windows_sha256,
             "mlflow_run_id": state["run_id"],
         }
-        steps_per_quarter = (all_params or {}).get("images", {}).get("steps_per_quarter", 4)
+        images = (all_params or {}).get("images", {})
+        steps_per_quarter = images.get("steps_per_quarter", 4)
         if chief:
-            info = {"steps_per_quarter": steps_per_quarter, "sequence_steps": params["sequence_steps"],
-                    "context": train_data.context, "trained_on": windows_sha256}  # fmt: skip
+            info = {"steps_per_quarter": steps_per_quarter, "grid": images.get("grid", "nearest"),
+                    "sequence_steps": params["sequence_steps"], "context": train_data.context,
+                    "trained_on": windows_sha256}  # fmt: skip
             save_model(final.keras, model_path, info)
             table = pd.DataFrame(state["history"])
             files.write_csv(history_path, table)
