@@ -116,19 +116,15 @@ class Steps:
         return step
 
     def counts(self, y, probabilities, per_example_loss, weights) -> dict[str, tf.Tensor]:
-        """Sums over the batch's real frames: loss, Bernoulli NLL in nats per frame, the counts behind F1."""
+        """Sums over the batch's real frames: loss, and Bernoulli NLL in nats per frame (no F1: a NADE's
+        teacher-forced probabilities saw the true notes below each pitch; F1 is for validation's decoded
+        frames)."""
         p = tf.clip_by_value(probabilities, 1e-7, 1 - 1e-7)
-        truth = y > 0.5
-        nll = -tf.reduce_sum(tf.where(truth, tf.math.log(p), tf.math.log(1 - p)), axis=-1)
-        guess = probabilities > 0.5
-        count = lambda mask: tf.reduce_sum(tf.cast(mask, tf.float32) * weights[:, None])  # noqa: E731
+        nll = -tf.reduce_sum(tf.where(y > 0.5, tf.math.log(p), tf.math.log(1 - p)), axis=-1)
         return {
             "loss": tf.reduce_sum(per_example_loss),
             "nll": tf.reduce_sum(nll * weights),
             "frames": tf.reduce_sum(weights),
-            "tp": count(guess & truth),
-            "fp": count(guess & ~truth),
-            "fn": count(~guess & truth),
         }
 
     def train_replica(self, batch):
@@ -143,7 +139,7 @@ class Steps:
         return self.counts(y, probabilities, per_example_loss, weights)
 
     def run_epoch(self, dataset, steps: int | None = None, description: str = "") -> dict[str, float]:
-        """Trains on a dataset; gives the epoch's mean loss and NLL per frame, and micro F1 (teacher-forced)."""
+        """Trains on a dataset; gives the epoch's mean loss and NLL per frame (teacher-forced)."""
         totals: dict[str, float] = {}
         distributed = self.strategy.experimental_distribute_dataset(dataset)
         bar = tqdm(distributed, total=steps, desc=description, unit="batch", leave=False, disable=not steps,
@@ -152,12 +148,7 @@ class Steps:
             for name, value in self.train(batch).items():
                 totals[name] = totals.get(name, 0.0) + float(value)
         frames = max(totals.get("frames", 0.0), 1.0)
-        tp, fp, fn = totals.get("tp", 0.0), totals.get("fp", 0.0), totals.get("fn", 0.0)
-        return {
-            "loss": totals.get("loss", 0.0) / frames,
-            "nll": totals.get("nll", 0.0) / frames,
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
-        }
+        return {"loss": totals.get("loss", 0.0) / frames, "nll": totals.get("nll", 0.0) / frames}
 
 
 def distribute_options(dataset: tf.data.Dataset) -> tf.data.Dataset:
