@@ -5,14 +5,14 @@ from rollgen.params import load_params
 
 
 def main() -> None:
-    params = load_params("images")
+    params = load_params()
     images.run(
-        mode=params["mode"],
-        chunk_steps=params["chunk_steps"],
-        steps_per_quarter=params["steps_per_quarter"],
-        max_steps=params["max_steps"],
-        include_drums=load_params("ingest")["include_drums"],
-        parser=load_params("ingest")["parser"],
+        mode=params.images.mode,
+        chunk_steps=params.images.chunk_steps,
+        steps_per_quarter=params.images.steps_per_quarter,
+        max_steps=params.images.max_steps,
+        include_drums=params.ingest.include_drums,
+        parser=params.ingest.parser,
     )
 
 
