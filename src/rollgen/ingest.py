@@ -61,7 +61,7 @@ class Limits:
     max_seconds: float = 7_200
     steps_per_quarter: int = 4
     include_drums: bool = False
-    timeout_s: float = 60
+    timeout_s: float = 120
     memory_mb: int = 2_048
     parser: str = "fast"  # rollgen.midi.PARSERS: "fast" (the checked walk's own events) or "py_midicsv"
 
