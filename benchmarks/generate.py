@@ -83,7 +83,7 @@ def main() -> None:
     article_keras = load_model(args.article_model) if args.article_model else build_seed()
     article = frame_model.wrap(article_keras)
     test = load_sequences("test", args.windows)
-    generate_params = load_params("generate")
+    generate_params = load_params("generate").model_dump()
     primer_steps = generate_params["primer_steps"]
 
     primers, positions = excerpt_primers(test, args.article_pieces, article.context, np.random.default_rng(args.seed))

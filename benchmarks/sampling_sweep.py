@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--windows", type=Path, default=Path("data/processed/windows"))
     parser.add_argument("--pieces", type=int, default=32)
     parser.add_argument("--steps", type=int, default=256)
-    parser.add_argument("--primer-steps", type=int, default=load_params("generate")["primer_steps"])
+    parser.add_argument("--primer-steps", type=int, default=load_params("generate").primer_steps)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--settings", type=json.loads, default=DEFAULT_GRID)
     args = parser.parse_args()

@@ -61,7 +61,7 @@ def val_nll(model: frame_model.FrameModel, val) -> float:
 
 
 def main() -> None:
-    train_params = load_params("train")
+    train_params = load_params("train").model_dump()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=Path, default=paths.WINDOWS_DIR)
     parser.add_argument("--epochs", type=int, default=3)

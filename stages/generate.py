@@ -8,7 +8,7 @@ from rollgen.params import load_params
 
 
 def main() -> None:
-    metrics = generate.run(load_params("generate"))
+    metrics = generate.run(load_params("generate").model_dump())
     run_id = json.loads(paths.TRAIN_METRICS.read_text()).get("mlflow_run_id")
     tracking.log_to_run(run_id, metrics, prefix="generate")
 

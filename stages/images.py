@@ -6,16 +6,15 @@ from rollgen.params import load_params
 
 
 def main() -> None:
-    params = load_params("images")
-    ingest = load_params("ingest")
+    params = load_params()
     images.run(
-        mode=params["mode"],
-        chunk_steps=params["chunk_steps"],
-        steps_per_quarter=params["steps_per_quarter"],
-        grid=params["grid"],
-        max_quarters=ingest["max_quarters"],
-        include_drums=ingest["include_drums"],
-        parser=ingest["parser"],
+        mode=params.images.mode,
+        chunk_steps=params.images.chunk_steps,
+        steps_per_quarter=params.images.steps_per_quarter,
+        grid=params.images.grid,
+        max_quarters=params.ingest.max_quarters,
+        include_drums=params.ingest.include_drums,
+        parser=params.ingest.parser,
     )
 
 

@@ -5,19 +5,18 @@ from rollgen.params import load_params
 
 
 def main() -> None:
-    params = load_params("ingest")
-    images = load_params("images")
+    params = load_params()
     limits = ingest.Limits(
-        max_quarters=params["max_quarters"],
-        max_seconds=params["max_seconds"],
-        steps_per_quarter=images["steps_per_quarter"],
-        grid=images["grid"],
-        include_drums=params["include_drums"],
-        timeout_s=params["timeout_s"],
-        memory_mb=params["memory_mb"],
-        parser=params["parser"],
+        max_quarters=params.ingest.max_quarters,
+        max_seconds=params.ingest.max_seconds,
+        steps_per_quarter=params.images.steps_per_quarter,
+        grid=params.images.grid,
+        include_drums=params.ingest.include_drums,
+        timeout_s=params.ingest.timeout_s,
+        memory_mb=params.ingest.memory_mb,
+        parser=params.ingest.parser,
     )
-    ingest.run(source=str(params["source"]), limits=limits, limit=params["limit"], workers=params["workers"])
+    ingest.run(source=params.ingest.source, limits=limits, limit=params.ingest.limit, workers=params.ingest.workers)
 
 
 if __name__ == "__main__":

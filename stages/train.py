@@ -5,10 +5,9 @@ from rollgen.params import load_params
 
 
 def main() -> None:
-    everything = load_params()
-    # Log what shaped the model: the sections of this stage and of the stages before it.
-    upstream = {section: everything[section] for section in ("ingest", "images", "windows", "train")}
-    train.run(everything["train"], all_params=upstream)
+    # Log what shaped the model: the sections of this stage and of the stages before it, defaults filled in.
+    upstream = load_params().model_dump(include={"ingest", "images", "windows", "train"})
+    train.run(upstream["train"], all_params=upstream)
 
 
 if __name__ == "__main__":

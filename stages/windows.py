@@ -5,15 +5,15 @@ from rollgen.params import load_params
 
 
 def main() -> None:
-    params = load_params("windows")
+    params = load_params()
     windows.run(
-        context=params["steps"],
-        mode=params["mode"],
-        val_fraction=params["val_fraction"],
-        test_fraction=params["test_fraction"],
-        split=params["split"],
-        chunk_steps=load_params("images")["chunk_steps"],
-        steps_per_quarter=load_params("images")["steps_per_quarter"],
+        context=params.windows.steps,
+        mode=params.windows.mode,
+        val_fraction=params.windows.val_fraction,
+        test_fraction=params.windows.test_fraction,
+        split=params.windows.split,
+        chunk_steps=params.images.chunk_steps,
+        steps_per_quarter=params.images.steps_per_quarter,
     )
 
 

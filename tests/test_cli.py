@@ -148,7 +148,7 @@ def test_generate_defaults_are_params_yaml_defaults():
     from rollgen.cli import generate
     from rollgen.params import load_params
 
-    params = load_params("generate")
+    params = load_params("generate").model_dump()
     defaults = {name: value.default.default for name, value in inspect.signature(generate).parameters.items()}
     shared = {"sampling", "temperature", "threshold", "max_notes", "min_notes", "primer", "seed", "tempo", "soundfont"}
     assert {name: defaults[name] for name in shared} == {name: params[name] for name in shared}

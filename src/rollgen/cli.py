@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from rollgen.params import GenerateParams, ParamsError, validate
+
+GENERATE = GenerateParams()  # the generate command's defaults are the pipeline's
 app = typer.Typer(help="rollgen: piano-roll music models, from MIDI to new MIDI and WAV.", no_args_is_help=True)
 
 
@@ -128,34 +131,41 @@ def generate(
         help="Folder for NNN.mid, NNN.wav, NNN.png and index.html (files of the same names are replaced).",
     ),
     primer: str = typer.Option(
-        "test",
+        GENERATE.primer,
         help="What starts every piece: 'test' (a random excerpt of the --windows archive per piece), 'none'"
         " (nothing: from a bar line), or a MIDI file whose first --primer-steps steps start every piece.",
     ),
-    primer_steps: int = typer.Option(16, min=0, help="Steps of the primer the model reads before it generates."),
+    primer_steps: int = typer.Option(
+        GENERATE.primer_steps, min=0, help="Steps of the primer the model reads before it generates."
+    ),
     windows: Path = typer.Option(
         Path("data/processed/windows/test.npz"), help="Archive to draw random primers from (with --primer test)."
     ),
-    num: int = typer.Option(4, min=1, help="Number of pieces."),
+    num: int = typer.Option(GENERATE.pieces, min=1, help="Number of pieces."),
     steps: int = typer.Option(
-        256, min=1, help="Frames generated per piece, on the model's grid (16th notes by default)."
+        GENERATE.steps, min=1, help="Frames generated per piece, on the model's grid (16th notes by default)."
     ),
-    sampling: str = typer.Option("bernoulli", help="bernoulli, threshold, or vanish_proof (the article's loop)."),
-    temperature: float = typer.Option(0.9, help="bernoulli: below 1 sharper, above 1 freer."),
-    threshold: float = typer.Option(0.5, help="threshold: a pitch sounds when its probability exceeds this."),
+    sampling: str = typer.Option(GENERATE.sampling, help="bernoulli, threshold, or vanish_proof (the article's loop)."),
+    temperature: float = typer.Option(GENERATE.temperature, help="bernoulli: below 1 sharper, above 1 freer."),
+    threshold: float = typer.Option(
+        GENERATE.threshold, help="threshold: a pitch sounds when its probability exceeds this."
+    ),
     max_notes: int = typer.Option(
-        0, min=0, help="bernoulli/threshold, factorised models: at most this many pitches per step (0 = no cap)."
+        GENERATE.max_notes,
+        min=0,
+        help="bernoulli/threshold, factorised models: at most this many pitches per step (0 = no cap).",
     ),
     min_notes: int = typer.Option(
-        0, min=0, help="bernoulli/threshold, factorised models: at least this many (0 = no floor)."
+        GENERATE.min_notes, min=0, help="bernoulli/threshold, factorised models: at least this many (0 = no floor)."
     ),
-    tempo: float = typer.Option(100.0, help="Beats per minute of the written MIDI."),
-    soundfont: str = typer.Option("auto", help="A .sf2 SoundFont, or auto."),
-    seed: int = typer.Option(7, help="Random seed: the same seed gives the same music."),
+    tempo: float = typer.Option(GENERATE.tempo, help="Beats per minute of the written MIDI."),
+    soundfont: str = typer.Option(GENERATE.soundfont, help="A .sf2 SoundFont, or auto."),
+    seed: int = typer.Option(GENERATE.seed, help="Random seed: the same seed gives the same music."),
 ) -> None:
     """Generate new pieces with a trained model, each started from real music: MIDI, WAV, PNG and index.html.
 
-    The defaults are params.yaml's `generate:` defaults, chosen for the default model on the Bach chorales.
+    The defaults are the `generate` stage's (rollgen.params.GenerateParams, listed in params.yaml), chosen for
+    the default model on the Bach chorales.
     """
     import numpy as np
 
@@ -164,11 +174,15 @@ def generate(
     from rollgen.audio import AudioError
     from rollgen.windows import read_sequences
 
-    params = {
-        "sampling": sampling, "temperature": temperature, "threshold": threshold,
-        "vanish_proof": 0.65, "vanish_inc": 1.001, "max_notes": max_notes, "min_notes": min_notes,
-        "primer": primer, "primer_steps": primer_steps, "seed": seed,
+    options = {
+        "pieces": num, "steps": steps, "sampling": sampling, "temperature": temperature, "threshold": threshold,
+        "max_notes": max_notes, "min_notes": min_notes, "primer": primer, "primer_steps": primer_steps,
+        "tempo": tempo, "soundfont": soundfont, "seed": seed,
     }  # fmt: skip
+    try:
+        params = validate("generate", options).model_dump()  # vanish_proof's offset and growth: the defaults
+    except ParamsError as error:
+        raise typer.BadParameter(str(error)) from None
     network = frame_model.load(model)
     try:
         sampler = generation.sampler_from_params(params)

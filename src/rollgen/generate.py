@@ -12,6 +12,7 @@ from rollgen import files, frame_model, meter, paths
 from rollgen.audio import render_wav
 from rollgen.frame_model import FrameModel
 from rollgen.midi import MidiError, read_midi
+from rollgen.params import validate
 from rollgen.pictures import save_roll_picture
 from rollgen.quality import best_scale, piece_features, pitch_class_histogram, quality_report, relative_minor
 from rollgen.roll import NUM_PITCHES, piece_to_roll, roll_to_midi
@@ -193,15 +194,15 @@ def write_pieces(
 
 
 def sampler_from_params(params: dict) -> Sampler:
-    """The sampler `generate.*` params describe (caps 0 or missing = off)."""
+    """The sampler the `generate` params describe, every key given (GenerateParams dumped; caps 0 = off)."""
     return make_sampler(
         params["sampling"],
         threshold=params["threshold"],
         temperature=params["temperature"],
         vanish_proof=params["vanish_proof"],
         vanish_inc=params["vanish_inc"],
-        max_notes=params.get("max_notes", 0),
-        min_notes=params.get("min_notes", 0),
+        max_notes=params["max_notes"],
+        min_notes=params["min_notes"],
     )
 
 
@@ -216,10 +217,8 @@ def sampling_settings(params: dict) -> dict[str, object]:
     else:
         settings.update(offset=params["vanish_proof"], growth=params["vanish_inc"])
     if mode != "vanish_proof":
-        settings.update(max_notes=params.get("max_notes", 0) or "off", min_notes=params.get("min_notes", 0) or "off")
-    settings.update(
-        primer=params.get("primer", "test"), primer_steps=params.get("primer_steps", 16), seed=params["seed"]
-    )
+        settings.update(max_notes=params["max_notes"] or "off", min_notes=params["min_notes"] or "off")
+    settings.update(primer=params["primer"], primer_steps=params["primer_steps"], seed=params["seed"])
     return settings
 
 
@@ -231,14 +230,16 @@ def run(
     metrics_path: Path = paths.GENERATE_METRICS,
 ) -> dict:
     """Generates `params['pieces']` pieces into `out_dir` (replaced as a whole) on the grid the model was
-    trained on, and compares them with the test pieces in `metrics_path` (see rollgen.quality.quality_report)."""
+    trained on, and compares them with the test pieces in `metrics_path` (see rollgen.quality.quality_report).
+    `params` are checked, missing keys taking their defaults (rollgen.params.GenerateParams)."""
+    params = validate("generate", params).model_dump()
     rng = np.random.default_rng(params["seed"])
     test = load_sequences("test", windows_dir)
     model = frame_model.load(model_path)
     steps_per_quarter = model.steps_per_quarter
     sampler = sampler_from_params(params)
     model.check(sampler)
-    primer = params.get("primer", "test")
+    primer = params["primer"]
     source = load_sequences(primer, windows_dir) if primer in ("test", "val") else None
     primers, positions = make_primers(
         primer, params["pieces"], params["primer_steps"], rng, source, steps_per_quarter, model.grid

@@ -108,7 +108,7 @@ class Limits:
     steps_per_quarter: int = 4
     grid: str = "nearest"  # rollgen.roll.GRIDS
     include_drums: bool = False
-    timeout_s: float = 60
+    timeout_s: float = 120
     memory_mb: int = 2_048
     parser: str = "fast"  # rollgen.midi.PARSERS: "fast" (the checked walk's own events) or "py_midicsv"
 

@@ -1,24 +1,224 @@
-"""Reads params.yaml: one section per stage, so each stage sees only the knobs it declares."""
+"""params.yaml, checked: one typed model per section (one section per stage), every default in them, and an
+unknown key or a value of the wrong type an error that names the file, the key and what would do.
+
+    params = load_params()                    # the whole file; every section is checked, whichever is asked for
+    params.train.epochs                       # 15
+    load_params("generate").sampling          # 'bernoulli'
+    validate("train", {"model": "seed"})      # a dict checked and completed with the defaults: a TrainParams
+
+params.yaml says what each key means and lists every key with its default; tests/test_params.py checks that it
+and these models agree. Choices (`Literal`) repeat names defined where they are used (`rollgen.models.MODELS`,
+`rollgen.sampling.MODES`, ...), so that reading params imports neither TensorFlow nor the modules a stage does
+not run; the same test checks each list against its module.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from rollgen import paths
 
 
-def load_params(section: str | None = None, path: Path = paths.PARAMS) -> dict[str, Any]:
-    """The whole params.yaml, or one stage's section of it."""
+class Section(BaseModel):
+    """One stage's params. Strict: a YAML value of the wrong type is an error, not converted ('10' is no int)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class IngestParams(Section):
+    source: str = Field("music21:bach", min_length=1)
+    limit: NonNegativeInt = 0
+    workers: NonNegativeInt = 0
+    max_quarters: PositiveFloat = 20_000.0
+    max_seconds: PositiveFloat = 7_200.0
+    include_drums: bool = False
+    parser: Literal["fast", "py_midicsv"] = "fast"  # rollgen.midi.PARSERS
+    timeout_s: PositiveFloat = 120.0
+    memory_mb: PositiveInt = 2_048
+
+
+class ImagesParams(Section):
+    mode: Literal["lossless", "article"] = "lossless"  # rollgen.images.MODES
+    chunk_steps: PositiveInt = 106
+    steps_per_quarter: PositiveInt = 4
+    grid: Literal["nearest", "floor"] = "nearest"  # rollgen.roll.GRIDS
+
+    @model_validator(mode="after")
+    def article_mode_floors(self) -> ImagesParams:
+        if self.mode == "article" and self.grid != "floor":
+            raise ValueError("images.mode article draws the article's grid: set images.grid to floor")
+        return self
+
+
+class WindowsParams(Section):
+    steps: PositiveInt = 9
+    mode: Literal["next", "article"] = "next"  # rollgen.windows.MODES
+    split: Literal["auto", "folders", "groups"] = "auto"  # rollgen.splits.MODES
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    test_fraction: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _leaves_pieces_to_train_on(self) -> WindowsParams:
+        if self.val_fraction + self.test_fraction >= 1:
+            total = self.val_fraction + self.test_fraction
+            raise ValueError(f"val_fraction + test_fraction must be below 1, not {total:g}")
+        return self
+
+
+ModelName = Literal["seed", "convlstm", "lstm", "nade", "convnade", "rnnnade", "pitchnade", "transformernade"]
+
+
+class TrainParams(Section):
+    model: ModelName = "convnade"  # rollgen.models.MODELS
+    loss: Literal["bce", "mse"] = "bce"  # rollgen.train.LOSSES
+    epochs: PositiveInt = 15
+    batch_size: PositiveInt = 64
+    sequence_steps: PositiveInt = 128
+    learning_rate: PositiveFloat = 0.002
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    patience: NonNegativeInt = 3
+    transpose: NonNegativeInt = 0
+    seed: NonNegativeInt = 42
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.train.STRATEGIES
+
+
+class EvaluateParams(Section):
+    highest_pitch: int = Field(126, ge=21, le=126)  # rollgen.roll's pitches: 21..126
+    samples: NonNegativeInt = 128
+    seed: NonNegativeInt = 0
+
+
+class GenerateParams(Section):
+    pieces: PositiveInt = 4
+    steps: PositiveInt = 256
+    sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.sampling.MODES
+    temperature: PositiveFloat = 0.9
+    threshold: float = Field(0.5, ge=0, le=1)
+    min_notes: NonNegativeInt = 0
+    max_notes: NonNegativeInt = 0
+    primer: str = Field("test", min_length=1)
+    primer_steps: NonNegativeInt = 16
+    vanish_proof: float = 0.65
+    vanish_inc: PositiveFloat = 1.001
+    tempo: PositiveFloat = 100.0
+    soundfont: str = Field("auto", min_length=1)
+    seed: NonNegativeInt = 7
+
+
+class Params(BaseModel):
+    """The whole of params.yaml: a section left out takes every default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ingest: IngestParams = IngestParams()
+    images: ImagesParams = ImagesParams()
+    windows: WindowsParams = WindowsParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    generate: GenerateParams = GenerateParams()
+
+
+SECTIONS: dict[str, type[Section]] = {name: field.annotation for name, field in Params.model_fields.items()}
+
+
+class ParamsError(SystemExit):
+    """Params that cannot be used. A SystemExit, so a stage stops at its start with the message alone (exit
+    status 1), as `train` does for a bad `train.distribute`; library callers catch it by this name."""
+
+
+def load_params(section: str | None = None, path: Path = paths.PARAMS) -> Params | Section:
+    """The whole params.yaml as `Params`, or one section of it; the whole file is checked either way, so a
+    mistake in any section stops every stage."""
     with open(path, encoding="utf-8") as handle:
-        params = yaml.safe_load(handle) or {}
-    if section is None:
-        return params
-    if section not in params:
-        raise KeyError(f"{path}: no '{section}:' section")
-    return params[section]
+        values = yaml.safe_load(handle)
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ParamsError(f"{path}: must be a mapping of sections (ingest:, images:, ...), not {values!r}")
+    try:
+        params = Params.model_validate(values)
+    except ValidationError as error:
+        raise ParamsError(describe(error, source=str(path))) from None
+    return params if section is None else getattr(params, _section_name(section, str(path)))
+
+
+def validate(section: str, values: Mapping[str, Any]) -> Section:
+    """The `section` params `values` give, defaults filled in; ParamsError names what is wrong."""
+    model = SECTIONS[_section_name(section, None)]
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as error:
+        raise ParamsError(describe(error, section=section)) from None
+
+
+def _section_name(section: str, source: str | None) -> str:
+    if section not in SECTIONS:
+        prefix = f"{source}: " if source else ""
+        raise ParamsError(f"{prefix}no '{section}:' section; sections: {', '.join(SECTIONS)}")
+    return section
+
+
+def describe(error: ValidationError, source: str | None = None, section: str | None = None) -> str:
+    """One line per mistake: `params.yaml: train.epochs must be an integer, not 'ten'`.
+
+    `error` comes from validating the whole file (its locations start with the section) or, with `section`,
+    one section."""
+    lines = []
+    for problem in error.errors():
+        location = ((section,) if section else ()) + tuple(str(part) for part in problem["loc"])
+        lines.append(f"{source}: {_reason(problem, location)}" if source else _reason(problem, location))
+    return "\n".join(lines)
+
+
+_TYPES = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "model_type": "a mapping of keys to values",
+    "dict_type": "a mapping of keys to values",
+}
+_BOUNDS = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than": "less than",
+           "less_than_equal": "at most"}  # fmt: skip
+
+
+def _reason(problem: dict, location: tuple[str, ...]) -> str:
+    """What is wrong at `location` (section, key), in words."""
+    kind, value, context = problem["type"], problem.get("input"), problem.get("ctx") or {}
+    name = ".".join(location)
+    if kind == "extra_forbidden" and len(location) == 1:
+        return f"{name} is not a section; valid: {', '.join(SECTIONS)}"
+    if kind == "extra_forbidden":
+        section = location[0]
+        article = "an" if section[0] in "aeiou" else "a"
+        valid = ", ".join(sorted(SECTIONS[section].model_fields))
+        return f"{name} is not {article} {section} parameter; valid: {valid}"
+    if kind in _TYPES:
+        return f"{name} must be {_TYPES[kind]}, not {value!r}"
+    if kind == "literal_error":
+        return f"{name} must be {context['expected']}, not {value!r}"
+    if kind in _BOUNDS:
+        bound = next(iter(context.values()))
+        return f"{name} must be {_BOUNDS[kind]} {bound:g}, not {value!r}"
+    if kind == "string_too_short":
+        return f"{name} must not be empty"
+    if kind == "value_error":  # a check across keys, e.g. windows' fractions
+        return f"{name}: {context.get('error', problem['msg'])}"
+    return f"{name}: {problem['msg']}, not {value!r}"
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -24,7 +24,7 @@ from rollgen import files, frame_model, paths, tracking
 from rollgen.evaluate import EPSILON, frame_scores
 from rollgen.frame_model import Batching, FrameModel
 from rollgen.models import load_model, save_model
-from rollgen.params import flatten
+from rollgen.params import flatten, validate
 from rollgen.windows import Sequences, load_sequences
 
 LOSSES = {"mse": "mean_squared_error", "bce": "binary_crossentropy"}
@@ -60,7 +60,7 @@ def validation_scores(model: FrameModel, data: Sequences, loss: str) -> dict[str
 
 def learning_rate(params: dict, steps_per_epoch: int):
     """Adam's learning rate: constant, or cosine decay to 0 over all training steps."""
-    if params.get("lr_schedule", "constant") == "cosine":
+    if params["lr_schedule"] == "cosine":
         return keras.optimizers.schedules.CosineDecay(params["learning_rate"], steps_per_epoch * params["epochs"])
     return params["learning_rate"]
 
@@ -215,16 +215,16 @@ def run(
     """
     import mlflow
 
-    strategy = make_strategy(params.get("distribute", "none"))
+    params = validate("train", params).model_dump()  # a typo stops the run here; missing keys take defaults
+    images = validate("images", (all_params or {}).get("images", {}))  # the grid the model is trained on
+    strategy = make_strategy(params["distribute"])
     chief = is_chief(strategy)
-    if params["loss"] not in LOSSES:
-        raise ValueError(f"train.loss must be one of {sorted(LOSSES)}, not '{params['loss']}'")
     keras.utils.set_random_seed(params["seed"])
     tf.config.experimental.enable_op_determinism()
     train_data, val_data = load_sequences("train", windows_dir), load_sequences("val", windows_dir)
     if len(train_data.frames) == 0:
         raise SystemExit(f"train: no training frames in {windows_dir}; ingest more or longer pieces")
-    batching = Batching(params["batch_size"], params["seed"], params.get("transpose", 0), params["sequence_steps"])
+    batching = Batching(params["batch_size"], params["seed"], params["transpose"], params["sequence_steps"])
     windows_sha256 = files.sha256_tree(windows_dir)
     fingerprint = files.sha256_bytes(json.dumps([params, windows_sha256, code_identity()], sort_keys=True).encode())
     epochs = params["epochs"]
@@ -298,7 +298,7 @@ def run(
                 best_weights = model.keras.get_weights()
             else:
                 state["wait"] += 1
-                state["stopped_early"] = bool(params.get("patience")) and state["wait"] >= params["patience"]
+                state["stopped_early"] = params["patience"] > 0 and state["wait"] >= params["patience"]
             if chief:
                 mlflow.log_metrics(logs, step=epoch + 1)
                 save_checkpoint(model.keras, checkpoint_dir, state, improved)
@@ -321,23 +321,22 @@ def run(
             "train_seconds": round(state["seconds"], 1),
             "train_frames": int(len(train_data.frames)),
             "frames_per_second": round(frames_trained / state["seconds"], 1) if state["seconds"] else None,
-            "distribute": params.get("distribute", "none"),
+            "distribute": params["distribute"],
             "replicas": int(strategy.num_replicas_in_sync),
             "weights_sha256": weights_sha256(final.keras),
             "windows_sha256": windows_sha256,
             "mlflow_run_id": state["run_id"],
         }
-        images = (all_params or {}).get("images", {})
-        steps_per_quarter = images.get("steps_per_quarter", 4)
         if chief:
-            info = {"steps_per_quarter": steps_per_quarter, "grid": images.get("grid", "nearest"),
+            info = {"steps_per_quarter": images.steps_per_quarter, "grid": images.grid,
                     "sequence_steps": params["sequence_steps"], "context": train_data.context,
                     "trained_on": windows_sha256}  # fmt: skip
             save_model(final.keras, model_path, info)
             table = pd.DataFrame(state["history"])
             files.write_csv(history_path, table)
             files.write_json(metrics_path, metrics)
-            log_training(final, table, history_path, model_path, metrics, val_data, params["seed"], steps_per_quarter)
+            log_training(final, table, history_path, model_path, metrics, val_data, params["seed"],
+                         images.steps_per_quarter)  # fmt: skip
     if chief:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return metrics
