@@ -2,7 +2,7 @@
 unknown key or a value of the wrong type an error that names the file, the key and what would do.
 
     params = load_params()                    # the whole file; every section is checked, whichever is asked for
-    params.train.epochs                       # 15
+    params.train.epochs                       # 80
     load_params("generate").sampling          # 'bernoulli'
     validate("train", {"model": "seed"})      # a dict checked and completed with the defaults: a TrainParams
 
@@ -83,15 +83,15 @@ ModelName = Literal["seed", "convlstm", "lstm", "nade", "convnade", "rnnnade", "
 
 
 class TrainParams(Section):
-    model: ModelName = "convnade"  # rollgen.models.MODELS
+    model: ModelName = "rnnnade"  # rollgen.models.MODELS
     loss: Literal["bce", "mse"] = "bce"  # rollgen.train.LOSSES
-    epochs: PositiveInt = 15
-    batch_size: PositiveInt = 64
-    sequence_steps: PositiveInt = 128
-    learning_rate: PositiveFloat = 0.002
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    patience: NonNegativeInt = 3
-    transpose: NonNegativeInt = 0
+    epochs: PositiveInt = 80
+    batch_size: PositiveInt = 32
+    sequence_steps: PositiveInt = 64
+    learning_rate: PositiveFloat = 0.004
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    patience: NonNegativeInt = 8
+    transpose: NonNegativeInt = 5
     seed: NonNegativeInt = 42
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.train.STRATEGIES
 
