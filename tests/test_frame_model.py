@@ -12,17 +12,7 @@ from rollgen.frame_model import Batching
 from rollgen.models import build_lstm
 from rollgen.sampling import make_sampler
 from rollgen.windows import Sequences
-from tests.archives import sequences
-from tests.tiny import CONTEXT, PITCHES, SEQUENCE_NADES, WINDOW, tiny
-
-LENGTHS = [7, 2, 1, 12]  # two pieces shorter than the window models' window of 3
-
-
-def tiny_data(lengths=LENGTHS, target_gap: int = 0, seed: int = 0) -> Sequences:
-    """Pieces over 6 pitches in 4/4, a few notes each."""
-    pieces = [np.where(np.random.default_rng([seed, n]).random((length, PITCHES)) < 0.35, 255, 0).astype(np.uint8)
-              for n, length in enumerate(lengths)]  # fmt: skip
-    return sequences(pieces, context=CONTEXT, target_gap=target_gap)
+from tests.tiny import CONTEXT, LENGTHS, PITCHES, SEQUENCE_NADES, WINDOW, prefix_by_hand, tiny, tiny_data
 
 
 def nll_by_hand(probabilities: np.ndarray, truth: np.ndarray) -> float:
@@ -67,21 +57,6 @@ def test_a_window_model_scores_every_frame_as_the_keras_model_does_on_its_window
     else:  # greedy decoding never sees the true notes
         greedy, _ = model.head.sample(model.encoder(windows), np.full(truth.shape, 0.5, np.float32))
         np.testing.assert_array_equal(prediction.predicted, np.asarray(greedy) > 0)
-
-
-def prefix_by_hand(keras_model, data: Sequences) -> np.ndarray:
-    """Each frame's conditionals from a Keras call on its piece up to it: the frames before (silence first),
-    their positions and the true frame."""
-    rows = []
-    for number in range(len(data)):
-        truth = (data.sequence(number) > 127).astype(np.float32)
-        previous = np.concatenate([np.zeros((1, PITCHES), np.float32), truth[:-1]])
-        where = data.positions[data.offsets[number] : data.offsets[number + 1]].astype(np.int32)
-        for t in range(len(truth)):
-            rows.append(
-                np.asarray(keras_model([previous[None, : t + 1], where[None, : t + 1], truth[None, : t + 1]]))[0, -1]
-            )
-    return np.asarray(rows)
 
 
 @pytest.mark.parametrize("name", SEQUENCE_NADES)

@@ -7,6 +7,8 @@ import keras
 import numpy as np
 
 from rollgen import models
+from rollgen.windows import Sequences
+from tests.archives import sequences
 
 PITCHES = 6
 CONTEXT = 3  # the window models' window
@@ -37,3 +39,28 @@ def every_frame(pitches: int = PITCHES) -> np.ndarray:
 def joint(conditionals: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """P(frame) from a NADE's conditionals P(pitch d | the frame's notes below d), over the last axis."""
     return np.prod(np.where(frames > 0, conditionals, 1 - conditionals), axis=-1)
+
+
+LENGTHS = [7, 2, 1, 12]  # two pieces shorter than the window models' window of 3
+
+
+def tiny_data(lengths=LENGTHS, target_gap: int = 0, seed: int = 0) -> Sequences:
+    """Pieces over 6 pitches in 4/4, a few notes each."""
+    pieces = [np.where(np.random.default_rng([seed, n]).random((length, PITCHES)) < 0.35, 255, 0).astype(np.uint8)
+              for n, length in enumerate(lengths)]  # fmt: skip
+    return sequences(pieces, context=CONTEXT, target_gap=target_gap)
+
+
+def prefix_by_hand(keras_model, data: Sequences) -> np.ndarray:
+    """Each frame's conditionals from a Keras call on its piece up to it: the frames before (silence first),
+    their positions and the true frame."""
+    rows = []
+    for number in range(len(data)):
+        truth = (data.sequence(number) > 127).astype(np.float32)
+        previous = np.concatenate([np.zeros((1, PITCHES), np.float32), truth[:-1]])
+        where = data.positions[data.offsets[number] : data.offsets[number + 1]].astype(np.int32)
+        for t in range(len(truth)):
+            rows.append(
+                np.asarray(keras_model([previous[None, : t + 1], where[None, : t + 1], truth[None, : t + 1]]))[0, -1]
+            )
+    return np.asarray(rows)
