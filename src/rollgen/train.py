@@ -29,6 +29,7 @@ from rollgen.windows import Sequences, load_sequences
 
 LOSSES = {"mse": "mean_squared_error", "bce": "binary_crossentropy"}
 CHECKPOINT_DIR = paths.MODELS / "checkpoint"
+RANDOM_STATES = "random_states.npz"  # in the checkpoint folder, beside last.keras
 
 
 def code_identity() -> str:
@@ -175,15 +176,32 @@ def weights_sha256(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
+def random_states(model: keras.Model) -> list:
+    """The dropout layers' random states (Keras SeedGenerator variables), which a .keras file leaves out."""
+    return [variable for variable in model.variables if variable.path.endswith("seed_generator_state")]
+
+
 def save_checkpoint(model: keras.Model, folder: Path, state: dict, improved: bool) -> None:
-    """last.keras (with the optimizer, to resume), best.keras when the epoch improved, and state.json, each
-    written atomically and state last, so a kill at any point leaves a consistent checkpoint."""
+    """last.keras (with the optimizer, to resume), best.keras when the epoch improved, the dropout layers'
+    random states (so a resumed run draws the masks an uninterrupted one would) and state.json, each written
+    atomically and state last, so a kill at any point leaves a consistent checkpoint."""
     if improved:
         with files.atomic_path(folder / "best.keras") as tmp:
             model.save(tmp)
     with files.atomic_path(folder / "last.keras") as tmp:
         model.save(tmp)
+    files.write_npz(folder / RANDOM_STATES, **{str(n): np.asarray(v) for n, v in enumerate(random_states(model))})
     files.write_json(folder / "state.json", state)
+
+
+def restore_random_states(model: keras.Model, folder: Path) -> None:
+    """Sets the dropout layers' random states to those `save_checkpoint` wrote."""
+    saved = files.load_npz(folder / RANDOM_STATES)
+    variables = random_states(model)
+    if len(saved) != len(variables):
+        raise SystemExit(f"{folder / RANDOM_STATES}: {len(saved)} random states for a model with {len(variables)}")
+    for number, variable in enumerate(variables):
+        variable.assign(saved[str(number)])
 
 
 def plot_history(table: pd.DataFrame, target: Path) -> None:
@@ -244,6 +262,7 @@ def run(
     with strategy.scope():
         if state and state.get("fingerprint") == fingerprint and (checkpoint_dir / "last.keras").exists():
             model = frame_model.wrap(keras.models.load_model(checkpoint_dir / "last.keras", safe_mode=True))
+            restore_random_states(model.keras, checkpoint_dir)
             best = checkpoint_dir / "best.keras"
             best_weights = load_model(best).get_weights() if best.exists() else model.keras.get_weights()
             print(f"train: resuming from the checkpoint after epoch {state['epoch']} of {epochs}", flush=True)
