@@ -3,9 +3,10 @@ the phrase and where the bar is, not only the last two beats.
 
 An encoder reads, at every step t, the frame before (silence at t = 0) and the bar position of frame t, and
 gives features from which the NADE head predicts frame t: what it heard, and the position and the frame
-before themselves, so "this pitch goes on sounding", the commonest event at 16th notes, is one weight. `advance` reads a chunk of steps from a state
-and gives the state after it, so a piece can be scored in chunks and generated one step at a time at a cost
-per step that does not grow with its length; `call` reads from the initial state (training).
+before themselves, so "this pitch goes on sounding", the commonest event at 16th notes, is one weight.
+`advance` reads a chunk of steps from a state and gives the state after it, so a piece can be scored in
+chunks and generated one step at a time at a cost per step that does not grow with its length; `call` reads
+from the initial state (training).
 
 Positions are int rows (step_in_beat, steps_per_beat, step_in_bar, steps_per_bar), as rollgen.meter
 gives them; `PositionFeatures` turns them into the numbers the networks read.

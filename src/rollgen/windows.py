@@ -160,9 +160,13 @@ def run(
             if mode == "article":
                 windows = [make_windows(sequence, context, mode) for sequence in sequences]
                 arrays["x"] = (
-                    np.concatenate([x for x, _ in windows]) if windows else np.zeros((0, context, NUM_PITCHES), np.uint8)
+                    np.concatenate([x for x, _ in windows])
+                    if windows
+                    else np.zeros((0, context, NUM_PITCHES), np.uint8)
                 )
-                arrays["y"] = np.concatenate([y for _, y in windows]) if windows else np.zeros((0, NUM_PITCHES), np.uint8)
+                arrays["y"] = (
+                    np.concatenate([y for _, y in windows]) if windows else np.zeros((0, NUM_PITCHES), np.uint8)
+                )
             files.write_npz(folder / f"{name}.npz", **arrays)
             summary[name] = {"pieces": len(chosen), "frames": int(len(arrays["frames"]))}
         table = pd.DataFrame(
