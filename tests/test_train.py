@@ -187,10 +187,10 @@ def test_a_checkpoint_resumes_only_under_the_code_that_wrote_it(tmp_path, window
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     """kill -9 in the middle of epoch 3 of a sequence model; the rerun ends bit for bit where an uninterrupted
     run ends."""
-    write_windows(tmp_path / "windows", pieces=8, steps=200)
+    write_windows(tmp_path / "windows", pieces=6, steps=160)
     params = PARAMS | {"model": "rnnnade", "epochs": 4, "batch_size": 8}
     code = (
         "import sys, json; from pathlib import Path; from rollgen import train; "
@@ -219,6 +219,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     metrics = json.loads((tmp_path / "killed" / "train.json").read_text())
     assert metrics["epochs"] == 4
 
+    monkeypatch.setattr(train, "log_training", lambda *args, **kwargs: None)  # only the weights are compared
     straight = train_once(tmp_path, "straight", params, tmp_path / "windows")
     for one, two in zip(weights(straight / "model.keras"), weights(tmp_path / "killed" / "model.keras")):
         np.testing.assert_array_equal(one, two)  # the resumed run ends exactly where an uninterrupted one does
