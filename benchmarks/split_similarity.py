@@ -1,6 +1,6 @@
 """How alike music21's Bach chorales are under rollgen.splits' shingles: the numbers behind its threshold.
 
-    python benchmarks/split_similarity.py [--cache /tmp/bach_rolls.npz] [--chords 2 3 4] [--edits 2]
+    python benchmarks/split_similarity.py [--cache build/bach_rolls.npz] [--chords 2 3 4] [--edits 2]
 
 Reads every Bach score music21 ships (rolls at 4 steps per quarter, cached in --cache as .npz, no pickle,
 after the first run: parsing takes ~2 minutes), then for each shingle length in --chords prints:
@@ -20,7 +20,6 @@ import argparse
 import difflib
 import json
 import sys
-import tempfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -54,6 +53,7 @@ def load_rolls(cache: Path) -> dict[str, np.ndarray]:
         arrays[name] = np.packbits(rolls[name], axis=1)
         arrays[f"{name}|steps"] = np.int64(rolls[name].shape[1])
         print(f"{number + 1}/{len(scores)} {name}", file=sys.stderr, end="\r")
+    cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(cache, **arrays)
     return rolls
 
@@ -140,8 +140,7 @@ def measure(rolls: dict[str, np.ndarray], chords: int, edits: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_cache = Path(tempfile.gettempdir()) / "bach_rolls.npz"  # a cache of parsed rolls, not a secret
-    parser.add_argument("--cache", type=Path, default=default_cache)
+    parser.add_argument("--cache", type=Path, default=Path("build/bach_rolls.npz"))  # git-ignored, not a shared /tmp
     parser.add_argument("--chords", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--edits", type=int, default=2)
     args = parser.parse_args()

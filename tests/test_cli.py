@@ -1,15 +1,14 @@
 """The rollgen command line, as a user runs it."""
 
 import keras
-import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from rollgen import files
 from rollgen.cli import app
 from rollgen.midi import read_midi
 from rollgen.models import build_seed
 from rollgen.roll import piece_to_roll
+from tests.archives import random_pieces, sequences, write_archive
 from tests.conftest import build_midi
 from tests.real_world import beyond_16ths, to_midi
 
@@ -41,33 +40,39 @@ def test_render_and_generate(tmp_path, chorale_midi_dir):
 
     keras.utils.set_random_seed(0)
     build_seed().save(tmp_path / "model.keras")
-    files.write_npz(tmp_path / "test.npz", x=np.zeros((5, 9, 106), np.uint8))
+    write_archive(tmp_path / "test.npz", sequences(random_pieces(2, 40)))
     result = runner.invoke(
         app,
         ["generate", "--model", str(tmp_path / "model.keras"), "--windows", str(tmp_path / "test.npz"),
          "--out", str(tmp_path / "gen"), "--num", "2", "--steps", "16", "--sampling", "threshold",
-         "--threshold", "0.3"],
+         "--threshold", "0.3", "--primer-steps", "12"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert sorted(path.name for path in (tmp_path / "gen").iterdir()) == [
         "000.mid", "000.png", "000.wav", "001.mid", "001.png", "001.wav", "index.html",
     ]  # fmt: skip
+    result = runner.invoke(app, ["generate", "--model", str(tmp_path / "model.keras"), "--windows", "none.npz"])
+    assert result.exit_code == 2 and "none.npz does not exist" in result.output
 
-    # A MIDI file as the primer: no windows needed; a file shorter than the model's context is refused.
-    result = runner.invoke(
-        app,
-        ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(midi), "--windows", "none.npz",
-         "--out", str(tmp_path / "primed"), "--num", "1", "--steps", "8", "--min-notes", "1", "--max-notes", "3"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert "index.html: 1 pieces" in result.output
-    primed, _ = piece_to_roll(read_midi((tmp_path / "primed" / "000.mid").read_bytes()))
-    assert primed.shape[1] == 8 and 1 <= primed.sum(axis=0).min() and primed.sum(axis=0).max() <= 3
+    # A MIDI file as the primer: no windows needed; a file shorter than --primer-steps gives what it has.
     short = tmp_path / "short.mid"
     short.write_bytes(build_midi([["0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0"]]))
-    result = runner.invoke(app, ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(short)])
+    for primer in (midi, short):
+        result = runner.invoke(
+            app,
+            ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(primer), "--windows", "none.npz",
+             "--out", str(tmp_path / "primed"), "--num", "1", "--steps", "8", "--min-notes", "1", "--max-notes", "3"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "index.html: 1 pieces" in result.output
+        primed, _ = piece_to_roll(read_midi((tmp_path / "primed" / "000.mid").read_bytes()))
+        assert primed.shape[1] == 8 and 1 <= primed.sum(axis=0).min() and primed.sum(axis=0).max() <= 3
+    (tmp_path / "bad.mid").write_bytes(b"nope")
+    result = runner.invoke(
+        app, ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(tmp_path / "bad.mid")]
+    )
     assert result.exit_code == 1
-    assert "too short: 4 steps" in result.output
+    assert "bad.mid: not a MIDI file" in result.output
 
 
 def test_check_lists_every_file_and_fails_when_some_are_rejected(tmp_path, chorale_midi_dir):
@@ -150,6 +155,7 @@ def test_generate_defaults_are_params_yaml_defaults():
 
     params = load_params("generate").model_dump()
     defaults = {name: value.default.default for name, value in inspect.signature(generate).parameters.items()}
-    shared = {"sampling", "temperature", "threshold", "max_notes", "min_notes", "primer", "seed", "tempo", "soundfont"}
+    shared = {"sampling", "temperature", "threshold", "max_notes", "min_notes", "primer", "primer_steps", "seed",
+              "tempo", "soundfont"}  # fmt: skip
     assert {name: defaults[name] for name in shared} == {name: params[name] for name in shared}
     assert (defaults["num"], defaults["steps"]) == (params["pieces"], params["steps"])

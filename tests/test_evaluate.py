@@ -1,11 +1,16 @@
-"""Frame NLL and accuracy, and the two baselines every model must beat."""
+"""Frame NLL and accuracy over every frame of every test piece, and the two baselines every model must beat."""
 
 import math
 
+import keras
 import numpy as np
 import pytest
 
+from rollgen import evaluate, frame_model
 from rollgen.evaluate import EPSILON, fit_persistence, frame_scores, persistence_probabilities
+from rollgen.nade import Decoder
+from tests.archives import write_archive, write_windows
+from tests.tiny import PITCHES, every_frame, joint, prefix_by_hand, tiny, tiny_data
 
 
 def test_scores_match_a_hand_computed_example():
@@ -41,66 +46,74 @@ def test_persistence_learns_how_often_a_pitch_stays_on():
 
 
 def test_the_stage_scores_model_and_baselines_on_the_chosen_pitches(tmp_path):
-    import keras
-
-    from rollgen import evaluate
-    from rollgen.models import build_model
-    from tests.test_train import write_windows
-
-    write_windows(tmp_path)
+    written = write_windows(tmp_path)
     keras.utils.set_random_seed(0)
-    build_model("lstm").save(tmp_path / "model.keras")
+    frame_model.build("lstm").keras.save(tmp_path / "model.keras")
     full = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
     piano = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval88.json", highest_pitch=108)
     assert full["pitches"] == "21..126" and piano["pitches"] == "21..108"
     assert piano["model"]["nll"] < full["model"]["nll"]  # 18 fewer pitches, each with a positive NLL
     assert piano["repeat_last"]["f1"] == full["repeat_last"]["f1"]  # the test notes all lie below 109
+    assert full["test_frames"] == len(written["test"].frames) and full["test_pieces"] == len(written["test"])
+
+
+def test_every_test_frame_is_scored_the_first_ones_from_the_initial_state(tmp_path):
+    """eval.json's numbers recomputed by hand on a tiny sequence model: its NLL from a Keras call on each
+    piece up to each frame, repeat_last from the frame before (silence before a piece), persistence from
+    the training pieces' counts."""
+    keras_model = tiny("rnnnade", seed=3)
+    keras_model.save(tmp_path / "model.keras")
+    train, test = tiny_data([30, 17], seed=1), tiny_data([9, 1, 20], seed=2)
+    write_archive(tmp_path / "train.npz", train)
+    write_archive(tmp_path / "test.npz", test)
+    (tmp_path / "val.npz").write_bytes(b"not read: evaluate scores the test split")
+    results = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
+
+    truth = test.frames > 127
+    assert results["test_frames"] == 9 + 1 + 20 and results["test_pieces"] == 3
+    conditionals = prefix_by_hand(keras_model, test)
+    nll = -np.where(truth, np.log(conditionals), np.log1p(-conditionals)).sum(axis=1).mean()
+    assert results["model"]["nll"] == pytest.approx(nll, rel=1e-5)
+    before = np.zeros_like(truth)
+    for start, end in zip(test.offsets[:-1], test.offsets[1:]):
+        before[start + 1 : end] = truth[start : end - 1]
+    assert results["repeat_last"] == pytest.approx(frame_scores(before.astype(float), truth))
+    train_truth = train.frames > 127
+    train_before = np.zeros_like(train_truth)
+    for start, end in zip(train.offsets[:-1], train.offsets[1:]):
+        train_before[start + 1 : end] = train_truth[start : end - 1]
+    stays = (train_truth & train_before).sum(axis=0), train_before.sum(axis=0)
+    starts = (train_truth & ~train_before).sum(axis=0), (~train_before).sum(axis=0)
+    persistence = np.where(before, (stays[0] + 1) / (stays[1] + 2), (starts[0] + 1) / (starts[1] + 2))
+    assert results["persistence"] == pytest.approx(frame_scores(persistence, truth))
 
 
 def test_a_nade_model_is_scored_on_its_exact_nll_and_its_own_decoded_frames(tmp_path):
-    import keras
-
-    from rollgen import evaluate
-    from rollgen.models import build_model, nade_parts
-    from rollgen.windows import load_split
-    from tests.test_train import write_windows
-
-    write_windows(tmp_path)
-    keras.utils.set_random_seed(0)
-    model = build_model("nade")
-    test = load_split("test", tmp_path)
-    probabilities, decoded = evaluate.predict(model, test["x"], test["y"], batch_size=50)
-    truth = (test["y"] > 127).astype(np.float32)
-    windows = test["x"].astype(np.float32) / 255
-    np.testing.assert_allclose(probabilities, np.asarray(model([windows, truth])), atol=1e-6)  # teacher-forced
-    encoder, head = nade_parts(model)
-    greedy, _ = head.sample(encoder(windows), np.full(truth.shape, 0.5, np.float32))
-    np.testing.assert_array_equal(decoded, np.asarray(greedy))  # predictions never peek at the true notes
-    model.save(tmp_path / "model.keras")
-    scores = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")["model"]
-    assert scores == pytest.approx(frame_scores(probabilities, truth > 0, decoded), rel=1e-6)
+    model = frame_model.wrap(tiny("nade", seed=4))
+    model.keras.save(tmp_path / "model.keras")
+    test = tiny_data([12, 30], seed=5)
+    write_archive(tmp_path / "train.npz", tiny_data([20], seed=6))
+    write_archive(tmp_path / "test.npz", test)
+    truth = test.frames > 127
+    for samples, seed in ((0, 0), (8, 3)):
+        prediction = model.predict(test, samples=samples, seed=seed)
+        scores = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json", samples=samples, seed=seed)
+        assert scores["model"] == pytest.approx(frame_scores(prediction.probabilities, truth, prediction.predicted))
+        assert scores["decoding"] == ("greedy, lowest pitch first" if not samples else "marginal > 0.5 from 8 samples")
 
 
 def test_sampled_decoding_predicts_the_pitches_whose_marginal_probability_exceeds_a_half():
-    import keras
-
-    from rollgen.evaluate import decode_nade
-    from rollgen.models import build_nade, nade_parts
-    from tests.test_models import every_frame
-
-    keras.utils.set_random_seed(5)
-    model = build_nade(context=3, num_pitches=6, units=8, hidden=5)
-    encoder, head = nade_parts(model)
-    windows = np.random.default_rng(1).random((8, 3, 6)).astype(np.float32) * 4  # varied, confident models
-    frames = every_frame(6)
-    marginals = np.zeros((8, 6))
+    model = frame_model.wrap(tiny("nade", seed=5))
+    windows = np.random.default_rng(1).random((8, 3, PITCHES)).astype(np.float32) * 4  # varied, confident models
+    frames = every_frame()
+    marginals = np.zeros((8, PITCHES))
     for row, window in enumerate(windows):
-        conditionals = np.asarray(model([np.repeat(window[None], len(frames), axis=0), frames]))
-        joint = np.prod(np.where(frames > 0, conditionals, 1 - conditionals), axis=1)
-        marginals[row] = joint @ frames  # exact P(pitch sounds), summed over all 2**6 frames
-    decoded = decode_nade(encoder, head, windows, 3000, np.random.default_rng(0))
-    clear = np.abs(marginals - 0.5) > 0.05  # 3000 draws put an estimate within ~0.03 of its marginal
+        conditionals = np.asarray(model.keras([np.repeat(window[None], len(frames), axis=0), frames]))
+        marginals[row] = joint(conditionals, frames) @ frames  # exact P(pitch sounds), summed over all 2**6 frames
+    decode = Decoder(model.head)
+    decoded = decode(model.encoder(windows), 1000, np.random.default_rng(0))
+    clear = np.abs(marginals - 0.5) > 0.05  # within 3 standard deviations of 1000 draws
     assert clear.sum() > 20 and 0 < (marginals[clear] > 0.5).sum() < clear.sum()  # some on, some off
     np.testing.assert_array_equal(decoded[clear], marginals[clear] > 0.5)
-    again = decode_nade(encoder, head, windows, 3000, np.random.default_rng(0))
+    again = decode(model.encoder(windows), 1000, np.random.default_rng(0))
     np.testing.assert_array_equal(decoded, again)  # seeded

@@ -86,9 +86,10 @@ def test_the_server_has_the_training_run_with_params_epoch_metrics_and_artifacts
         logged_model = mlflow.pyfunc.load_model(f"runs:/{trained['run_id']}/mlflow_model")
     finally:
         mlflow.set_tracking_uri(previous)
-    assert logged_model.metadata.get_input_schema().inputs[0].shape == (-1, 9, 106)
-    windows = np.random.default_rng(0).random((2, 9, 106)).astype(np.float32)
-    assert np.asarray(logged_model.predict(windows)).shape == (2, 106)
+    assert logged_model.metadata.get_input_schema().inputs[0].shape == (-1, -1, 106)  # pieces, steps, pitches
+    starts = (np.random.default_rng(0).random((2, 20, 106)) < 0.1).astype(np.float32)
+    probabilities = np.asarray(logged_model.predict(starts))
+    assert probabilities.shape == (2, 106) and ((0 < probabilities) & (probabilities < 1)).all()
 
 
 @pytest.mark.slow

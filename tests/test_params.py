@@ -47,7 +47,11 @@ def test_params_yaml_lists_every_key_with_its_default():
 def test_a_section_comes_back_typed_and_the_whole_file_as_params(tmp_path):
     path = write_params(tmp_path, train={"epochs": 3, "model": "nade"})
     train = load_params("train", path=path)
-    assert isinstance(train, TrainParams) and (train.epochs, train.model, train.batch_size) == (3, "nade", TrainParams().batch_size)
+    assert isinstance(train, TrainParams) and (train.epochs, train.model, train.batch_size) == (
+        3,
+        "nade",
+        TrainParams().batch_size,
+    )
     assert load_params(path=path).train == train
     assert load_params(path=path).model_dump()["train"]["epochs"] == 3  # a dict for code that wants one
 
@@ -123,8 +127,7 @@ def test_a_stage_stops_at_its_start_with_the_message_alone(tmp_path):
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "params.yaml: images.chunk_step is not an images parameter; valid: chunk_steps, grid, mode, "
-        "steps_per_quarter"
+        "params.yaml: images.chunk_step is not an images parameter; valid: chunk_steps, grid, mode, steps_per_quarter"
     )
     assert "Traceback" not in result.stderr and not (tmp_path / "data").exists()
 

@@ -31,9 +31,22 @@ def test_vanish_proof_matches_the_article_step_for_step():
     assert (ours[599] >= 1).all()  # and pitches with p + offset >= 2 even come out as 2, fed back as such
 
 
-def test_the_plain_cast_is_why_the_article_heard_silence():
-    probabilities = np.full((1, 106), 0.999, dtype=np.float32)
-    assert probabilities.astype(np.uint8).sum() == 0
+def test_vanish_proof_is_a_falling_threshold_and_its_nade_levels_are_the_same_one():
+    """With no offset the cast silences every p < 1 (the article's first loop); with one, a pitch sounds at
+    p >= 1 - offset; a NADE model gets that threshold as its levels, step for step."""
+    silent = make_sampler("vanish_proof", vanish_proof=0.0)
+    assert silent(np.full((1, 106), 0.999, np.float32), 0, None).sum() == 0
+    probabilities = np.array([[0.30, 0.34, 0.36, 0.90]], np.float32)
+    assert make_sampler("vanish_proof")(probabilities, 0, None).tolist() == [[0, 0, 1, 1]]  # 1 - 0.65 = 0.35
+    grid = np.random.default_rng(0).random((1, 1000)).astype(np.float32)
+    levels = make_sampler("vanish_proof")
+    for step in (0, 100, 300, 431, 600):
+        sampler = make_sampler("vanish_proof")
+        for earlier in range(step):  # one instance, one call per step: the offset grows with each
+            sampler(grid, earlier, None)
+        drawn = sampler(grid, step, None).astype(bool)
+        expected = grid > levels.levels(grid.shape, step, None)
+        assert (drawn != expected).sum() <= 1, step  # the same but for a p exactly at the threshold
 
 
 def test_threshold_and_seeded_bernoulli():

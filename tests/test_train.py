@@ -1,4 +1,5 @@
-"""Training: windows streamed from frames, seeded determinism, and resuming after a kill."""
+"""Training: every model family trains, selects on the validation pieces alone, is seeded, stops on a NaN loss
+and resumes after a kill exactly where an uninterrupted run would be."""
 
 from __future__ import annotations
 
@@ -11,41 +12,35 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from rollgen import files, train
-from rollgen.models import build_model, load_model
+from rollgen import frame_model, meter, train
+from rollgen.evaluate import frame_scores
+from rollgen.generate import excerpt_primers, sample_frames
+from rollgen.models import MODELS, load_model
+from rollgen.sampling import make_sampler
+from rollgen.windows import load_sequences
+from tests.archives import write_windows
 
 PARAMS = {"model": "seed", "loss": "bce", "epochs": 2, "batch_size": 16, "learning_rate": 0.002,
-          "lr_schedule": "constant", "patience": 0, "transpose": 0, "seed": 3}  # fmt: skip
+          "lr_schedule": "constant", "patience": 0, "transpose": 2, "seed": 3, "sequence_steps": 32}  # fmt: skip
 
 
-def write_windows(folder: Path, pieces: int = 6, steps: int = 80, seed: int = 0) -> None:
-    """Small archives in the windows stage's format: random sustained notes, split 4/1/1 pieces."""
-    rng = np.random.default_rng(seed)
-    sequences = []
-    for _ in range(pieces):
-        roll = np.zeros((steps, 106), np.uint8)
-        for _ in range(steps // 2):
-            pitch, start = rng.integers(30, 80), rng.integers(0, steps - 4)
-            roll[start : start + rng.integers(1, 8), pitch] = 255
-        sequences.append(roll)
-    for split, chosen in {"train": sequences[:4], "val": sequences[4:5], "test": sequences[5:]}.items():
-        frames = np.concatenate(chosen)
-        offsets = np.cumsum([0] + [len(s) for s in chosen])
-        starts = train.window_starts(offsets, 9, 0)
-        files.write_npz(
-            folder / f"{split}.npz",
-            x=np.stack([frames[s : s + 9] for s in starts]), y=frames[starts + 9],
-            piece=np.zeros(len(starts), np.int32), pieces=np.array([f"{split}{i}" for i in range(len(chosen))]),
-            frames=frames, frame_offsets=offsets.astype(np.int64), context=np.int64(9), target_gap=np.int64(0),
-        )  # fmt: skip
+@pytest.fixture(scope="module", autouse=True)
+def mlflow_store(tmp_path_factory) -> str:
+    """The module's runs go to a store of its own, and the variable is gone again after the module."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        yield uri
 
 
-@pytest.fixture(autouse=True)
-def mlflow_store(tmp_path, monkeypatch):
-    """Every test's runs go to its own store, and the variable is gone again after the test."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+@pytest.fixture
+def unlogged(monkeypatch) -> None:
+    """Leaves out what a run logs after its weights are final (the MLflow model, the sampled roll), for tests
+    about the weights alone."""
+    monkeypatch.setattr(train, "log_training", lambda *args, **kwargs: None)
 
 
 def train_once(tmp_path: Path, name: str, params: dict, windows: Path) -> Path:
@@ -59,64 +54,144 @@ def weights(path: Path) -> list[np.ndarray]:
     return [np.asarray(w) for w in load_model(path).weights]
 
 
-def test_streamed_windows_equal_the_stored_ones(tmp_path):
-    write_windows(tmp_path)
-    with np.load(tmp_path / "train.npz", allow_pickle=False) as archive:
-        frames, offsets, x, y = archive["frames"], archive["frame_offsets"], archive["x"], archive["y"]
-    starts = train.window_starts(offsets, 9, 0)
-    batches = list(train.make_dataset(frames, starts, 9, 0, batch_size=50))
-    streamed_x = np.concatenate([np.asarray(b[0]) for b in batches])
-    streamed_y = np.concatenate([np.asarray(b[1]) for b in batches])
-    np.testing.assert_allclose(streamed_x, x / 255.0, atol=1e-6)
-    np.testing.assert_allclose(streamed_y, y / 255.0, atol=1e-6)
-    assert len(starts) == 4 * (80 - 9)  # no window crosses from one piece into the next
+@pytest.fixture(scope="module")
+def windows(tmp_path_factory) -> Path:
+    """Train and val archives, and a test.npz that is not an archive at all: training never reads it."""
+    folder = tmp_path_factory.mktemp("windows")
+    write_windows(folder)
+    (folder / "test.npz").write_bytes(b"not an archive: the test split is for evaluate alone")
+    return folder
 
 
-def test_transposition_moves_notes_and_drops_those_pushed_off_the_roll():
-    x = np.zeros((2, 3, 106), np.float32)
-    y = np.zeros((2, 106), np.float32)
-    x[:, :, 0] = x[:, :, 50] = 1
-    y[:, 50] = 1
-    shifted_x, shifted_y = train.transpose_batch(x, y, np.array([2, -1], np.int32))
-    shifted_x, shifted_y = np.asarray(shifted_x), np.asarray(shifted_y)
-    assert shifted_x[0, 0].nonzero()[0].tolist() == [2, 52] and shifted_y[0].nonzero()[0].tolist() == [52]
-    assert shifted_x[1, 0].nonzero()[0].tolist() == [49] and shifted_y[1].nonzero()[0].tolist() == [49]
+LOGGED = ("convnade", "rnnnade")  # a window model and a sequence model
 
 
-@pytest.mark.parametrize("model", ["seed", "convnade"])  # the article's network and the default
-def test_two_runs_with_one_seed_give_identical_weights(tmp_path, model):
-    write_windows(tmp_path / "windows")
-    params = PARAMS | {"transpose": 3, "model": model}
-    first = train_once(tmp_path, "a", params, tmp_path / "windows")
-    second = train_once(tmp_path, "b", params, tmp_path / "windows")
-    for one, two in zip(weights(first / "model.keras"), weights(second / "model.keras")):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, windows):
+    """Trains a model of each kind asked for once per module, for 2 epochs with PARAMS; only the kinds the
+    MLflow test reads are logged in full."""
+    folder, done = tmp_path_factory.mktemp("trained"), {}
+
+    def train_model(name: str) -> Path:
+        if name not in done:
+            with pytest.MonkeyPatch.context() as patch:
+                if name not in LOGGED:
+                    patch.setattr(train, "log_training", lambda *args, **kwargs: None)
+                done[name] = train_once(folder, name, PARAMS | {"model": name}, windows)
+        return done[name]
+
+    return train_model
+
+
+@pytest.mark.parametrize("name", ["seed", "lstm", "nade", "convnade", "rnnnade"])
+def test_each_kind_of_model_trains_saves_loads_in_safe_mode_and_generates(trained, windows, name):
+    out = trained(name)
+    metrics = json.loads((out / "train.json").read_text())
+    model = frame_model.load(out / "model.keras")  # safe_mode on
+    assert metrics["model"] == name and metrics["family"] == model.family == MODELS[name].family
+    assert metrics["params"] == model.keras.count_params() and metrics["epochs"] == 2
+    if name == "seed":
+        assert metrics["params"] == 251_370  # the article's network, unchanged
+    assert metrics["train_frames"] == 4 * 80
+    val = load_sequences("val", windows)
+    rng = np.random.default_rng(0)
+    primers, positions = excerpt_primers(val, 2, 9, rng)
+    frames = sample_frames(model, primers, positions, 8, make_sampler("bernoulli"), rng, progress=False)
+    assert frames.shape == (2, 8, 106) and set(np.unique(frames)) <= {0, 1}
+    assert not (out / "checkpoint").exists()  # cleaned up after a finished run
+
+
+def test_the_model_is_chosen_on_every_validation_frame_and_never_reads_the_test_split(trained, windows):
+    """val_nll in train.json is the best epoch's, and it is what `predict` scores over every validation frame
+    with the saved model; the garbage test.npz beside the archives was never opened."""
+    out = trained("rnnnade")
+    metrics = json.loads((out / "train.json").read_text())
+    history = pd.read_csv(out / "history.csv")
+    assert len(history) == 2 and metrics["val_nll"] == pytest.approx(history["val_nll"].min())
+    assert metrics["best_epoch"] == history["epoch"][history["val_nll"].idxmin()]
+    val = load_sequences("val", windows)
+    prediction = frame_model.load(out / "model.keras").predict(val)
+    assert len(prediction.probabilities) == len(val.frames) == 80  # every frame, the first from the initial state
+    scores = frame_scores(prediction.probabilities, val.frames > 127, prediction.predicted)
+    assert metrics["val_nll"] == pytest.approx(scores["nll"], rel=1e-5)
+    assert metrics["val_f1"] == pytest.approx(scores["f1"], abs=1e-6)
+
+
+@pytest.mark.parametrize("model", ["seed", "rnnnade"])  # the article's network and a sequence model
+def test_two_runs_with_one_seed_give_identical_weights(tmp_path, windows, trained, unlogged, model):
+    again = train_once(tmp_path, "again", PARAMS | {"model": model}, windows)  # transposed, and rnnnade drops out
+    for one, two in zip(weights(trained(model) / "model.keras"), weights(again / "model.keras")):
         np.testing.assert_array_equal(one, two)
-    history = json.loads((first / "train.json").read_text())
-    assert history["epochs"] == 2 and history["val_nll"] > 0
-    assert not (first / "checkpoint").exists()  # cleaned up after a finished run
 
 
-def test_the_mirrored_strategy_trains_the_same_model_on_this_machine(tmp_path):
-    write_windows(tmp_path / "windows")
-    plain = train_once(tmp_path, "none", PARAMS | {"epochs": 1}, tmp_path / "windows")
-    mirrored = train_once(tmp_path, "mirrored", PARAMS | {"epochs": 1, "distribute": "mirrored"}, tmp_path / "windows")
-    plain_metrics, mirrored_metrics = (json.loads((out / "train.json").read_text()) for out in (plain, mirrored))
+def test_the_mirrored_strategy_trains_the_same_model_on_this_machine(tmp_path, windows, trained, unlogged):
+    mirrored = train_once(tmp_path, "mirrored", PARAMS | {"distribute": "mirrored"}, windows)
+    plain_metrics = json.loads((trained("seed") / "train.json").read_text())
+    mirrored_metrics = json.loads((mirrored / "train.json").read_text())
     assert mirrored_metrics["distribute"] == "mirrored" and mirrored_metrics["replicas"] >= 1
     if mirrored_metrics["replicas"] == 1:  # one device (CPU only): the same arithmetic, the same weights
         assert mirrored_metrics["weights_sha256"] == plain_metrics["weights_sha256"]
 
 
-def test_early_stopping_keeps_the_best_epoch(tmp_path):
-    write_windows(tmp_path / "windows")
-    out = train_once(tmp_path, "a", PARAMS | {"epochs": 30, "patience": 1, "learning_rate": 0.05}, tmp_path / "windows")
+def test_early_stopping_keeps_the_best_epoch(tmp_path, windows, unlogged):
+    out = train_once(tmp_path, "a", PARAMS | {"epochs": 30, "patience": 1, "learning_rate": 0.05}, windows)
     metrics = json.loads((out / "train.json").read_text())
     assert metrics["epochs"] < 30 and metrics["best_epoch"] == metrics["epochs"] - 1
+    val = load_sequences("val", windows)
+    saved = frame_scores(frame_model.load(out / "model.keras").predict(val).probabilities, val.frames > 127)
+    assert saved["nll"] == pytest.approx(metrics["val_nll"], rel=1e-5)  # the best epoch's weights, not the last's
+
+
+def test_a_nan_loss_stops_training_and_saves_nothing(tmp_path, windows):
+    with pytest.raises(SystemExit, match="the loss became nan in epoch 1; nothing was saved"):
+        train_once(tmp_path, "a", PARAMS | {"learning_rate": 1e30}, windows)
+    assert not (tmp_path / "a" / "model.keras").exists() and not (tmp_path / "a" / "train.json").exists()
+
+
+class Killed(Exception):
+    """Stands in for a kill right after a checkpoint is written."""
+
+
+def interrupted(monkeypatch, tmp_path, params, windows, after_epoch: int = 1) -> None:
+    """A run stopped right after the checkpoint of `after_epoch`, its checkpoint left behind."""
+    original = train.save_checkpoint
+
+    def save_then_die(model, folder, state, improved):
+        original(model, folder, state, improved)
+        if state["epoch"] == after_epoch:
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "save_checkpoint", save_then_die)
+        with pytest.raises(Killed):
+            train_once(tmp_path, "interrupted", params, windows)
+    assert (tmp_path / "interrupted" / "checkpoint" / "state.json").exists()
+
+
+def test_a_checkpoint_resumes_only_under_the_code_that_wrote_it(tmp_path, windows, trained, monkeypatch, capsys):
+    params = PARAMS | {"model": "rnnnade"}  # dropout and transposition: random state to restore
+    with monkeypatch.context() as patch:
+        patch.setattr(train, "code_identity", lambda: "other code")
+        interrupted(monkeypatch, tmp_path, params, windows)
+    capsys.readouterr()
+    interrupted(monkeypatch, tmp_path, params, windows)  # this code: the other code's checkpoint is not used
+    output = capsys.readouterr().out
+    assert "written by other params, data or code; starting over" in output and "Epoch 1/2" in output
+
+    train_once(tmp_path, "interrupted", params, windows)  # and its own is
+    output = capsys.readouterr().out
+    assert "resuming from the checkpoint after epoch 1 of 2" in output and "Epoch 1/2" not in output
+    resumed = json.loads((tmp_path / "interrupted" / "train.json").read_text())
+    uninterrupted = json.loads((trained("rnnnade") / "train.json").read_text())  # the same params and data
+    assert resumed["weights_sha256"] == uninterrupted["weights_sha256"]
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-    write_windows(tmp_path / "windows", pieces=12, steps=400)
-    params = PARAMS | {"epochs": 5, "batch_size": 8}
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    """kill -9 in the middle of epoch 3 of a sequence model; the rerun ends bit for bit where an uninterrupted
+    run ends."""
+    write_windows(tmp_path / "windows", pieces=6, steps=160)
+    params = PARAMS | {"model": "rnnnade", "epochs": 4, "batch_size": 8}
     code = (
         "import sys, json; from pathlib import Path; from rollgen import train; "
         "out = Path(sys.argv[1]); train.run(json.loads(sys.argv[2]), windows_dir=Path(sys.argv[3]), "
@@ -140,19 +215,14 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming from the checkpoint after epoch" in resumed.stdout
-    assert "Epoch 1/5" not in resumed.stdout  # earlier epochs are not trained again
+    assert "Epoch 1/4" not in resumed.stdout  # earlier epochs are not trained again
     metrics = json.loads((tmp_path / "killed" / "train.json").read_text())
-    assert metrics["epochs"] == 5
+    assert metrics["epochs"] == 4
 
+    monkeypatch.setattr(train, "log_training", lambda *args, **kwargs: None)  # only the weights are compared
     straight = train_once(tmp_path, "straight", params, tmp_path / "windows")
     for one, two in zip(weights(straight / "model.keras"), weights(tmp_path / "killed" / "model.keras")):
         np.testing.assert_array_equal(one, two)  # the resumed run ends exactly where an uninterrupted one does
-
-
-def test_every_model_in_the_registry_builds_for_other_context_lengths():
-    for name in ("seed", "convlstm"):
-        model = build_model(name, context=16)
-        assert model.output_shape == (None, 106)
 
 
 def free_ports(count: int) -> list[int]:
@@ -171,7 +241,7 @@ def free_ports(count: int) -> list[int]:
 @pytest.mark.slow
 def test_two_workers_train_identical_weights_and_only_the_chief_writes(tmp_path):
     write_windows(tmp_path / "windows")
-    params = PARAMS | {"model": "lstm", "epochs": 1, "distribute": "multi_worker"}
+    params = PARAMS | {"model": "rnnnade", "epochs": 1, "distribute": "multi_worker"}  # padded stretches split
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     code = (
         "import sys, json; from pathlib import Path; from rollgen import train; "
@@ -209,28 +279,41 @@ def test_two_workers_train_identical_weights_and_only_the_chief_writes(tmp_path)
     assert metrics[1]["mlflow_run_id"] is None
 
 
-@pytest.mark.parametrize("model", ["nade", "convnade"])
-def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_a_sampled_roll(tmp_path, model):
+@pytest.mark.parametrize("name", LOGGED)
+def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_a_sampled_roll(trained, mlflow_store, name):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    write_windows(tmp_path / "windows")
-    out = train_once(tmp_path, model, PARAMS | {"model": model, "epochs": 1}, tmp_path / "windows")
-    metrics = json.loads((out / "train.json").read_text())
-    run_id, uri = metrics["mlflow_run_id"], f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri)
+    out = trained(name)
+    run_id = json.loads((out / "train.json").read_text())["mlflow_run_id"]
+    client = MlflowClient(tracking_uri=mlflow_store)
     names = {item.path for item in client.list_artifacts(run_id)}
     assert {"model", "training_curve.png", "sampled_roll.png", "history.csv"} <= names
-    assert [m.step for m in client.get_metric_history(run_id, "val_nll")] == [1]
+    assert [m.step for m in client.get_metric_history(run_id, "val_nll")] == [1, 2]
+    assert client.get_run(run_id).data.tags["model_family"] == MODELS[name].family
 
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(mlflow_store)
     try:
         logged = mlflow.pyfunc.load_model(f"runs:/{run_id}/mlflow_model")
     finally:
         mlflow.set_tracking_uri(previous)
     inputs = logged.metadata.get_input_schema().inputs[0]
-    assert inputs.shape == (-1, 9, 106) and str(inputs.type) == "float32"
-    windows = np.random.default_rng(0).random((4, 9, 106)).astype(np.float32)
-    probabilities = np.asarray(logged.predict(windows))
-    assert probabilities.shape == (4, 106) and ((probabilities > 0) & (probabilities < 1)).all()
+    assert inputs.shape == (-1, -1, 106) and str(inputs.type) == "float32"  # any number of pieces and steps
+    keras_model = load_model(out / "model.keras")
+    rng = np.random.default_rng(0)
+    for steps in (12, 3):  # longer than a window model's window, and shorter (silence before)
+        frames = (rng.random((4, steps, 106)) < 0.1).astype(np.float32)
+        probabilities = np.asarray(logged.predict(frames))
+        assert probabilities.shape == (4, 106) and ((probabilities > 0) & (probabilities < 1)).all()
+        # A NADE's answer: each pitch's conditional along the greedily decoded frame, as Keras gives it.
+        greedy = (probabilities > 0.5).astype(np.float32)
+        if MODELS[name].family == "window":
+            window = np.concatenate([np.zeros((4, 9, 106), np.float32), frames], axis=1)[:, -9:]
+            expected = np.asarray(keras_model([window, greedy]))
+        else:
+            heard = np.concatenate([np.zeros((4, 1, 106), np.float32), frames], axis=1)
+            positions = np.repeat(meter.default_positions(steps + 1)[None], 4, axis=0).astype(np.int32)
+            expected = np.asarray(keras_model([heard, positions, np.concatenate([frames, greedy[:, None]], axis=1)]))
+            expected = expected[:, -1]
+        np.testing.assert_allclose(probabilities, expected, atol=1e-5)

@@ -45,8 +45,8 @@ def sample_frames(
 
 
 def excerpt_primers(data: Sequences, count: int, steps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """`count` random excerpts of `steps` frames from the sequences of `data` (a piece shorter than that
-    gives all it has, padded with silence in front), as float primers, and their positions."""
+    """`count` random excerpts of `steps` frames from the sequences of `data` long enough for them (all as
+    long as the longest sequence where none is), as float primers, and their positions."""
     lengths = np.diff(data.offsets)
     if len(lengths) == 0 or lengths.max() == 0:
         raise SystemExit("generate: the split has no frames to start from")

@@ -29,6 +29,7 @@ from rollgen.windows import Sequences, load_sequences
 
 LOSSES = {"mse": "mean_squared_error", "bce": "binary_crossentropy"}
 CHECKPOINT_DIR = paths.MODELS / "checkpoint"
+RANDOM_STATES = "random_states.npz"  # in the checkpoint folder, beside last.keras
 
 
 def code_identity() -> str:
@@ -166,17 +167,34 @@ def weights_sha256(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
+def random_states(model: keras.Model) -> list:
+    """The dropout layers' random states (Keras SeedGenerator variables), which a .keras file leaves out."""
+    return [variable for variable in model.variables if variable.path.endswith("seed_generator_state")]
+
+
 def save_checkpoint(model: keras.Model, folder: Path, state: dict, improved: bool) -> None:
     """The checkpoint as one unit: a folder of last.keras (with the optimizer, to resume), best.keras (the best
-    epoch's) and state.json, swapped in whole (files.atomic_dir), so a kill at any point leaves the last
-    complete checkpoint."""
+    epoch's), the dropout layers' random states (so a resumed run draws the masks an uninterrupted one would)
+    and state.json, swapped in whole (files.atomic_dir), so a kill at any point leaves the last complete
+    checkpoint."""
     with files.atomic_dir(folder) as new:
         model.save(new / "last.keras")
         if improved:
             model.save(new / "best.keras")
         elif (folder / "best.keras").exists():
             shutil.copy2(folder / "best.keras", new / "best.keras")
+        files.write_npz(new / RANDOM_STATES, **{str(n): np.asarray(v) for n, v in enumerate(random_states(model))})
         files.write_json(new / "state.json", state)
+
+
+def restore_random_states(model: keras.Model, folder: Path) -> None:
+    """Sets the dropout layers' random states to those `save_checkpoint` wrote."""
+    saved = files.load_npz(folder / RANDOM_STATES)
+    variables = random_states(model)
+    if len(saved) != len(variables):
+        raise SystemExit(f"{folder / RANDOM_STATES}: {len(saved)} random states for a model with {len(variables)}")
+    for number, variable in enumerate(variables):
+        variable.assign(saved[str(number)])
 
 
 def plot_history(table: pd.DataFrame, target: Path) -> None:
@@ -237,6 +255,7 @@ def run(
     with strategy.scope():
         if state and state.get("fingerprint") == fingerprint and (checkpoint_dir / "last.keras").exists():
             model = frame_model.wrap(keras.models.load_model(checkpoint_dir / "last.keras", safe_mode=True))
+            restore_random_states(model.keras, checkpoint_dir)
             best = checkpoint_dir / "best.keras"
             best_weights = load_model(best).get_weights() if best.exists() else model.keras.get_weights()
             print(f"train: resuming from the checkpoint after epoch {state['epoch']} of {epochs}", flush=True)
