@@ -46,7 +46,8 @@ folder = Path(sys.argv[1])
 index = pd.read_csv(folder / "index.csv", keep_default_na=False)
 x, y = [], []
 for _, chunks in index.groupby("piece", sort=False):
-    frames = np.concatenate([load_png(folder / name)[:, :steps] for name, steps in zip(chunks["image"], chunks["steps"])], axis=1).T
+    images = [load_png(folder / name)[:, :steps] for name, steps in zip(chunks["image"], chunks["steps"])]
+    frames = np.concatenate(images, axis=1).T
     for start in range(len(frames) - 9):  # the article's split_sequences, window by window
         x.append(frames[start : start + 9])
         y.append(frames[start + 9])
@@ -82,7 +83,9 @@ def copied_images(source: Path, target: Path, copies: int) -> int:
 
 
 def child(code: str, folder: Path) -> list[int]:
-    result = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True)
+    # This interpreter running this file's own code, an argument list, no shell.
+    command = [sys.executable, "-c", code, str(folder)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
     return [int(value) for value in result.stdout.split()]
 
 
