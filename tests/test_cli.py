@@ -143,7 +143,7 @@ def test_check_and_roll_grid_defaults_are_params_yaml_defaults():
     images = load_params("images")
     for command in (check, roll):
         defaults = {name: value.default.default for name, value in inspect.signature(command).parameters.items()}
-        assert (defaults["grid"], defaults["steps_per_quarter"]) == (images["grid"], images["steps_per_quarter"])
+        assert (defaults["grid"], defaults["steps_per_quarter"]) == (images.grid, images.steps_per_quarter)
 
 
 def test_generate_defaults_are_params_yaml_defaults():

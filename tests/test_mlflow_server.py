@@ -59,7 +59,7 @@ def test_the_server_has_the_training_run_with_params_epoch_metrics_and_artifacts
     logged = client.get_run(trained["run_id"])
     assert logged.info.run_name == trained["run_name"] and logged.info.status == "FINISHED"
     assert logged.data.params["train.epochs"] == "2" and logged.data.params["ingest.limit"] == "10"
-    for metric in ("loss", "val_loss", "val_nll", "nll", "f1"):
+    for metric in ("loss", "nll", "val_loss", "val_nll", "val_f1"):
         history = client.get_metric_history(trained["run_id"], metric)
         assert [point.step for point in history] == [1, 2], metric
 
