@@ -83,7 +83,7 @@ ModelName = Literal["seed", "convlstm", "lstm", "nade", "convnade", "rnnnade", "
 
 
 class TrainParams(Section):
-    model: ModelName = "rnnnade"  # rollgen.models.MODELS
+    model: ModelName = "transformernade"  # rollgen.models.MODELS
     loss: Literal["bce", "mse"] = "bce"  # rollgen.train.LOSSES
     epochs: PositiveInt = 80
     batch_size: PositiveInt = 32
@@ -106,7 +106,7 @@ class GenerateParams(Section):
     pieces: PositiveInt = 4
     steps: PositiveInt = 256
     sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.sampling.MODES
-    temperature: PositiveFloat = 0.9
+    temperature: PositiveFloat = 0.8
     threshold: float = Field(0.5, ge=0, le=1)
     min_notes: NonNegativeInt = 0
     max_notes: NonNegativeInt = 0
