@@ -197,21 +197,21 @@ def test_the_mlflow_ui_shows_the_run_and_its_metrics(mlflow_server, trained, pag
 
 @pytest.mark.slow
 def test_the_mlflow_ui_shows_the_champion_and_the_runs_datasets(mlflow_server, trained, page, saved_for_people):
+    from mlflow.tracking import MlflowClient
+
     page.open(f"{mlflow_server['url']}/#/models/rollgen")
     text = page.wait_for("document.body.innerText.includes('champion') && document.body.innerText", timeout=90)
-    assert "Version 1" in text
+    assert "Version 1" in text and "val_nll" in text  # the version, its alias and its tags
     page.screenshot(saved_for_people("mlflow-registered-model.png"))
-
-    from mlflow.tracking import MlflowClient
 
     experiment_id = MlflowClient(tracking_uri=mlflow_server["url"]).get_run(trained["run_id"]).info.experiment_id
     page.open(f"{mlflow_server['url']}/#/experiments/{experiment_id}/runs/{trained['run_id']}")
-    text = page.wait_for("document.body.innerText.includes('Datasets') && document.body.innerText", timeout=90)
-    assert "training" in text or "train" in text
-    page.evaluate(
-        "[...document.querySelectorAll('h1, h2, h3, span, div')].find(e => e.textContent === 'Datasets')"
-        ".scrollIntoView({block: 'start'})"
-    )
+    digest = sha256_file(trained["project"] / "data/processed/windows/train.npz")[:32]
+    shown = f"train ({digest})"  # the Datasets panel: name (digest), then the context and `+1` for val
+    text = page.wait_for(f"document.body.innerText.includes({json.dumps(shown)}) && document.body.innerText", 90)
+    after = text[text.index("Registered models") :]
+    assert "Training" in text and "rollgen" in after and "v1" in after
+    page.evaluate("[...document.querySelectorAll('h4')].find(e => e.textContent === 'Datasets').scrollIntoView()")
     page.screenshot(saved_for_people("mlflow-run-datasets.png"))
 
 
