@@ -39,16 +39,27 @@ def mlflow_server(tmp_path_factory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def trained(tiny_repro, mlflow_server, tmp_path_factory) -> dict:
-    """The train and evaluate stages of a tiny project, rerun for 2 epochs with MLFLOW_TRACKING_URI naming the
-    server (system metrics sampled every second, so a run of seconds has some)."""
+    """The train stage of a tiny project, rerun for 2 epochs with MLFLOW_TRACKING_URI naming the server (system
+    metrics sampled every second, so a run of seconds has some); its version made champion as the evaluate
+    stage makes it (tests/test_pipeline.py runs the stage, in the project's own store)."""
+    import mlflow
+
+    from rollgen import registry
+
     project = copy_project(tiny_repro, tmp_path_factory.mktemp("mlflow") / "project", mlflow_store=False)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["epochs"] = 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = project_env(MLFLOW_TRACKING_URI=mlflow_server["url"], MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
-    run(["dvc", "repro", "evaluate"], project, env=env)
+    run(["dvc", "repro", "train"], project, env=env)
     assert not (project / "mlflow.db").exists()  # the explicit URI wins over the project's own store
     run_id = json.loads((project / "metrics/train.json").read_text())["mlflow_run_id"]
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(mlflow_server["url"])
+    try:
+        assert registry.choose_champion(run_id).run_id == run_id
+    finally:
+        mlflow.set_tracking_uri(previous)
     run_name = f"{params['train']['model']}-{params['train']['loss']}-2ep"
     return {"project": project, "run_id": run_id, "run_name": run_name}
 
@@ -104,7 +115,7 @@ def test_the_run_is_registered_as_champion_with_its_datasets_and_system_metrics(
 
     client = MlflowClient(tracking_uri=mlflow_server["url"])
     train = json.loads((trained["project"] / "metrics/train.json").read_text())
-    champion = client.get_model_version_by_alias(registry.NAME, registry.CHAMPION)  # moved there by evaluate
+    champion = client.get_model_version_by_alias(registry.NAME, registry.CHAMPION)
     assert champion.run_id == trained["run_id"] and champion.tags["model"] == train["model"]
     commit = run(["git", "rev-parse", "HEAD"], trained["project"]).strip()
     assert champion.tags["windows_sha256"] == train["windows_sha256"] and champion.tags["git_commit"] == commit

@@ -19,10 +19,14 @@ import base64
 import binascii
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from rollgen.frame_model import FrameModel
 
 ARTIFACT_PATH = "generator"
 MAX_STEPS = 4096  # per row: a served endpoint should not be asked for hours of music in one request
@@ -33,9 +37,9 @@ class GenerationError(ValueError):
     """A request that cannot be answered: the message says which row and why."""
 
 
-def generate_midi(model, primer: bytes, steps: int, temperature: float, seed: int) -> bytes:
-    """The MIDI file of `steps` new frames that `model` (a rollgen.frame_model.FrameModel) draws after the
-    start of the MIDI file `primer` (b"": from nothing, at a bar line), sampled at `temperature` from `seed`."""
+def generate_midi(model: FrameModel, primer: bytes, steps: int, temperature: float, seed: int) -> bytes:
+    """The MIDI file of `steps` new frames (16th notes on the default grid) that `model` draws after the start
+    of the MIDI file `primer` (b"": from nothing, at a bar line), sampled at `temperature` from `seed`."""
     from rollgen import generate
     from rollgen.midi import MidiError
     from rollgen.params import ParamsError, validate

@@ -112,7 +112,7 @@ class DvcDatasetSource(DatasetSource):
         return cls(source_dict["path"], source_dict["rev"])
 
 
-DATASET_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+DATASET_CONTEXTS = {"train": "training", "val": "validation"}
 
 
 def log_datasets(archives: dict[str, Path], digests: dict[str, str], frames: dict[str, int]) -> None:
