@@ -1,8 +1,9 @@
-"""Stage evaluate: model + test windows -> metrics/eval.json (model and baselines), logged to the model's run."""
+"""Stage evaluate: model + test windows -> metrics/eval.json (model and baselines), logged to the model's run;
+the registry's `champion` alias moved to the version with the best validation NLL (never the test scores)."""
 
 import json
 
-from rollgen import evaluate, paths, tracking
+from rollgen import evaluate, paths, registry, tracking
 from rollgen.params import load_params
 
 
@@ -11,6 +12,11 @@ def main() -> None:
     results = evaluate.run(highest_pitch=params.highest_pitch, samples=params.samples, seed=params.seed)
     run_id = json.loads(paths.TRAIN_METRICS.read_text()).get("mlflow_run_id")
     tracking.log_to_run(run_id, results, prefix="test", artifact=paths.EVAL_METRICS)
+    if run_id:
+        tracking.start_experiment()  # the project's store, where train registered the model
+        champion = registry.choose_champion(run_id)
+        if champion is not None:
+            print(f"evaluate: {registry.NAME}@{registry.CHAMPION} is version {champion.version}", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,18 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from rollgen import files, logged_model, meter, train
+from rollgen import files, generation_model, logged_model, meter, train
 
 # Run by a Python that knows nothing of this checkout (-I: no PYTHONPATH, no current folder, no user site):
-# rollgen comes from the model's own code. The top-level packages named in argv[2] cannot be imported, as if
-# not installed. Prints the prediction's shape and range, and the refused imports.
+# rollgen comes from the model's own code. argv[1]: a JSON list of jobs, each a model folder, its kind
+# ("next_frame": rollgen.logged_model, "generator": rollgen.generation_model) and the top-level packages that
+# cannot be imported while it loads and runs, as if not installed (jobs go from the most refused to the least:
+# what one job imported, the next may use). Prints, per job, the answer's shape and range (a next-frame model)
+# or first bytes (a generator), the rollgen loaded and the refused imports.
 LOAD_AND_PREDICT = """
-import importlib.abc, json, sys
+import base64, importlib.abc, json, sys
 
-refused, blocked = set(), set(json.loads(sys.argv[2]))
+refused, blocked = set(), set()
 
 
 class NotInstalled(importlib.abc.MetaPathFinder):
@@ -36,17 +39,26 @@ class NotInstalled(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, NotInstalled())
-import numpy as np
-import mlflow.pyfunc
+answers = []
+for job in json.loads(sys.argv[1]):
+    blocked.clear()
+    blocked.update(job["blocked"])
+    import numpy as np
+    import mlflow.pyfunc
 
-model = mlflow.pyfunc.load_model(sys.argv[1])
-frames = np.random.default_rng(0).random((3, 12, 106)).astype(np.float32)
-probabilities = np.asarray(model.predict(frames))
-print(json.dumps({
-    "shape": probabilities.shape, "dtype": str(probabilities.dtype),
-    "min": float(probabilities.min()), "max": float(probabilities.max()),
-    "rollgen": sys.modules["rollgen"].__file__, "refused": sorted(refused),
-}))
+    model = mlflow.pyfunc.load_model(job["model"])
+    if job["kind"] == "generator":
+        import pandas as pd
+
+        request = pd.DataFrame({"primer": [""], "steps": [8], "seed": [1]})
+        answer = {"starts": base64.b64decode(model.predict(request)["midi"][0])[:4].decode("latin-1")}
+    else:
+        frames = np.random.default_rng(0).random((3, 12, 106)).astype(np.float32)
+        probabilities = np.asarray(model.predict(frames))
+        answer = {"shape": probabilities.shape, "dtype": str(probabilities.dtype),
+                  "min": float(probabilities.min()), "max": float(probabilities.max())}
+    answers.append(answer | {"rollgen": sys.modules["rollgen"].__file__, "refused": sorted(refused)})
+print(json.dumps(answers))
 """
 
 
@@ -88,15 +100,26 @@ def logged(tmp_path_factory) -> Path:
             local = mlflow.artifacts.download_artifacts(
                 f"runs:/{metrics['mlflow_run_id']}/{logged_model.ARTIFACT_PATH}", dst_path=str(folder / "model")
             )
+            mlflow.artifacts.download_artifacts(  # the generator, beside it: see `logged_generator`
+                f"runs:/{metrics['mlflow_run_id']}/{generation_model.ARTIFACT_PATH}", dst_path=str(folder / "model")
+            )
         finally:
             mlflow.set_tracking_uri(previous)
     return Path(local)
 
 
-def load_and_predict(python: str | Path, model: Path, cwd: Path, blocked: set[str] = frozenset()) -> dict:
-    """What LOAD_AND_PREDICT prints, run by `python` in `cwd` with nothing of the checkout on its path."""
+@pytest.fixture(scope="module")
+def logged_generator(logged) -> Path:
+    """The generator that the same training run logged, downloaded beside the next-frame model."""
+    return logged.parent / generation_model.ARTIFACT_PATH
+
+
+def load_and_predict(python: str | Path, jobs: list[dict], cwd: Path) -> list[dict]:
+    """What LOAD_AND_PREDICT prints for `jobs` ({"model", "kind", "blocked"}), run by `python` in `cwd` with
+    nothing of the checkout on its path."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYTHON")}
-    command = [str(python), "-I", "-c", LOAD_AND_PREDICT, str(model), json.dumps(sorted(blocked))]
+    jobs = [{"blocked": [], "kind": "next_frame"} | job | {"model": str(job["model"])} for job in jobs]
+    command = [str(python), "-I", "-c", LOAD_AND_PREDICT, json.dumps(jobs, default=sorted)]
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -131,11 +154,12 @@ def dependency_closure(requirements: list[str]) -> set[str]:
     return {name for name, _ in found}
 
 
-def test_the_requirements_pin_what_the_code_imports_as_installed():
-    imported = logged_model.code_imports()
+@pytest.mark.parametrize("entry", ["rollgen.logged_model", "rollgen.generation_model"])
+def test_the_requirements_pin_what_the_code_imports_as_installed(entry):
+    imported = logged_model.code_imports(entry)
     assert imported["py_midicsv"] == "rollgen.midi"  # e.g.: read from the sources, module-level imports ...
     assert "music21" in imported  # ... and those inside functions, as midi's score conversion
-    requirements = logged_model.requirements()
+    requirements = logged_model.requirements(entry)
     for line in requirements:
         requirement = Requirement(line)
         assert str(requirement.specifier) == f"=={version(requirement.name)}"
@@ -145,11 +169,27 @@ def test_the_requirements_pin_what_the_code_imports_as_installed():
         assert {canonicalize_name(name) for name in providers[top]} <= named, top
 
 
-def test_the_logged_model_loads_and_predicts_with_only_its_requirements_importable(logged, tmp_path):
+def test_the_logged_models_load_and_run_with_only_their_requirements_importable(logged, logged_generator, tmp_path):
     """Loaded and run here, where every installed package is refused that pip would not install from the
-    model's requirements.txt (those named there and their dependencies): the fresh environment, in seconds."""
-    requirements = (logged / "requirements.txt").read_text().split()
-    assert set(logged_model.requirements()) <= set(requirements)
+    model's requirements.txt (those named there and their dependencies): the fresh environment, in seconds. The
+    generator, which the same run logs, needs a little more (params: pydantic, PyYAML) and is run second."""
+    assert set(logged_model.requirements()) <= set((logged / "requirements.txt").read_text().split())
+    generator_requirements = (logged_generator / "requirements.txt").read_text().split()
+    assert set(logged_model.requirements(f"{logged_model.PACKAGE}.generation_model")) <= set(generator_requirements)
+    blocked, generator_blocked = not_required(logged), not_required(logged_generator)
+    assert generator_blocked <= blocked
+    jobs = [{"model": logged, "blocked": blocked},
+            {"model": logged_generator, "kind": "generator", "blocked": generator_blocked}]  # fmt: skip
+    answer, generated = load_and_predict(sys.executable, jobs, tmp_path)
+    check_prediction(answer, logged)
+    assert generated["starts"] == "MThd"  # a MIDI file
+    assert Path(generated["rollgen"]).is_relative_to(logged)  # rollgen as the first model brought it
+    print("optional imports refused, without harm:", ", ".join(generated["refused"]) or "none")
+
+
+def not_required(model: Path) -> set[str]:
+    """The top-level packages installed here that pip would not install from `model`'s requirements.txt."""
+    requirements = (model / "requirements.txt").read_text().split()
     installed = dependency_closure(requirements)
     blocked = {
         top
@@ -157,9 +197,7 @@ def test_the_logged_model_loads_and_predicts_with_only_its_requirements_importab
         if top != "rollgen" and not {canonicalize_name(name) for name in names} & installed
     }  # rollgen: the model's own copy is checked to be the one loaded
     assert {"pytest", "hypothesis"} <= blocked and not {"keras", "music21"} & blocked
-    answer = load_and_predict(sys.executable, logged, tmp_path, blocked)
-    check_prediction(answer, logged)
-    print("optional imports refused, without harm:", ", ".join(answer["refused"]) or "none")
+    return blocked
 
 
 def wheelhouse() -> Path:
@@ -193,7 +231,7 @@ def test_the_logged_model_loads_and_predicts_in_a_fresh_virtual_environment(logg
         installed = subprocess.run(offline, capture_output=True, text=True, timeout=900)
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     built = time.perf_counter() - started
-    answer = load_and_predict(python, logged, tmp_path)
+    [answer] = load_and_predict(python, [{"model": logged}], tmp_path)
     check_prediction(answer, logged)
     fetched = f" (of which downloading {downloaded:.0f} s)" if downloaded is not None else " (offline)"
     print(f"fresh venv: built in {built:.0f} s{fetched}, loaded and predicted in "

@@ -99,6 +99,8 @@ def test_mlflow_has_the_run_with_params_metrics_and_model(repo):
     assert run_info.data.tags["model_family"] == train["family"]
     artifacts = [item.path for item in client.list_artifacts(run_info.info.run_id, "model")]
     assert artifacts == ["model/model.keras"]
+    # The project's own SQLite store keeps the registry too: the run's generator is the champion.
+    assert client.get_model_version_by_alias("rollgen", "champion").run_id == run_info.info.run_id
 
 
 @pytest.mark.slow

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rollgen import frame_model, meter, train
+from rollgen import frame_model, meter, registry, train
 from rollgen.evaluate import frame_scores
+from rollgen.files import sha256_file
 from rollgen.generate import excerpt_primers, sample_frames
 from rollgen.models import MODELS, load_model
 from rollgen.sampling import make_sampler
@@ -280,7 +281,7 @@ def test_two_workers_train_identical_weights_and_only_the_chief_writes(tmp_path)
 
 
 @pytest.mark.parametrize("name", LOGGED)
-def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_a_sampled_roll(trained, mlflow_store, name):
+def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_a_sampled_roll(trained, windows, mlflow_store, name):
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -291,6 +292,19 @@ def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_a_sampled_roll
     assert {"model", "training_curve.png", "sampled_roll.png", "history.csv"} <= names
     assert [m.step for m in client.get_metric_history(run_id, "val_nll")] == [1, 2]
     assert client.get_run(run_id).data.tags["model_family"] == MODELS[name].family
+
+    # Its generator is a version of the project's registered model, tagged with what made it, and the run
+    # names the data that trained it: the train and validation archives, by content hash.
+    metrics = json.loads((out / "train.json").read_text())
+    [version] = client.search_model_versions(f"name = '{registry.NAME}' and run_id = '{run_id}'")
+    assert version.tags["model"] == name and version.tags["windows_sha256"] == metrics["windows_sha256"]
+    assert float(version.tags["val_nll"]) == metrics["val_nll"] and version.tags["git_commit"]
+    inputs = {item.dataset.name: item for item in client.get_run(run_id).inputs.dataset_inputs}
+    assert sorted(inputs) == ["train", "val"]
+    for split, context in (("train", "training"), ("val", "validation")):
+        digest = sha256_file(windows / f"{split}.npz")
+        assert inputs[split].dataset.digest == digest[:32] and inputs[split].dataset.source_type == "dvc"
+        assert {tag.key: tag.value for tag in inputs[split].tags} == {"mlflow.data.context": context, "sha256": digest}
 
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(mlflow_store)

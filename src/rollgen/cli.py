@@ -125,7 +125,11 @@ def render(
 
 @app.command()
 def generate(
-    model: Path = typer.Option(Path("models/model.keras"), exists=True, help="A trained .keras model."),
+    model: str = typer.Option(
+        "models/model.keras",
+        help="A trained .keras model, or one in the MLflow store (MLFLOW_TRACKING_URI, else ./mlflow.db):"
+        " models:/rollgen@champion, models:/rollgen/3, runs:/RUN_ID/generator.",
+    ),
     out: Path = typer.Option(
         Path("generated"),
         help="Folder for NNN.mid, NNN.wav, NNN.png and index.html (files of the same names are replaced).",
@@ -167,9 +171,11 @@ def generate(
     The defaults are the `generate` stage's (rollgen.params.GenerateParams, listed in params.yaml), chosen for
     the default model on the Bach chorales.
     """
+    import tempfile
+
     import numpy as np
 
-    from rollgen import frame_model
+    from rollgen import frame_model, registry
     from rollgen import generate as generation
     from rollgen.audio import AudioError
     from rollgen.windows import read_sequences
@@ -183,7 +189,11 @@ def generate(
         params = validate("generate", options).model_dump()  # vanish_proof's offset and growth: the defaults
     except ParamsError as error:
         raise typer.BadParameter(str(error)) from None
-    network = frame_model.load(model)
+    with tempfile.TemporaryDirectory() as folder:  # a model from the store is downloaded here
+        keras_file = registry.keras_file(model, Path(folder))
+        if not keras_file.is_file():
+            raise typer.BadParameter(f"{model} does not exist", param_hint="--model")
+        network = frame_model.load(keras_file)
     try:
         sampler = generation.sampler_from_params(params)
         network.check(sampler)

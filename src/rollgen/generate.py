@@ -76,12 +76,20 @@ def midi_primers(
     if not path.is_file():
         raise SystemExit(f"primer {path}: no such file")
     try:
-        piece = read_midi(path.read_bytes())
-        roll, _ = piece_to_roll(piece, steps_per_quarter=steps_per_quarter, grid=grid)
-    except MidiError as error:
+        return primers_from_midi(path.read_bytes(), steps, count, steps_per_quarter, grid)
+    except (MidiError, ValueError) as error:
         raise SystemExit(f"primer {path}: {error}") from error
+
+
+def primers_from_midi(
+    data: bytes, steps: int, count: int, steps_per_quarter: int = 4, grid: str = "nearest"
+) -> tuple[np.ndarray, np.ndarray]:
+    """As `midi_primers`, from the bytes of a MIDI file; raises MidiError for a file rollgen cannot read and
+    ValueError for one without notes in range."""
+    piece = read_midi(data)
+    roll, _ = piece_to_roll(piece, steps_per_quarter=steps_per_quarter, grid=grid)
     if roll.shape[1] == 0:
-        raise SystemExit(f"primer {path}: no notes in range to start from")
+        raise ValueError("no notes in range to start from")
     steps = min(steps, roll.shape[1])
     where = meter.frame_positions(meter.Meter.from_piece(piece, steps_per_quarter), steps + 1)
     window = roll[:, :steps].T.astype(np.float32)

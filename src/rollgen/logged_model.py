@@ -65,10 +65,11 @@ def _imports(tree: ast.AST) -> list[tuple[str, list[str]]]:
     return found
 
 
-def code_imports() -> dict[str, str]:
-    """Every package outside rollgen and the standard library that the pyfunc's code imports, as {top-level
-    name: a module importing it}: the imports of this file and of every rollgen module it imports, directly or
-    not. Read from the sources, so nothing is imported to find out."""
+def code_imports(entry: str = f"{PACKAGE}.logged_model") -> dict[str, str]:
+    """Every package outside rollgen and the standard library that a pyfunc's code imports, as {top-level
+    name: a module importing it}: the imports of its file (`entry`: this one, or rollgen.generation_model) and
+    of every rollgen module it imports, directly or not. Read from the sources, so nothing is imported to find
+    out."""
     root = Path(__file__).parent
 
     def module_file(name: str) -> Path | None:
@@ -76,7 +77,7 @@ def code_imports() -> dict[str, str]:
         return next((path for path in (base / "__init__.py", base.with_suffix(".py")) if path.is_file()), None)
 
     outside: dict[str, str] = {}
-    pending, seen = [f"{PACKAGE}.logged_model", PACKAGE], set()
+    pending, seen = [entry, PACKAGE], set()
     while pending:
         name = pending.pop()
         if name in seen:
@@ -94,14 +95,14 @@ def code_imports() -> dict[str, str]:
     return outside
 
 
-def requirements() -> list[str]:
-    """`distribution==version`, as installed here, of every distribution that provides a package the pyfunc's
-    code imports (`code_imports`): what a fresh environment needs to load and run it. pip brings their own
-    dependencies."""
+def requirements(entry: str = f"{PACKAGE}.logged_model") -> list[str]:
+    """`distribution==version`, as installed here, of every distribution that provides a package the code of
+    the pyfunc in `entry` imports (`code_imports`): what a fresh environment needs to load and run it. pip
+    brings their own dependencies."""
     from importlib.metadata import packages_distributions, version
 
     providers = packages_distributions()
-    imported = code_imports()
+    imported = code_imports(entry)
     for top, importer in sorted(imported.items()):
         if top not in providers:
             raise RuntimeError(f"{importer} imports {top}, which no installed distribution provides")
@@ -109,8 +110,9 @@ def requirements() -> list[str]:
     return sorted((f"{name}=={version(name)}" for name in distributions), key=str.lower)
 
 
-def log(model_path: Path, pitches: int = NUM_PITCHES) -> None:
-    """Logs the .keras file at `model_path` as a pyfunc model with a (n, steps, pitches) float32 signature.
+def log(model_path: Path, pitches: int = NUM_PITCHES):
+    """Logs the .keras file at `model_path` as a pyfunc model with a (n, steps, pitches) float32 signature;
+    gives MLflow's ModelInfo.
 
     rollgen itself travels as code (`code_paths`); the requirements pin every distribution that code
     imports (`requirements`), as installed here, so the model loads in a fresh environment, and MLflow does
@@ -124,7 +126,7 @@ def log(model_path: Path, pitches: int = NUM_PITCHES) -> None:
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, pitches), "frames")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, pitches), "probabilities")]),
     )
-    mlflow.pyfunc.log_model(
+    return mlflow.pyfunc.log_model(
         name=ARTIFACT_PATH,
         python_model=Path(__file__),
         artifacts={"keras_model": str(model_path)},

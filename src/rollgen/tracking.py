@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from mlflow.data.dataset_source import DatasetSource
+
 from rollgen import paths
 
 DEFAULT_EXPERIMENT = "rollgen"
@@ -68,3 +70,64 @@ def log_to_run(run_id: str | None, metrics: dict, prefix: str, artifact: Path | 
         mlflow.log_metrics(numbers)
         if artifact is not None:
             mlflow.log_artifact(str(artifact))
+
+
+class DvcDatasetSource(DatasetSource):
+    """An MLflow dataset source naming a DVC-tracked file of this project at a git revision: `load()` reads it
+    back with dvc.api, from the project's cache or its remote."""
+
+    def __init__(self, path: Path | str, rev: str) -> None:
+        self.path, self.rev = Path(path).as_posix(), rev
+
+    @staticmethod
+    def _get_source_type() -> str:
+        return "dvc"
+
+    def load(self, dst_path: str | None = None) -> str:
+        """Writes the file, as DVC has it at `rev`, into `dst_path` (a new temporary folder if None)."""
+        import tempfile
+
+        import dvc.api
+
+        from rollgen import files
+
+        target = Path(dst_path or tempfile.mkdtemp()) / Path(self.path).name
+        with dvc.api.open(self.path, rev=self.rev, mode="rb") as source:
+            files.write_bytes(target, source.read())
+        return str(target)
+
+    @staticmethod
+    def _can_resolve(raw_source) -> bool:
+        return False
+
+    @classmethod
+    def _resolve(cls, raw_source):
+        raise NotImplementedError("a dvc source is made from its path and revision, not resolved from a string")
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "rev": self.rev}
+
+    @classmethod
+    def from_dict(cls, source_dict: dict) -> DvcDatasetSource:
+        return cls(source_dict["path"], source_dict["rev"])
+
+
+DATASET_CONTEXTS = {"train": "training", "val": "validation"}
+
+
+def log_datasets(archives: dict[str, Path], digests: dict[str, str], frames: dict[str, int]) -> None:
+    """Logs each split's archive as a dataset input of the active run: named by its split, digest = its sha256
+    (the first 32 hex digits: MLflow keeps 36 characters; the whole hash is in the input's tags), source = its
+    DVC path and the git commit, schema = its frames (uint8, frames x pitches)."""
+    import mlflow
+    import numpy as np
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types.schema import Schema, TensorSpec
+
+    from rollgen.roll import NUM_PITCHES
+
+    commit = git_commit()
+    for split, path in archives.items():
+        schema = Schema([TensorSpec(np.dtype(np.uint8), (frames[split], NUM_PITCHES), "frames")])
+        dataset = MetaDataset(DvcDatasetSource(path, commit), name=split, digest=digests[split][:32], schema=schema)
+        mlflow.log_input(dataset, context=DATASET_CONTEXTS[split], tags={"sha256": digests[split]})

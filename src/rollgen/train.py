@@ -244,9 +244,9 @@ def run(
         raise SystemExit(f"train: no training frames in {windows_dir}; ingest more or longer pieces")
     batching = Batching(params["batch_size"], params["seed"], params["transpose"], params["sequence_steps"])
     # What trains the model, and only that: the test archive may change without a retrain.
-    windows_sha256 = files.sha256_bytes(
-        "".join(files.sha256_file(Path(windows_dir) / f"{split}.npz") for split in ("train", "val")).encode()
-    )
+    archives = {split: Path(windows_dir) / f"{split}.npz" for split in ("train", "val")}
+    digests = {split: files.sha256_file(path) for split, path in archives.items()}
+    windows_sha256 = files.sha256_bytes("".join(digests.values()).encode())
     fingerprint = files.sha256_bytes(json.dumps([params, windows_sha256, code_identity()], sort_keys=True).encode())
     epochs = params["epochs"]
 
@@ -283,7 +283,9 @@ def run(
     mlflow_run = contextlib.nullcontext()  # workers other than the chief log nothing
     if chief:
         tracking.start_experiment()
-        mlflow_run = mlflow.start_run(run_id=state["run_id"], run_name=None if state["run_id"] else run_name)
+        mlflow_run = mlflow.start_run(
+            run_id=state["run_id"], run_name=None if state["run_id"] else run_name, log_system_metrics=True
+        )
     with mlflow_run as active:
         if chief and state["run_id"] is None:
             state["run_id"] = active.info.run_id
@@ -293,6 +295,8 @@ def run(
             if os.environ.get("DVC_EXP_NAME"):  # set by `dvc exp run`: find the experiment's run by its name
                 tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
             mlflow.set_tags(tags)
+            frames = {"train": len(train_data.frames), "val": len(val_data.frames)}
+            tracking.log_datasets(archives, digests, frames)
         for epoch in range(state["epoch"], epochs):
             if state["stopped_early"]:
                 break
@@ -358,7 +362,7 @@ def run(
             files.write_csv(history_path, table)
             files.write_json(metrics_path, metrics)
             log_training(final, table, history_path, model_path, metrics, val_data, params["seed"],
-                         images.steps_per_quarter)  # fmt: skip
+                         images.steps_per_quarter, digests["val"])  # fmt: skip
     if chief:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return metrics
@@ -373,16 +377,23 @@ def log_training(
     val_data: Sequences,
     seed: int,
     steps_per_quarter: int = 4,
+    val_sha256: str = "",
 ) -> None:
     """Adds to the active MLflow run: the .keras file, the model with its input signature (loadable with
-    mlflow.pyfunc.load_model), the history and its curve, and the roll of a piece sampled from the model."""
+    mlflow.pyfunc.load_model), the generator (rollgen.generation_model) registered as a version of the
+    project's model (rollgen.registry), the history and its curve, and the roll of a piece sampled from the
+    model."""
     import mlflow
 
-    from rollgen import logged_model
+    from rollgen import generation_model, logged_model, registry
 
     mlflow.log_metrics({"train_seconds": metrics["train_seconds"], "params": metrics["params"]})
     mlflow.log_artifact(str(model_path), artifact_path="model")
     logged_model.log(model_path)
+    generator = generation_model.log(model_path)
+    tags = registry.version_tags(metrics["model"], metrics["family"], metrics["windows_sha256"], val_sha256,
+                                 tracking.git_commit(), metrics["val_nll"])  # fmt: skip
+    registry.register(generator.model_uri, tags)
     mlflow.log_artifact(str(history_path))
     with tempfile.TemporaryDirectory() as folder:
         curve = Path(folder) / "training_curve.png"
