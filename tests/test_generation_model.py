@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from rollgen import frame_model, generation_model, registry
 from rollgen.cli import app
+from rollgen.params import GenerateParams
 from tests.conftest import build_midi
 
 PRIMER = build_midi([["0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0", "480, Note_on_c, 0, 64, 90",
@@ -78,7 +79,10 @@ def test_the_logged_pyfunc_answers_base64_midi_and_names_a_bad_row(keras_file, t
     assert base64.b64decode(answer["midi"][1]) == generation_model.generate_midi(model, PRIMER, 8, 0.5, 1)
     # steps given, temperature and seed left out: generate's defaults (params.yaml's generate section)
     defaults = loaded.predict(pd.DataFrame({"primer": [""], "steps": [8]}))
-    assert base64.b64decode(defaults["midi"][0]) == generation_model.generate_midi(model, b"", 8, 0.9, 7)
+    generate = GenerateParams()
+    assert base64.b64decode(defaults["midi"][0]) == generation_model.generate_midi(
+        model, b"", 8, generate.temperature, generate.seed
+    )
 
     with pytest.raises(MlflowException, match="row 1: primer is not a base64 string"):
         loaded.predict(pd.DataFrame({"primer": ["", "not base64!"], "steps": [2, 2]}))
