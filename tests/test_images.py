@@ -42,7 +42,7 @@ def test_lossless_needs_106_step_chunks(chorale_roll):
         images.roll_to_images(chorale_roll, mode="lossless", chunk_steps=100)
 
 
-@pytest.mark.parametrize("grid", ["nearest", "floor"])
+@pytest.mark.parametrize("grid", ["nearest", "sample", "floor"])
 def test_png_to_midi_to_png_returns_the_same_image(tmp_path, grid):
     # A piece full of what the grids treat differently: staccato, triplets, grace notes, 32nd and 64th runs.
     for path in write_collection(tmp_path / "midi")[:4]:

@@ -1,4 +1,4 @@
-"""Notes <-> piano rolls: the grid (nearest step, or the article's floor), merged notes, round trips."""
+"""Notes <-> piano rolls: the grid (nearest step, the sound at each step's start, or the article's floor), merged notes, round trips."""
 
 import numpy as np
 import pytest
@@ -9,6 +9,7 @@ from rollgen.roll import (
     LOWEST_PITCH,
     MERGED_BY_GRID,
     MERGED_IN_FILE,
+    NOT_SAMPLED,
     NUM_PITCHES,
     OUT_OF_RANGE,
     TOO_SHORT,
@@ -115,7 +116,23 @@ def test_a_gap_the_rounding_would_close_is_kept_as_one_silent_step():
     assert runs(roll, C4) == [(0, 1), (2, 1), (4, 2)] and not dropped
 
 
-@pytest.mark.parametrize("grid", ["nearest", "floor"])
+def test_the_sample_grid_holds_what_sounds_at_each_steps_start():
+    # Quarter-note steps (480 ticks), a chorale bar's alto: a quarter, two eighths (a passing tone between
+    # the beats), a dotted quarter tied past the beat, and a 16th that starts after a beat and ends before
+    # the next one.
+    alto = piece_of([(C4, 0, 480), (62, 480, 720), (64, 720, 960), (65, 960, 1680), (67, 1700, 1800)])
+    roll, dropped = piece_to_roll(alto, steps_per_quarter=1, grid="sample")
+    assert roll.shape == (NUM_PITCHES, 4)
+    assert [runs(roll, pitch) for pitch in (C4, 62, 64, 65, 67)] == [[(0, 1)], [(1, 1)], [], [(2, 2)], []]
+    assert dropped == {NOT_SAMPLED: 2}  # the passing tone at 1.5 and the 16th at 3.54: no beat hears them
+    # On the beat they agree with floor; off the beat floor keeps the passing tone and loses the quarter:
+    # the 0..1 quarter lasts one step from step 0 either way, but floor puts the eighth at 1.5 on step 1.
+    floor_roll, _ = piece_to_roll(alto, steps_per_quarter=1, grid="floor")
+    assert runs(floor_roll, 64) == [] and runs(floor_roll, 65) == [(2, 1)]
+    assert ticks_to_steps(np.array([0, 1, 479, 480, 481]), 480, 1, "sample").tolist() == [0, 1, 1, 1, 2]
+
+
+@pytest.mark.parametrize("grid", ["nearest", "sample", "floor"])
 def test_every_note_is_drawn_or_dropped_once(grid):
     # Random notes at odd resolutions: the drawn notes are the roll's runs, every other note has one reason.
     rng = np.random.default_rng(0)
@@ -130,6 +147,15 @@ def test_every_note_is_drawn_or_dropped_once(grid):
             drawn = len(roll_to_notes(roll).pitches)
             assert drawn + dropped.total() == count
             assert dropped[OUT_OF_RANGE] == int((pitches < LOWEST_PITCH).sum())
+            if grid == "sample":
+                # A note sounds exactly at the step starts within [onset, release), in step units.
+                in_range = pitches >= LOWEST_PITCH
+                step_starts = np.arange(roll.shape[1]) * ticks_per_quarter  # in ticks x steps_per_quarter
+                for pitch in np.unique(pitches[in_range]):
+                    mine = in_range & (pitches == pitch)
+                    onsets, releases = starts[mine, None] * steps_per_quarter, ends[mine, None] * steps_per_quarter
+                    sounding = ((onsets <= step_starts) & (step_starts < releases)).any(axis=0)
+                    assert (roll[pitch - LOWEST_PITCH] == sounding).all()
             if grid == "nearest":
                 assert TOO_SHORT not in dropped
                 # Every note in range sounds at its rounded onset.
@@ -138,7 +164,7 @@ def test_every_note_is_drawn_or_dropped_once(grid):
                 assert roll[pitches[in_range] - LOWEST_PITCH, onsets[in_range]].all()
 
 
-@pytest.mark.parametrize("grid", ["nearest", "floor"])
+@pytest.mark.parametrize("grid", ["nearest", "sample", "floor"])
 def test_sparse_and_piled_up_notes_draw_their_cells(grid):
     # 480 ticks per quarter, one step = 120 ticks. Sparse notes are drawn cell by cell; notes piled on one
     # another (more note cells than the roll has) by a running sum: both must draw what a loop draws.
@@ -165,7 +191,7 @@ def test_roll_to_notes_merges_runs_of_sounding_steps():
     assert notes.lengths.tolist() == [3, 3, 8]
 
 
-@pytest.mark.parametrize(("grid", "steps_per_quarter"), [("nearest", 4), ("floor", 4), ("nearest", 3), ("nearest", 8)])
+@pytest.mark.parametrize(("grid", "steps_per_quarter"), [("nearest", 4), ("floor", 4), ("sample", 4), ("sample", 1), ("nearest", 3), ("nearest", 8)])
 def test_chorale_roll_survives_a_midi_round_trip(chorale_files, grid, steps_per_quarter):
     roll, _ = piece_to_roll(read_midi(score_to_midi(chorale_files[0])), steps_per_quarter, grid=grid)
     assert roll.shape[0] == NUM_PITCHES and roll.shape[1] > 25 * steps_per_quarter and roll.any()
@@ -174,7 +200,7 @@ def test_chorale_roll_survives_a_midi_round_trip(chorale_files, grid, steps_per_
     assert again.shape == roll.shape and (again == roll).all()
 
 
-@pytest.mark.parametrize("grid", ["nearest", "floor"])
+@pytest.mark.parametrize("grid", ["nearest", "sample", "floor"])
 def test_the_step_limit_holds_every_piece_of_the_quarter_limit(grid):
     # The latest notes a piece of 100 quarters can hold: one to its end, a short one right before it.
     for ticks_per_quarter in (96, 1000):

@@ -22,7 +22,7 @@ def check(
     include_drums: bool = typer.Option(False, help="Count notes on MIDI channel 10 (drums)."),
     timeout: float = typer.Option(120.0, help="Seconds one file may take before it is rejected."),
     steps_per_quarter: int = typer.Option(4, min=1, help="Grid steps per quarter note (images.steps_per_quarter)."),
-    grid: str = typer.Option("nearest", help="nearest or floor (images.grid): how notes are put on the steps."),
+    grid: str = typer.Option("nearest", help="nearest, sample or floor (images.grid): how notes are put on the steps."),
 ) -> None:
     """Check a folder before a run: one line per file with its status and reason, then a summary.
 
@@ -69,6 +69,8 @@ def check(
             "notes re-struck within a step merge (merged_by_grid): a finer grid (--steps-per-quarter 8 or 12)"
             " draws them apart"
             if grid == "nearest"
+            else "notes that sound at no step's start vanish (too_short): --grid nearest keeps them"
+            if grid == "sample"
             else "notes shorter than a step vanish (too_short): --grid nearest keeps them"
         )
         typer.echo(
@@ -84,7 +86,7 @@ def roll(
     midi_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A MIDI file."),
     output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
     steps_per_quarter: int = typer.Option(4, min=1, help="Grid steps per quarter note (4 = 16th notes)."),
-    grid: str = typer.Option("nearest", help="nearest or floor (images.grid): how notes are put on the steps."),
+    grid: str = typer.Option("nearest", help="nearest, sample or floor (images.grid): how notes are put on the steps."),
 ) -> None:
     """Draw a MIDI file's piano roll as a PNG (pitch up, time right, beat and bar lines)."""
     from rollgen.midi import MidiError, read_midi

@@ -20,6 +20,7 @@ from rollgen.midi import DRUMS, OFF_BEFORE_ON, ZERO_LENGTH, MidiError, notes_fin
 from rollgen.roll import (
     MERGED_BY_GRID,
     MERGED_IN_FILE,
+    NOT_SAMPLED,
     OUT_OF_RANGE,
     PITCH_RANGE,
     TOO_SHORT,
@@ -35,7 +36,7 @@ NOTE_COLUMNS = {
     "out_of_range": (OUT_OF_RANGE,),
     "drums": (DRUMS,),
     "zero_length": (ZERO_LENGTH, OFF_BEFORE_ON),
-    "too_short": (TOO_SHORT,),  # images.grid: floor only
+    "too_short": (TOO_SHORT, NOT_SAMPLED),  # images.grid: floor and sample only
     "merged_by_grid": (MERGED_BY_GRID,),
     "merged_in_file": (MERGED_IN_FILE,),
 }

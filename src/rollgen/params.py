@@ -55,7 +55,7 @@ class ImagesParams(Section):
     mode: Literal["lossless", "article"] = "lossless"  # rollgen.images.MODES
     chunk_steps: PositiveInt = 106
     steps_per_quarter: PositiveInt = 4
-    grid: Literal["nearest", "floor"] = "nearest"  # rollgen.roll.GRIDS
+    grid: Literal["nearest", "sample", "floor"] = "nearest"  # rollgen.roll.GRIDS
 
     @model_validator(mode="after")
     def article_mode_floors(self) -> ImagesParams:

@@ -13,6 +13,10 @@ a quarter) and are put on steps with integer arithmetic only, so no time is ever
   re-strikes visible: where the file has a gap between a note and the next onset of its pitch and the
   rounded release reaches that onset, the note ends one step before it instead, as long as it keeps one
   step (detached repeated eighths, released at 90% of their length, stay apart as `floor` draws them).
+- `sample`: a step holds the notes sounding at its start, as the published quarter-note sets (JSB Chorales,
+  Boulanger-Lewandowski et al. 2012) sample their rolls: a note from onset a to release b (ticks) sounds at
+  steps ceil(a) .. ceil(b) - 1 in step units. An eighth passing tone between two beats draws nothing at
+  quarter notes (counted `too_short`: it sounds at no step's start); the chord on each beat is whole.
 - `floor`: the article's midi2image arithmetic: onset step = floor(onset * steps_per_quarter), length =
   floor(duration * steps_per_quarter) (the duration's, not the release's: a note from 0.9 to 2.1 steps
   lasts 1 step, from step 0), so a note shorter than one step vanishes. `images.mode: article` requires it.
@@ -48,11 +52,12 @@ from rollgen.midi import MidiError, Piece, write_midi
 
 LOWEST_PITCH = 21
 NUM_PITCHES = 106  # MIDI 21..126: the article's image height
-GRIDS = ("nearest", "floor")
+GRIDS = ("nearest", "sample", "floor")
 # Why a note read from the file is not drawn as a note of its own (Piece.dropped has the reasons of reading)
 PITCH_RANGE = f"{LOWEST_PITCH}..{LOWEST_PITCH + NUM_PITCHES - 1}"
 OUT_OF_RANGE = f"pitch outside {PITCH_RANGE}"
 TOO_SHORT = "shorter than one step"  # grid: floor only
+NOT_SAMPLED = "sounds at no step's start"  # grid: sample only
 MERGED_IN_FILE = "merged: re-struck or doubled in the file"
 MERGED_BY_GRID = "merged: its gap closed by the grid"
 
@@ -82,11 +87,14 @@ def check_grid(grid: str) -> None:
 def ticks_to_steps(
     ticks: np.ndarray, ticks_per_quarter: int, steps_per_quarter: int, grid: str = "nearest"
 ) -> np.ndarray:
-    """Grid steps (int64) of times in ticks: the nearest step, ties half up, or the step they fall in (floor)."""
+    """Grid steps (int64) of times in ticks: the nearest step, ties half up; the first step starting at or
+    after them (sample); or the step they fall in (floor)."""
     check_grid(grid)
     ticks = np.asarray(ticks, dtype=np.int64)
     if grid == "nearest":
         return (2 * ticks * steps_per_quarter + ticks_per_quarter) // (2 * ticks_per_quarter)
+    if grid == "sample":
+        return -(-ticks * steps_per_quarter // ticks_per_quarter)
     return ticks * steps_per_quarter // ticks_per_quarter
 
 
@@ -134,7 +142,7 @@ def piece_to_roll(
     piece: Piece, steps_per_quarter: int = 4, max_steps: int = 100_000, grid: str = "nearest"
 ) -> tuple[np.ndarray, Counter]:
     """The piece's roll, bool of shape (NUM_PITCHES, steps), and the notes not drawn as notes of their own,
-    by reason (OUT_OF_RANGE, TOO_SHORT, MERGED_IN_FILE, MERGED_BY_GRID; see the module docstring).
+    by reason (OUT_OF_RANGE, TOO_SHORT, NOT_SAMPLED, MERGED_IN_FILE, MERGED_BY_GRID; see the module docstring).
 
     Row i is MIDI pitch LOWEST_PITCH + i; the roll ends at the last note's last step. The notes the piece
     holds are the drawn ones plus these; a roll longer than `max_steps` raises MidiError.
@@ -152,10 +160,13 @@ def piece_to_roll(
         ends = np.maximum(ticks_to_steps(file_ends, tpq, steps_per_quarter, grid), starts + 1)
         lengths = _keep_gaps(rows, starts, ends, file_starts, file_ends, tpq, steps_per_quarter) - starts
     else:
-        lengths = (file_ends - file_starts) * steps_per_quarter // tpq
+        if grid == "sample":
+            lengths, reason = ticks_to_steps(file_ends, tpq, steps_per_quarter, grid) - starts, NOT_SAMPLED
+        else:
+            lengths, reason = (file_ends - file_starts) * steps_per_quarter // tpq, TOO_SHORT
         audible = lengths > 0
         if short := int((~audible).sum()):
-            dropped[TOO_SHORT] = short
+            dropped[reason] = short
         rows, starts, lengths = rows[audible], starts[audible], lengths[audible]
         file_starts, file_ends = file_starts[audible], file_ends[audible]
     steps = int((starts + lengths).max()) if len(starts) else 0

@@ -168,17 +168,25 @@ class TransformerEncoder(SequenceEncoder):
     state is each layer's last `window` - 1 inputs, so a generated step costs the same at step 10 or 10,000."""
 
     def __init__(
-        self, width: int = 128, heads: int = 4, depth: int = 2, window: int = 128, dropout: float = 0.1, **kwargs
+        self,
+        width: int = 128,
+        heads: int = 4,
+        depth: int = 2,
+        window: int = 128,
+        dropout: float = 0.1,
+        expansion: int = 4,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.width, self.heads, self.depth, self.window, self.dropout_rate = width, heads, depth, window, dropout
+        self.expansion = expansion  # the feed-forward network's width, in multiples of `width`
         self.positions = PositionFeatures()
         self.embed = layers.Dense(width)
         # One pre-norm block per layer: attention, then a feed-forward network, each added to its input.
         self.attention_norms = [layers.LayerNormalization() for _ in range(depth)]
         self.attentions = [layers.MultiHeadAttention(heads, width // heads, dropout=dropout) for _ in range(depth)]
         self.feed_forward_norms = [layers.LayerNormalization() for _ in range(depth)]
-        self.expands = [layers.Dense(4 * width, activation="gelu") for _ in range(depth)]
+        self.expands = [layers.Dense(expansion * width, activation="gelu") for _ in range(depth)]
         self.contracts = [layers.Dense(width) for _ in range(depth)]
         self.final_norm = layers.LayerNormalization()
         self.dropout = layers.Dropout(dropout)
@@ -191,7 +199,7 @@ class TransformerEncoder(SequenceEncoder):
             self.attentions[number].build(step, step, step)
             self.feed_forward_norms[number].build(step)
             self.expands[number].build(step)
-            self.contracts[number].build((None, None, 4 * self.width))
+            self.contracts[number].build((None, None, self.expansion * self.width))
         self.final_norm.build(step)
         self.built = True
 
@@ -235,6 +243,6 @@ class TransformerEncoder(SequenceEncoder):
     def get_config(self) -> dict:
         return {
             **super().get_config(),
-            **dict(width=self.width, heads=self.heads, depth=self.depth, window=self.window),
+            **dict(width=self.width, heads=self.heads, depth=self.depth, window=self.window, expansion=self.expansion),
             "dropout": self.dropout_rate,
         }
