@@ -1,4 +1,5 @@
-"""Notes <-> piano rolls: the grid (nearest step, the sound at each step's start, or the article's floor), merged notes, round trips."""
+"""Notes <-> piano rolls: the grids (nearest step, what sounds at each step's start, the article's floor),
+merged notes, round trips."""
 
 import numpy as np
 import pytest
@@ -191,7 +192,10 @@ def test_roll_to_notes_merges_runs_of_sounding_steps():
     assert notes.lengths.tolist() == [3, 3, 8]
 
 
-@pytest.mark.parametrize(("grid", "steps_per_quarter"), [("nearest", 4), ("floor", 4), ("sample", 4), ("sample", 1), ("nearest", 3), ("nearest", 8)])
+@pytest.mark.parametrize(
+    ("grid", "steps_per_quarter"),
+    [("nearest", 4), ("floor", 4), ("sample", 4), ("sample", 1), ("nearest", 3), ("nearest", 8)],
+)
 def test_chorale_roll_survives_a_midi_round_trip(chorale_files, grid, steps_per_quarter):
     roll, _ = piece_to_roll(read_midi(score_to_midi(chorale_files[0])), steps_per_quarter, grid=grid)
     assert roll.shape[0] == NUM_PITCHES and roll.shape[1] > 25 * steps_per_quarter and roll.any()
