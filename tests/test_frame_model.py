@@ -112,18 +112,18 @@ def test_a_stretch_from_a_pieces_first_frame_is_taught_what_predict_scores(name)
     model = frame_model.wrap(tiny(name, seed=5))
     data = tiny_data([10, 3, 40, 1], seed=6)
     batching = Batching(batch_size=3, seed=2, sequence_steps=WINDOW)
-    table = batches.stretches(data.offsets, WINDOW, seed=2, epoch=1)
+    table = batches.by_length(batches.stretches(data.offsets, WINDOW, seed=2, epoch=1), 3, seed=2, epoch=1)
     scored = model.predict(data).probabilities
     rows = iter(table)
     compared = 0
     for batch in model.training_batches(data, batching, epoch=1):
         probabilities, targets, weights = (np.asarray(part) for part in model.teacher_forced(batch, training=False))
-        count = len(probabilities) // WINDOW
-        probabilities, targets = probabilities.reshape(count, WINDOW, PITCHES), targets.reshape(count, WINDOW, PITCHES)
-        weights = weights.reshape(count, WINDOW)
+        count, steps = batch[0].shape[:2]
+        probabilities, targets = probabilities.reshape(count, steps, PITCHES), targets.reshape(count, steps, PITCHES)
+        weights = weights.reshape(count, steps)
         for row in range(count):
             start, length, sequence_start = next(rows)
-            assert weights[row].tolist() == [1.0] * length + [0.0] * (WINDOW - length)
+            assert weights[row].tolist() == [1.0] * length + [0.0] * (steps - length)
             np.testing.assert_array_equal(targets[row, :length], data.frames[start : start + length] / 255.0)
             if start == sequence_start:
                 np.testing.assert_allclose(probabilities[row, :length], scored[start : start + length], atol=1e-5)

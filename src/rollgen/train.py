@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -106,7 +107,17 @@ class Steps:
     def __init__(self, model: FrameModel, loss: str, strategy: tf.distribute.Strategy) -> None:
         self.model, self.strategy = model, strategy
         self.loss = keras.losses.get(LOSSES[loss])
-        self.train = tf.function(self.distributed(self.train_replica))
+        self.compiled: dict[str, Callable] = {}
+
+    def train(self, batch, spec) -> dict[str, tf.Tensor]:
+        """One step, traced once for every batch of the dataset's `spec` (its element_spec): a sequence model's
+        batches differ in length (rollgen.batches.by_length) and an epoch's last batch is smaller, and one
+        trace of unknown sizes runs them all, so a resumed run computes with the graph an uninterrupted one
+        does (a trace per shape gives other rounding, and other weights)."""
+        key = repr(spec)
+        if key not in self.compiled:
+            self.compiled[key] = tf.function(self.distributed(self.train_replica), input_signature=[spec])
+        return self.compiled[key](batch)
 
     def distributed(self, replica_step):
         def step(batch):
@@ -146,7 +157,7 @@ class Steps:
         bar = tqdm(distributed, total=steps, desc=description, unit="batch", leave=False, disable=not steps,
                    mininterval=0.5 if sys.stderr.isatty() else 30)  # a log file gets a line every 30 s  # fmt: skip
         for batch in bar:
-            for name, value in self.train(batch).items():
+            for name, value in self.train(batch, distributed.element_spec).items():
                 totals[name] = totals.get(name, 0.0) + float(value)
         frames = max(totals.get("frames", 0.0), 1.0)
         return {"loss": totals.get("loss", 0.0) / frames, "nll": totals.get("nll", 0.0) / frames}
