@@ -91,7 +91,7 @@ def test_stretches_differ_between_epochs_and_repeat_for_the_same_seed_and_epoch(
 @pytest.mark.parametrize("transpose", [0, 2])
 def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(transpose):
     data = sequences(random_pieces(3, [5, 20, 37], seed=4))
-    table = batches.by_length(batches.stretches(data.offsets, 8, seed=3, epoch=2), 4, seed=3, epoch=2)
+    table = batches.stretches(data.offsets, 8, seed=3, epoch=2)
     made = batches.stretch_batches(data.frames, data.positions, data.offsets, 8, 4, seed=3, epoch=2,
                                    transpose=transpose)  # fmt: skip
     rows, shifts = iter(table), set()
@@ -116,21 +116,6 @@ def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(tr
             assert not np.asarray(frames[row, length:]).any() and not np.asarray(previous[row, length:]).any()
     assert next(rows, None) is None  # every stretch, once
     assert len(shifts) > 1 if transpose else shifts == {0}
-
-
-def test_batches_group_stretches_of_one_length_and_keep_every_stretch():
-    offsets = np.cumsum([0] + LENGTHS * 5)
-    table = batches.stretches(offsets, steps=16, seed=1, epoch=0)
-    grouped = batches.by_length(table, 4, seed=1, epoch=0)
-    assert sorted(map(tuple, grouped)) == sorted(map(tuple, table))  # every stretch, once
-    lengths = [grouped[first : first + 4, 1] for first in range(0, len(grouped), 4)]
-    padding = sum(int(batch.max()) * len(batch) - int(batch.sum()) for batch in lengths)
-    shuffled = sum(int(table[first : first + 4, 1].max()) * 4 - int(table[first : first + 4, 1].sum())
-                   for first in range(0, len(table), 4))  # fmt: skip
-    assert padding < shuffled / 4  # sorted by length, a batch is barely longer than its stretches
-    assert [len(batch) for batch in lengths[:-1]] == [4] * (len(lengths) - 1)  # only the last one smaller
-    np.testing.assert_array_equal(grouped, batches.by_length(table, 4, seed=1, epoch=0))
-    assert not np.array_equal(grouped, batches.by_length(table, 4, seed=1, epoch=1))  # batches in another order
 
 
 def moved(frames: np.ndarray, shift: int) -> np.ndarray:

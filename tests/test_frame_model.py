@@ -112,7 +112,7 @@ def test_a_stretch_from_a_pieces_first_frame_is_taught_what_predict_scores(name)
     model = frame_model.wrap(tiny(name, seed=5))
     data = tiny_data([10, 3, 40, 1], seed=6)
     batching = Batching(batch_size=3, seed=2, sequence_steps=WINDOW)
-    table = batches.by_length(batches.stretches(data.offsets, WINDOW, seed=2, epoch=1), 3, seed=2, epoch=1)
+    table = batches.stretches(data.offsets, WINDOW, seed=2, epoch=1)
     scored = model.predict(data).probabilities
     rows = iter(table)
     compared = 0

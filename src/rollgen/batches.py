@@ -109,22 +109,6 @@ def stretches(offsets: np.ndarray, steps: int, seed: int, epoch: int) -> np.ndar
     return table[rng.permutation(len(table))]
 
 
-def by_length(table: np.ndarray, batch_size: int, seed: int, epoch: int) -> np.ndarray:
-    """The stretches of `stretches` regrouped so that each run of `batch_size` rows, one batch, holds stretches
-    of about one length, the batches in an order drawn from (seed, epoch) (the one smaller batch, of the
-    shortest stretches, last).
-
-    A batch is as long as its longest stretch, so the short stretches at a piece's ends (two in five of the
-    chorales' stretches of 64 steps) no longer pad a batch to the full length: a fifth of every batch was
-    padding, now 1%. Every stretch is still in exactly one batch.
-    """
-    by_size = table[np.argsort(-table[:, 1], kind="stable")]  # the shuffled order kept among equal lengths
-    whole = len(by_size) // batch_size * batch_size
-    groups = by_size[:whole].reshape(-1, batch_size, by_size.shape[1])
-    order = np.random.default_rng([seed, epoch, 1]).permutation(len(groups))
-    return np.concatenate([groups[order].reshape(-1, by_size.shape[1]), by_size[whole:]])  # the smaller batch last
-
-
 def stretch_batches(
     frames: np.ndarray,
     positions: np.ndarray,
@@ -136,8 +120,7 @@ def stretch_batches(
     transpose: int = 0,
 ) -> tf.data.Dataset:
     """One epoch's batches of (previous frames, positions, frames, mask), each (batch, steps, ...), for
-    sequence models, in the order of `by_length`: a batch holds stretches of about one length and lasts
-    as long as its longest (at most `steps`).
+    sequence models; a batch lasts as long as its longest stretch (at most `steps`).
 
     At step t of a stretch the model reads the frame before it (silence before a piece's first frame) and
     the position of frame t, and predicts frame t; the mask is 0 on the padding after a short stretch.
@@ -146,12 +129,12 @@ def stretch_batches(
     silent = len(frames)  # an extra all-zero row: padding and the silence before a piece
     frames_tensor = tf.constant(np.concatenate([frames, np.zeros((1, frames.shape[1]), frames.dtype)]))
     positions_tensor = tf.constant(np.concatenate([positions, np.zeros((1, positions.shape[1]), positions.dtype)]))
-    table = by_length(stretches(offsets, steps, seed, epoch), batch_size, seed, epoch)
+    table = stretches(offsets, steps, seed, epoch)
     base_seed, epoch_tensor = tf.constant(seed, tf.int64), tf.constant(epoch, tf.int64)
 
     def cut(index, rows):
         start, length, sequence_start = rows[:, 0:1], rows[:, 1:2], rows[:, 2:3]
-        within = tf.range(tf.reduce_max(length), dtype=tf.int64)
+        within = tf.range(tf.reduce_max(length), dtype=tf.int64)  # as long as the batch's longest stretch
         real = within[None, :] < length
         targets = tf.where(real, start + within[None, :], silent)
         before = start + within[None, :] - 1
