@@ -123,7 +123,7 @@ def test_check_gives_each_files_lost_share_and_flags_files_that_lose_notes(tmp_p
     assert result.exit_code == 2 and "images.grid must be one of" in result.output
 
 
-def test_roll_draws_on_either_grid(tmp_path):
+def test_roll_draws_on_every_grid(tmp_path):
     short = tmp_path / "short.mid"
     short.write_bytes(build_midi([["0, Note_on_c, 0, 60, 90", "96, Note_off_c, 0, 60, 0"]]))
     result = runner.invoke(app, ["roll", str(short), "-o", str(tmp_path / "nearest.png")])
@@ -132,6 +132,12 @@ def test_roll_draws_on_either_grid(tmp_path):
     assert (
         result.exit_code == 0 and "0 steps, 0 sounding cells, not drawn: {'shorter than one step': 1}" in result.output
     )
+    result = runner.invoke(app, ["roll", str(short), "-o", str(tmp_path / "sample.png"), "--grid", "sample"])
+    assert result.exit_code == 0 and "1 steps, 1 sounding cells" in result.output  # it sounds at step 0's start
+    late = tmp_path / "late.mid"
+    late.write_bytes(build_midi([["24, Note_on_c, 0, 60, 90", "96, Note_off_c, 0, 60, 0"]]))
+    result = runner.invoke(app, ["roll", str(late), "-o", str(tmp_path / "late.png"), "--grid", "sample"])
+    assert result.exit_code == 0 and "not drawn: {\"sounds at no step's start\": 1}" in result.output
 
 
 def test_check_and_roll_grid_defaults_are_params_yaml_defaults():
