@@ -137,7 +137,7 @@ def test_roll_draws_on_every_grid(tmp_path):
     late = tmp_path / "late.mid"
     late.write_bytes(build_midi([["24, Note_on_c, 0, 60, 90", "96, Note_off_c, 0, 60, 0"]]))
     result = runner.invoke(app, ["roll", str(late), "-o", str(tmp_path / "late.png"), "--grid", "sample"])
-    assert result.exit_code == 0 and "not drawn: {\"sounds at no step's start\": 1}" in result.output
+    assert result.exit_code == 0 and 'not drawn: {"sounds at no step\'s start": 1}' in result.output
 
 
 def test_check_and_roll_grid_defaults_are_params_yaml_defaults():

@@ -126,8 +126,8 @@ def test_the_sample_grid_holds_what_sounds_at_each_steps_start():
     assert roll.shape == (NUM_PITCHES, 4)
     assert [runs(roll, pitch) for pitch in (C4, 62, 64, 65, 67)] == [[(0, 1)], [(1, 1)], [], [(2, 2)], []]
     assert dropped == {NOT_SAMPLED: 2}  # the passing tone at 1.5 and the 16th at 3.54: no beat hears them
-    # On the beat they agree with floor; off the beat floor keeps the passing tone and loses the quarter:
-    # the 0..1 quarter lasts one step from step 0 either way, but floor puts the eighth at 1.5 on step 1.
+    # floor drops both eighths (shorter than a step) and gives the dotted quarter one step, where sample
+    # gives it the two beats it sounds on.
     floor_roll, _ = piece_to_roll(alto, steps_per_quarter=1, grid="floor")
     assert runs(floor_roll, 64) == [] and runs(floor_roll, 65) == [(2, 1)]
     assert ticks_to_steps(np.array([0, 1, 479, 480, 481]), 480, 1, "sample").tolist() == [0, 1, 1, 1, 2]

@@ -13,6 +13,12 @@ app = typer.Typer(help="rollgen: piano-roll music models, from MIDI to new MIDI 
 
 
 FLAG = "LOSES NOTES"  # marks a file of `rollgen check` that loses over 1% of its in-range notes
+WHY_LOST = {  # what a grid loses (rollgen.roll.GRIDS), and what keeps it
+    "nearest": "notes re-struck within a step merge (merged_by_grid): a finer grid (--steps-per-quarter 8 or 12)"
+    " draws them apart",
+    "sample": "notes that sound at no step's start vanish (too_short): --grid nearest keeps them",
+    "floor": "notes shorter than a step vanish (too_short): --grid nearest keeps them",
+}
 
 
 @app.command()
@@ -65,17 +71,9 @@ def check(
         f"{counts['duplicate']} duplicate"
     )
     if flagged:
-        why = (
-            "notes re-struck within a step merge (merged_by_grid): a finer grid (--steps-per-quarter 8 or 12)"
-            " draws them apart"
-            if grid == "nearest"
-            else "notes that sound at no step's start vanish (too_short): --grid nearest keeps them"
-            if grid == "sample"
-            else "notes shorter than a step vanish (too_short): --grid nearest keeps them"
-        )
         typer.echo(
             f"{flagged} of {counts['accepted']} accepted files ({FLAG}) lose over {ingest.LOST_SHARE_FLAG:.0%} of"
-            f" their in-range notes on the {grid} grid of {steps_per_quarter} steps a quarter; {why}"
+            f" their in-range notes on the {grid} grid of {steps_per_quarter} steps a quarter; {WHY_LOST[grid]}"
         )
     if counts["rejected"]:
         raise typer.Exit(1)

@@ -107,17 +107,16 @@ class Steps:
     def __init__(self, model: FrameModel, loss: str, strategy: tf.distribute.Strategy) -> None:
         self.model, self.strategy = model, strategy
         self.loss = keras.losses.get(LOSSES[loss])
-        self.compiled: dict[str, Callable] = {}
+        self.compiled: Callable | None = None
 
     def train(self, batch, spec) -> dict[str, tf.Tensor]:
-        """One step, traced once for every batch of the dataset's `spec` (its element_spec): a sequence model's
-        batches differ in length (each lasts as long as its longest stretch) and an epoch's last batch is smaller; one
-        trace of unknown sizes runs them all, so a resumed run computes with the graph an uninterrupted one
-        does (a trace per shape gives other rounding, and other weights)."""
-        key = repr(spec)
-        if key not in self.compiled:
-            self.compiled[key] = tf.function(self.distributed(self.train_replica), input_signature=[spec])
-        return self.compiled[key](batch)
+        """One step, traced once, for the dataset's `spec` (its element_spec, the same every epoch): a sequence
+        model's batches differ in length (each lasts as long as its longest stretch) and an epoch's last batch
+        is smaller; one trace of unknown sizes runs them all, so a resumed run computes with the graph an
+        uninterrupted one does (a trace per shape gives other rounding, and other weights)."""
+        if self.compiled is None:
+            self.compiled = tf.function(self.distributed(self.train_replica), input_signature=[spec])
+        return self.compiled(batch)
 
     def distributed(self, replica_step):
         def step(batch):
