@@ -88,34 +88,67 @@ def test_stretches_differ_between_epochs_and_repeat_for_the_same_seed_and_epoch(
     assert cuts(one) != cuts(other_epoch) and cuts(one) != cuts(other_seed)  # the cuts move, not only the order
 
 
+def stretches_in_batches(made, table: np.ndarray, placed: np.ndarray):
+    """Yields, per stretch of `table` in order, its row of its batch: (previous, positions, frames, mask,
+    segments) of that row, the stretch's first column in it, and the batch's steps."""
+    batch_rows = [[np.asarray(part) for part in batch] for batch in made]
+    sizes = np.cumsum([0] + [len(batch[0]) for batch in batch_rows])
+    for number, (row, column) in enumerate(placed):
+        batch = int(np.searchsorted(sizes, row, side="right") - 1)
+        yield [part[row - sizes[batch]] for part in batch_rows[batch]], int(column), batch_rows[batch][0].shape[1]
+
+
+@pytest.mark.parametrize("pack", [False, True])
 @pytest.mark.parametrize("transpose", [0, 2])
-def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(transpose):
-    data = sequences(random_pieces(3, [5, 20, 37], seed=4))
-    table = batches.stretches(data.offsets, 8, seed=3, epoch=2)
-    made = batches.stretch_batches(data.frames, data.positions, data.offsets, 8, 4, seed=3, epoch=2,
-                                   transpose=transpose)  # fmt: skip
-    rows, shifts = iter(table), set()
-    for previous, positions, frames, mask in made:
-        steps = int(np.asarray(mask).sum(axis=1).max())  # as long as its longest stretch
-        assert previous.shape[1:] == frames.shape[1:] == (steps, 106) and positions.shape[1:] == (steps, 4)
-        for row in range(len(frames)):
-            start, length, sequence_start = next(rows)
-            assert np.asarray(mask[row]).tolist() == [1.0] * length + [0.0] * (steps - length)
-            np.testing.assert_array_equal(positions[row, :length], data.positions[start : start + length])
-            first_before = data.frames[start - 1] if start > sequence_start else np.zeros(106)  # silence at a start
-            before = np.concatenate([[first_before], data.frames[start : start + length - 1]]) / 255.0
-            expected = np.concatenate([before, data.frames[start : start + length] / 255.0])  # previous, then targets
-            got = np.concatenate([previous[row, :length], frames[row, :length]])
-            # Transposed, the frames and the frames before them move by one shift (the pieces' notes lie far
-            # from the edges, so no note is lost).
-            matching = [
-                shift for shift in range(-transpose, transpose + 1) if np.array_equal(got, moved(expected, shift))
-            ]
-            assert matching, (start, length)
-            shifts.add(matching[0])
-            assert not np.asarray(frames[row, length:]).any() and not np.asarray(previous[row, length:]).any()
-    assert next(rows, None) is None  # every stretch, once
+def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(transpose, pack):
+    data = sequences(random_pieces(5, [5, 20, 37, 3, 11], seed=4))
+    table, placed = batches.stretch_rows(data.offsets, 8, seed=3, epoch=2, pack=pack)
+    made = list(batches.stretch_batches(data.frames, data.positions, data.offsets, 8, 4, seed=3, epoch=2,
+                                        transpose=transpose, pack=pack))  # fmt: skip
+    assert sum(len(batch[0]) for batch in made) == int(placed[:, 0].max()) + 1  # every row, once
+    shifts = set()
+    for number, (row, column, steps) in enumerate(stretches_in_batches(made, table, placed)):
+        previous, positions, frames, mask, segments = row
+        start, length, sequence_start = table[number]
+        assert previous.shape == frames.shape == (steps, 106) and positions.shape == (steps, 4)
+        mine = slice(column, column + length)
+        assert segments[mine].tolist() == [number + 1] * length and mask[mine].tolist() == [1.0] * length
+        np.testing.assert_array_equal(positions[mine], data.positions[start : start + length])
+        first_before = data.frames[start - 1] if start > sequence_start else np.zeros(106)  # silence at a start
+        before = np.concatenate([[first_before], data.frames[start : start + length - 1]]) / 255.0
+        expected = np.concatenate([before, data.frames[start : start + length] / 255.0])  # previous, then targets
+        got = np.concatenate([previous[mine], frames[mine]])
+        # Transposed, the frames and the frames before them move by one shift (the pieces' notes lie far
+        # from the edges, so no note is lost).
+        matching = [shift for shift in range(-transpose, transpose + 1) if np.array_equal(got, moved(expected, shift))]
+        assert matching, (start, length)
+        shifts.add(matching[0])
+        unused = segments == 0
+        assert not frames[unused].any() and not previous[unused].any() and not mask[unused].any()
     assert len(shifts) > 1 if transpose else shifts == {0}
+    if not pack:
+        assert placed[:, 1].tolist() == [0] * len(table)  # a row per stretch
+
+
+def test_packing_fills_rows_with_short_stretches_and_never_overlaps_them():
+    offsets = np.cumsum([0] + LENGTHS * 3)
+    table, placed = batches.stretch_rows(offsets, 16, seed=5, epoch=1, pack=True)
+    np.testing.assert_array_equal(table, batches.stretches(offsets, 16, seed=5, epoch=1))  # the same stretches
+    used = np.zeros((int(placed[:, 0].max()) + 1, 16), int)
+    for (row, column), length in zip(placed, table[:, 1]):
+        used[row, column : column + length] += 1
+    assert used.max() == 1  # no step holds two stretches
+    assert (used.sum(axis=1) > 0).all() and used.sum() == sum(LENGTHS) * 3
+    assert len(used) < len(table)  # short stretches shared rows
+    first_rows = [placed[table_row, 0] for table_row in range(len(table))]
+    assert [row for number, row in enumerate(first_rows) if row not in first_rows[:number]] == sorted(set(first_rows))
+    # A row opens for a stretch only when no open row has room for it (first fit).
+    for number, ((row, column), length) in enumerate(zip(placed, table[:, 1])):
+        if column == 0:
+            before = np.zeros(len(used), int)
+            for (other_row, _), other_length in zip(placed[:number], table[:number, 1]):
+                before[other_row] += other_length
+            assert not ((before[:row] > 0) & (before[:row] + length <= 16)).any()
 
 
 def moved(frames: np.ndarray, shift: int) -> np.ndarray:

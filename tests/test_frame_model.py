@@ -107,29 +107,32 @@ def test_window_training_batches_score_what_predict_scores():
 
 @pytest.mark.parametrize("name", SEQUENCE_NADES)
 def test_a_stretch_from_a_pieces_first_frame_is_taught_what_predict_scores(name):
-    """The training path (teacher_forced on a stretch batch) and the scoring path (predict) agree on every
-    stretch that starts where its piece starts; padding is masked out."""
+    """The training path (teacher_forced on a stretch batch, packed where the model packs) and the scoring path
+    (predict) agree on every stretch that starts where its piece starts; padding is masked out."""
     model = frame_model.wrap(tiny(name, seed=5))
-    data = tiny_data([10, 3, 40, 1], seed=6)
+    data = tiny_data([10, 3, 40, 1, 2], seed=6)
     batching = Batching(batch_size=3, seed=2, sequence_steps=WINDOW)
-    table = batches.stretches(data.offsets, WINDOW, seed=2, epoch=1)
+    table, placed = batches.stretch_rows(data.offsets, WINDOW, 2, 1, model.encoder.packs)
+    assert (placed[:, 1] > 0).any() == model.encoder.packs  # the Transformer packs short stretches together
     scored = model.predict(data).probabilities
-    rows = iter(table)
-    compared = 0
+    taught = []
     for batch in model.training_batches(data, batching, epoch=1):
         probabilities, targets, weights = (np.asarray(part) for part in model.teacher_forced(batch, training=False))
         count, steps = batch[0].shape[:2]
-        probabilities, targets = probabilities.reshape(count, steps, PITCHES), targets.reshape(count, steps, PITCHES)
-        weights = weights.reshape(count, steps)
-        for row in range(count):
-            start, length, sequence_start = next(rows)
-            assert weights[row].tolist() == [1.0] * length + [0.0] * (steps - length)
-            np.testing.assert_array_equal(targets[row, :length], data.frames[start : start + length] / 255.0)
-            if start == sequence_start:
-                np.testing.assert_allclose(probabilities[row, :length], scored[start : start + length], atol=1e-5)
-                compared += 1
-    assert next(rows, None) is None and compared == len(data)  # every piece's first stretch compared
-    assert model.batch_count(data, batching) == -(-len(table) // 3)
+        taught += zip(probabilities.reshape(count, steps, PITCHES), targets.reshape(count, steps, PITCHES),
+                      weights.reshape(count, steps))  # fmt: skip
+    assert len(taught) == int(placed[:, 0].max()) + 1 and model.batch_count(data, batching) == -(-len(taught) // 3)
+    compared = 0
+    for (start, length, sequence_start), (row, column) in zip(table, placed):
+        probabilities, targets, weights = taught[row]
+        mine = slice(column, column + length)
+        assert weights[mine].tolist() == [1.0] * length
+        np.testing.assert_array_equal(targets[mine], data.frames[start : start + length] / 255.0)
+        if start == sequence_start:
+            np.testing.assert_allclose(probabilities[mine], scored[start : start + length], atol=1e-5)
+            compared += 1
+    assert compared == len(data)  # every piece's first stretch compared
+    assert sum(weights.sum() for _, _, weights in taught) == len(data.frames)  # the rest is padding
 
 
 def recomputed(keras_model, primers, positions, steps, sampler, rng):

@@ -109,6 +109,57 @@ def stretches(offsets: np.ndarray, steps: int, seed: int, epoch: int) -> np.ndar
     return table[rng.permutation(len(table))]
 
 
+def packed_rows(table: np.ndarray, steps: int) -> np.ndarray:
+    """Where each stretch of `table` goes when short ones share a row: int64 (stretches, 2) of (row, first step
+    in the row). First fit in the table's (shuffled) order: a stretch joins the first row with room left, or
+    starts a new one; rows are numbered as they start, so their order stays shuffled. A stretch of `steps`
+    frames fills a row alone; what packing saves is the padding after the short stretches at pieces' ends."""
+    placed = np.zeros((len(table), 2), np.int64)
+    open_rows: list[list[int]] = []  # [row, frames used] of rows with room left, oldest first
+    rows = 0
+    for number, length in enumerate(table[:, 1]):
+        home = next((candidate for candidate in open_rows if candidate[1] + length <= steps), None)
+        if home is None:
+            home = [rows, 0]
+            rows += 1
+            open_rows.append(home)
+        placed[number] = home
+        home[1] += int(length)
+        if home[1] == steps:
+            open_rows.remove(home)
+    return placed
+
+
+def stretch_rows(offsets: np.ndarray, steps: int, seed: int, epoch: int, pack: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's stretches (rollgen.batches.stretches) and where each goes (packed_rows, or a row each)."""
+    table = stretches(offsets, steps, seed, epoch)
+    if pack:
+        return table, packed_rows(table, steps)
+    return table, np.stack([np.arange(len(table)), np.zeros(len(table), np.int64)], axis=1)
+
+
+def row_layout(table: np.ndarray, placed: np.ndarray, steps: int, silent: int) -> dict[str, np.ndarray]:
+    """Per row and step (rows, steps): the frame to predict, the frame before it (`silent` before a piece's
+    first frame and on padding), the stretch it belongs to (its number in `table` + 1; 0 on padding), and
+    how many of the row's steps are used."""
+    rows = int(placed[:, 0].max()) + 1 if len(placed) else 0
+    lengths = table[:, 1]
+    stretch = np.repeat(np.arange(len(table)), lengths)
+    within = np.arange(len(stretch)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    row, column = placed[stretch, 0], placed[stretch, 1] + within
+    target = table[stretch, 0] + within
+    layout = {
+        "target": np.full((rows, steps), silent, np.int64),
+        "previous": np.full((rows, steps), silent, np.int64),
+        "segment": np.zeros((rows, steps), np.int32),
+    }
+    layout["target"][row, column] = target
+    layout["previous"][row, column] = np.where(target - 1 >= table[stretch, 2], target - 1, silent)
+    layout["segment"][row, column] = stretch + 1
+    layout["used"] = (layout["segment"] > 0).sum(axis=1).astype(np.int64)
+    return layout
+
+
 def stretch_batches(
     frames: np.ndarray,
     positions: np.ndarray,
@@ -118,35 +169,36 @@ def stretch_batches(
     seed: int,
     epoch: int = 0,
     transpose: int = 0,
+    pack: bool = False,
 ) -> tf.data.Dataset:
-    """One epoch's batches of (previous frames, positions, frames, mask), each (batch, steps, ...), for
-    sequence models; a batch lasts as long as its longest stretch (at most `steps`).
+    """One epoch's batches of (previous frames, positions, frames, mask, segments), each (batch, steps, ...),
+    for sequence models; a batch lasts as long as its longest row (at most `steps`).
 
     At step t of a stretch the model reads the frame before it (silence before a piece's first frame) and
     the position of frame t, and predicts frame t; the mask is 0 on the padding after a short stretch.
-    Frames are floats in 0..1, positions int32 rows (see rollgen.meter).
+    With `pack`, short stretches share a row (packed_rows) and `segments` tells them apart (the stretch's
+    number; 0 on padding), so a model that packs must keep them apart; without, a row holds one stretch.
+    Frames are floats in 0..1, positions int32 rows (see rollgen.meter). Each row is transposed by its own
+    shift, from (seed, epoch, batch index).
     """
     silent = len(frames)  # an extra all-zero row: padding and the silence before a piece
     frames_tensor = tf.constant(np.concatenate([frames, np.zeros((1, frames.shape[1]), frames.dtype)]))
     positions_tensor = tf.constant(np.concatenate([positions, np.zeros((1, positions.shape[1]), positions.dtype)]))
-    table = stretches(offsets, steps, seed, epoch)
+    table, placed = stretch_rows(offsets, steps, seed, epoch, pack)
+    layout = row_layout(table, placed, steps, silent)
     base_seed, epoch_tensor = tf.constant(seed, tf.int64), tf.constant(epoch, tf.int64)
 
     def cut(index, rows):
-        start, length, sequence_start = rows[:, 0:1], rows[:, 1:2], rows[:, 2:3]
-        within = tf.range(tf.reduce_max(length), dtype=tf.int64)  # as long as the batch's longest stretch
-        real = within[None, :] < length
-        targets = tf.where(real, start + within[None, :], silent)
-        before = start + within[None, :] - 1
-        previous = tf.where(real & (before >= sequence_start), before, silent)
+        longest = tf.reduce_max(rows["used"])  # as long as the batch's longest row
+        targets, previous, segments = (rows[name][:, :longest] for name in ("target", "previous", "segment"))
         to_float = lambda index: tf.cast(tf.gather(frames_tensor, index), tf.float32) / 255.0  # noqa: E731
         previous_frames, target_frames = to_float(previous), to_float(targets)
         if transpose:
-            shifts = batch_shifts(base_seed, epoch_tensor, index, tf.shape(rows)[0], transpose)
+            shifts = batch_shifts(base_seed, epoch_tensor, index, tf.shape(targets)[0], transpose)
             previous_frames = transpose_frames(previous_frames, shifts)
             target_frames = transpose_frames(target_frames, shifts)
         where = tf.cast(tf.gather(positions_tensor, targets), tf.int32)
-        return previous_frames, where, target_frames, tf.cast(real, tf.float32)
+        return previous_frames, where, target_frames, tf.cast(segments > 0, tf.float32), segments
 
-    batches = tf.data.Dataset.from_tensor_slices(table).batch(batch_size).enumerate()
+    batches = tf.data.Dataset.from_tensor_slices(layout).batch(batch_size).enumerate()
     return batches.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

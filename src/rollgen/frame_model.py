@@ -216,15 +216,18 @@ class SequenceModel(FrameModel):
 
     def training_batches(self, data: Sequences, batching: Batching, epoch: int) -> tf.data.Dataset:
         return batches.stretch_batches(data.frames, data.positions, data.offsets, batching.sequence_steps,
-                                       batching.batch_size, batching.seed or 0, epoch, batching.transpose)  # fmt: skip
+                                       batching.batch_size, batching.seed or 0, epoch, batching.transpose,
+                                       pack=self.encoder.packs)  # fmt: skip
 
     def batch_count(self, data: Sequences, batching: Batching) -> int:
-        count = len(batches.stretches(data.offsets, batching.sequence_steps, batching.seed or 0, 0))
-        return -(-count // batching.batch_size)
+        _, placed = batches.stretch_rows(data.offsets, batching.sequence_steps, batching.seed or 0, 0, self.encoder.packs)
+        rows = int(placed[:, 0].max()) + 1 if len(placed) else 0
+        return -(-rows // batching.batch_size)
 
     def teacher_forced(self, batch, training: bool):
-        previous, positions, frames, mask = batch
-        probabilities = self.keras([previous, positions, frames], training=training)
+        previous, positions, frames, mask, segments = batch
+        features = self.encoder([previous, positions], segments=segments, training=training)
+        probabilities = self.head([features, frames])
         pitches = frames.shape[-1]
         return tf.reshape(probabilities, [-1, pitches]), tf.reshape(frames, [-1, pitches]), tf.reshape(mask, [-1])
 

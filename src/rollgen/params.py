@@ -86,7 +86,7 @@ class TrainParams(Section):
     model: ModelName = "transformernade"  # rollgen.models.MODELS
     loss: Literal["bce", "mse"] = "bce"  # rollgen.train.LOSSES
     epochs: PositiveInt = 80
-    batch_size: PositiveInt = 32
+    batch_size: PositiveInt = 16
     sequence_steps: PositiveInt = 64
     learning_rate: PositiveFloat = 0.004
     lr_schedule: Literal["constant", "cosine"] = "cosine"

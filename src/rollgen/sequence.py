@@ -51,7 +51,14 @@ class PositionFeatures(layers.Layer):
 
 
 class SequenceEncoder(layers.Layer):
-    """(previous frames (batch, steps, pitches), positions (batch, steps, 4)) -> features (batch, steps, F)."""
+    """(previous frames (batch, steps, pitches), positions (batch, steps, 4)) -> features (batch, steps, F).
+
+    `packs`: whether training may pack several stretches into one row (rollgen.batches.packed_rows) and pass
+    `segments` (batch, steps) to tell them apart; an encoder that cannot keep them apart (a recurrent one
+    carries its state along the row) is given one stretch per row and ignores `segments`.
+    """
+
+    packs = False
 
     def initial_state(self, batch_size) -> list:
         raise NotImplementedError
@@ -60,7 +67,7 @@ class SequenceEncoder(layers.Layer):
         """Features for a chunk of steps read after `state`, and the state after them."""
         raise NotImplementedError
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, segments=None):
         previous, positions = inputs
         features, _ = self.advance(previous, positions, self.initial_state(ops.shape(previous)[0]), training)
         return features
@@ -165,7 +172,10 @@ class TransformerEncoder(SequenceEncoder):
     """A causal Transformer over frames: each step attends to itself and the `window` - 1 steps before it
     (Keras MultiHeadAttention with a causal, banded mask). No absolute position embedding: the bar position is
     an input, and the mask orders the steps, so a piece may run longer than anything seen in training. The
-    state is each layer's last `window` - 1 inputs, so a generated step costs the same at step 10 or 10,000."""
+    state is each layer's last `window` - 1 inputs, so a generated step costs the same at step 10 or 10,000.
+    It packs: in training, a step attends only to steps of its own stretch (`segments`)."""
+
+    packs = True
 
     def __init__(
         self,
@@ -207,8 +217,9 @@ class TransformerEncoder(SequenceEncoder):
         kept = self.window - 1
         return [ops.zeros((batch_size, kept, self.width)) for _ in range(self.depth)] + [ops.zeros((batch_size, kept))]
 
-    def advance(self, previous, positions, state, training=None):
-        """With `state` None, reads from nothing before (training); otherwise attends into the cached steps."""
+    def advance(self, previous, positions, state, training=None, segments=None):
+        """With `state` None, reads from nothing before (training; `segments`, when given, keep a packed row's
+        stretches apart); otherwise attends into the cached steps."""
         where = self.positions(positions)
         x = self.embed(ops.concatenate([self.dropout(previous, training=training), where], axis=-1))
         steps = ops.shape(x)[1]
@@ -217,6 +228,8 @@ class TransformerEncoder(SequenceEncoder):
             key = ops.arange(steps)[None, :]
             mask = (key <= query) & (query - key < self.window)
             mask = ops.broadcast_to(mask[None], (ops.shape(x)[0], steps, steps))
+            if segments is not None:
+                mask = mask & (segments[:, :, None] == segments[:, None, :])
         else:
             kept = self.window - 1
             valid = ops.concatenate([state[-1], ops.ones((ops.shape(x)[0], steps))], axis=1) > 0.5
@@ -236,9 +249,9 @@ class TransformerEncoder(SequenceEncoder):
             after.append(ops.cast(valid, "float32")[:, -(self.window - 1) :])
         return ops.concatenate([self.final_norm(x), where, previous], axis=-1), after
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, segments=None):
         previous, positions = inputs
-        return self.advance(previous, positions, None, training)[0]
+        return self.advance(previous, positions, None, training, segments)[0]
 
     def get_config(self) -> dict:
         return {

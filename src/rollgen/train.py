@@ -111,7 +111,7 @@ class Steps:
 
     def train(self, batch, spec) -> dict[str, tf.Tensor]:
         """One step, traced once, for the dataset's `spec` (its element_spec, the same every epoch): a sequence
-        model's batches differ in length (each lasts as long as its longest stretch) and an epoch's last batch
+        model's batches differ in length (each lasts as long as its longest row) and an epoch's last batch
         is smaller; one trace of unknown sizes runs them all, so a resumed run computes with the graph an
         uninterrupted one does (a trace per shape gives other rounding, and other weights)."""
         if self.compiled is None:
