@@ -105,7 +105,7 @@ def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(tr
     table, placed = batches.stretch_rows(data.offsets, 8, seed=3, epoch=2, pack=pack)
     made = list(batches.stretch_batches(data.frames, data.positions, data.offsets, 8, 4, seed=3, epoch=2,
                                         transpose=transpose, pack=pack))  # fmt: skip
-    assert sum(len(batch[0]) for batch in made) == int(placed[:, 0].max()) + 1  # every row, once
+    assert sum(len(batch[0]) for batch in made) == batches.row_count(placed)  # every row, once
     shifts = set()
     for number, (row, column, steps) in enumerate(stretches_in_batches(made, table, placed)):
         previous, positions, frames, mask, segments = row
@@ -134,7 +134,7 @@ def test_packing_fills_rows_with_short_stretches_and_never_overlaps_them():
     offsets = np.cumsum([0] + LENGTHS * 3)
     table, placed = batches.stretch_rows(offsets, 16, seed=5, epoch=1, pack=True)
     np.testing.assert_array_equal(table, batches.stretches(offsets, 16, seed=5, epoch=1))  # the same stretches
-    used = np.zeros((int(placed[:, 0].max()) + 1, 16), int)
+    used = np.zeros((batches.row_count(placed), 16), int)
     for (row, column), length in zip(placed, table[:, 1]):
         used[row, column : column + length] += 1
     assert used.max() == 1  # no step holds two stretches

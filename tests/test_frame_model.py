@@ -121,7 +121,7 @@ def test_a_stretch_from_a_pieces_first_frame_is_taught_what_predict_scores(name)
         count, steps = batch[0].shape[:2]
         taught += zip(probabilities.reshape(count, steps, PITCHES), targets.reshape(count, steps, PITCHES),
                       weights.reshape(count, steps))  # fmt: skip
-    assert len(taught) == int(placed[:, 0].max()) + 1 and model.batch_count(data, batching) == -(-len(taught) // 3)
+    assert len(taught) == batches.row_count(placed) and model.batch_count(data, batching) == -(-len(taught) // 3)
     compared = 0
     for (start, length, sequence_start), (row, column) in zip(table, placed):
         probabilities, targets, weights = taught[row]

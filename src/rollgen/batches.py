@@ -138,11 +138,16 @@ def stretch_rows(offsets: np.ndarray, steps: int, seed: int, epoch: int, pack: b
     return table, np.stack([np.arange(len(table)), np.zeros(len(table), np.int64)], axis=1)
 
 
+def row_count(placed: np.ndarray) -> int:
+    """How many rows the stretches placed by stretch_rows fill."""
+    return int(placed[:, 0].max()) + 1 if len(placed) else 0
+
+
 def row_layout(table: np.ndarray, placed: np.ndarray, steps: int, silent: int) -> dict[str, np.ndarray]:
     """Per row and step (rows, steps): the frame to predict, the frame before it (`silent` before a piece's
     first frame and on padding), the stretch it belongs to (its number in `table` + 1; 0 on padding), and
     how many of the row's steps are used."""
-    rows = int(placed[:, 0].max()) + 1 if len(placed) else 0
+    rows = row_count(placed)
     lengths = table[:, 1]
     stretch = np.repeat(np.arange(len(table)), lengths)
     within = np.arange(len(stretch)) - np.repeat(np.cumsum(lengths) - lengths, lengths)

@@ -221,8 +221,7 @@ class SequenceModel(FrameModel):
 
     def batch_count(self, data: Sequences, batching: Batching) -> int:
         _, placed = batches.stretch_rows(data.offsets, batching.sequence_steps, batching.seed or 0, 0, self.encoder.packs)
-        rows = int(placed[:, 0].max()) + 1 if len(placed) else 0
-        return -(-rows // batching.batch_size)
+        return -(-batches.row_count(placed) // batching.batch_size)
 
     def teacher_forced(self, batch, training: bool):
         previous, positions, frames, mask, segments = batch
