@@ -91,7 +91,7 @@ class TrainParams(Section):
     learning_rate: PositiveFloat = 0.004
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     patience: NonNegativeInt = 8
-    transpose: NonNegativeInt = 5
+    transpose: NonNegativeInt = 2
     seed: NonNegativeInt = 42
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.train.STRATEGIES
 
