@@ -106,7 +106,7 @@ class GenerateParams(Section):
     pieces: PositiveInt = 4
     steps: PositiveInt = 256
     sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.sampling.MODES
-    temperature: PositiveFloat = 0.8
+    temperature: PositiveFloat = 0.85
     threshold: float = Field(0.5, ge=0, le=1)
     min_notes: NonNegativeInt = 0
     max_notes: NonNegativeInt = 0
