@@ -2,7 +2,7 @@
 unknown key or a value of the wrong type an error that names the file, the key and what would do.
 
     params = load_params()                    # the whole file; every section is checked, whichever is asked for
-    params.train.epochs                       # 100
+    params.train.epochs                       # 80
     load_params("generate").sampling          # 'bernoulli'
     validate("train", {"model": "seed"})      # a dict checked and completed with the defaults: a TrainParams
 
@@ -85,7 +85,7 @@ ModelName = Literal["seed", "convlstm", "lstm", "nade", "convnade", "rnnnade", "
 class TrainParams(Section):
     model: ModelName = "transformernade"  # rollgen.models.MODELS
     loss: Literal["bce", "mse"] = "bce"  # rollgen.train.LOSSES
-    epochs: PositiveInt = 100
+    epochs: PositiveInt = 80
     batch_size: PositiveInt = 16
     sequence_steps: PositiveInt = 64
     learning_rate: PositiveFloat = 0.004
