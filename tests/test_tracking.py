@@ -29,3 +29,24 @@ def test_a_stage_in_a_temporary_copy_creates_the_experiment_in_the_project(monke
     experiment_id = tracking.start_experiment()
     assert (project / "mlflow.db").exists() and not (copy / "mlflow.db").exists()
     assert mlflow.get_experiment(experiment_id).artifact_location == (project / "mlartifacts").as_uri()
+
+
+def test_scores_for_a_training_run_this_store_never_saw_go_to_a_new_run_tagged_with_it(monkeypatch, tmp_path):
+    """A model that came with `dvc pull` names a run in someone else's store: evaluate and generate log anyway."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "rollgen")
+    experiment_id = tracking.start_experiment()
+    with mlflow.start_run() as known:
+        pass
+
+    tracking.log_to_run(known.info.run_id, {"model": {"nll": 1.5}}, prefix="test")
+    tracking.log_to_run("5862bfd4978e43999e16989e253b413c", {"model": {"nll": 2.5}}, prefix="test")
+
+    assert mlflow.get_run(known.info.run_id).data.metrics == {"test.model.nll": 1.5}
+    tagged = "tags.`rollgen.training_run_id` = '5862bfd4978e43999e16989e253b413c'"
+    runs = mlflow.search_runs([experiment_id], filter_string=tagged)
+    assert len(runs) == 1 and runs["metrics.test.model.nll"].iloc[0] == 2.5

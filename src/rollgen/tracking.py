@@ -51,6 +51,23 @@ def git_commit() -> str:
     return result.stdout.strip()
 
 
+def open_run(run_id: str):
+    """The training run `run_id`, or, where this tracking store never saw it (the model came with `dvc pull`
+    or from another clone), a new run tagged with it: scores are logged either way, never lost to a crash."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except MlflowException as error:
+        if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        print(f"MLflow run {run_id} (the training run) is not in this tracking store; logging to a new run")
+        return mlflow.start_run(tags={"rollgen.training_run_id": run_id})
+    return mlflow.start_run(run_id=run_id)
+
+
 def log_to_run(run_id: str | None, metrics: dict, prefix: str, artifact: Path | None = None) -> None:
     """Adds the numbers of a nested metrics dict (and a file) to an existing run, e.g. test scores to the
     training run."""
@@ -66,7 +83,7 @@ def log_to_run(run_id: str | None, metrics: dict, prefix: str, artifact: Path | 
         if isinstance(value, (int, float)) and not isinstance(value, bool)
     }
     start_experiment()
-    with mlflow.start_run(run_id=run_id):
+    with open_run(run_id):
         mlflow.log_metrics(numbers)
         if artifact is not None:
             mlflow.log_artifact(str(artifact))
