@@ -69,8 +69,8 @@ def open_run(run_id: str):
 
 
 def log_to_run(run_id: str | None, metrics: dict, prefix: str, artifact: Path | None = None) -> None:
-    """Adds the numbers of a nested metrics dict (and a file) to an existing run, e.g. test scores to the
-    training run."""
+    """Adds the numbers of a nested metrics dict (and a file) to the training run `run_id` (see open_run),
+    e.g. test scores."""
     import mlflow
 
     from rollgen.params import flatten
