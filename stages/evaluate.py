@@ -9,7 +9,12 @@ from rollgen.params import load_params
 
 def main() -> None:
     params = load_params("evaluate")
-    results = evaluate.run(highest_pitch=params.highest_pitch, samples=params.samples, seed=params.seed)
+    results = evaluate.run(
+        highest_pitch=params.highest_pitch,
+        samples=params.samples,
+        seed=params.seed,
+        transpositions=params.transpositions,
+    )
     run_id = json.loads(paths.TRAIN_METRICS.read_text()).get("mlflow_run_id")
     tracking.log_to_run(run_id, results, prefix="test", artifact=paths.EVAL_METRICS)
     if run_id:

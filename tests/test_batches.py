@@ -93,7 +93,7 @@ def stretches_in_batches(made, table: np.ndarray, placed: np.ndarray):
     segments) of that row, the stretch's first column in it, and the batch's steps."""
     batch_rows = [[np.asarray(part) for part in batch] for batch in made]
     sizes = np.cumsum([0] + [len(batch[0]) for batch in batch_rows])
-    for number, (row, column) in enumerate(placed):
+    for row, column in placed:
         batch = int(np.searchsorted(sizes, row, side="right") - 1)
         yield [part[row - sizes[batch]] for part in batch_rows[batch]], int(column), batch_rows[batch][0].shape[1]
 

@@ -8,6 +8,7 @@ import pytest
 
 from rollgen import evaluate, frame_model
 from rollgen.evaluate import EPSILON, fit_persistence, frame_scores, persistence_probabilities
+from rollgen.mixture import TranspositionMixture
 from rollgen.nade import Decoder
 from tests.archives import write_archive, write_windows
 from tests.tiny import PITCHES, every_frame, joint, prefix_by_hand, tiny, tiny_data
@@ -100,6 +101,22 @@ def test_a_nade_model_is_scored_on_its_exact_nll_and_its_own_decoded_frames(tmp_
         scores = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json", samples=samples, seed=seed)
         assert scores["model"] == pytest.approx(frame_scores(prediction.probabilities, truth, prediction.predicted))
         assert scores["decoding"] == ("greedy, lowest pitch first" if not samples else "marginal > 0.5 from 8 samples")
+
+
+def test_with_transpositions_the_model_is_the_ensemble_and_the_network_is_reported_beside_it(tmp_path):
+    model = frame_model.wrap(tiny("transformernade", seed=7))
+    model.keras.save(tmp_path / "model.keras")
+    test = tiny_data([12, 30], seed=8)
+    write_archive(tmp_path / "train.npz", tiny_data([20], seed=9))
+    write_archive(tmp_path / "test.npz", test)
+    truth = test.frames > 127
+    scores = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json", samples=6, seed=1,
+                          transpositions=1)  # fmt: skip
+    mixture = TranspositionMixture(frame_model.load(tmp_path / "model.keras"), 1).predict(test, samples=6, seed=1)
+    assert scores["model"] == pytest.approx(frame_scores(mixture.probabilities, truth, mixture.predicted))
+    alone = model.predict(test)
+    assert scores["network"]["nll"] == pytest.approx(frame_scores(alone.probabilities, truth)["nll"], rel=1e-5)
+    assert "shifts -1..1" in scores["decoding"]
 
 
 def test_sampled_decoding_predicts_the_pitches_whose_marginal_probability_exceeds_a_half():

@@ -82,7 +82,8 @@ def test_a_sequence_model_scores_every_frame_as_the_keras_model_does_on_the_piec
 
 @pytest.mark.parametrize("name", SEQUENCE_NADES)
 def test_a_long_piece_read_in_chunks_scores_as_one_pass(name):
-    """`predict` reads pieces 512 steps at a time with the state carried: the same as one Keras call."""
+    """`predict` reads pieces in chunks (the encoder's chunk_steps: the Transformer's window, 512 steps for the
+    LSTMs) with the state carried: the same as one Keras call."""
     keras_model = tiny(name, seed=2)
     data = tiny_data([530, 40], seed=3)
     truth = (data.sequence(0) > 127).astype(np.float32)

@@ -65,6 +65,7 @@ def run(
     highest_pitch: int = LOWEST_PITCH + NUM_PITCHES - 1,
     samples: int = 0,
     seed: int = 0,
+    transpositions: int = 0,
 ) -> dict:
     """Writes metrics/eval.json: `model`, `persistence` and `repeat_last`, each scored on every frame of every
     test piece, as the published tables score them: a piece's first frame from the model's initial state (a
@@ -73,8 +74,11 @@ def run(
     Scores count the pitches up to `highest_pitch` only: 108 gives the 88 piano keys of the classic JSB
     Chorales tables (run with images.steps_per_quarter=1 for their quarter-note frames). A NADE model's
     frames are decoded from `samples` draws per frame (0: greedily), seeded by `seed` (rollgen.nade.Decoder).
+    `transpositions` N > 0 scores the model as the ensemble of the network over shifts -N..N (rollgen.mixture)
+    and adds the network alone's NLL as `network` (its unshifted expert; the draws went to the ensemble).
     """
     from rollgen import frame_model
+    from rollgen.mixture import TranspositionMixture
 
     keep = slice(0, highest_pitch - LOWEST_PITCH + 1)
     train, test = load_sequences("train", windows_dir), load_sequences("test", windows_dir)
@@ -83,13 +87,24 @@ def run(
     targets = sounding(test.frames)[:, keep]
     last_frame = sounding(test.previous_frames())  # the frame before each (two before, in article mode)
     table = fit_persistence(sounding(train.previous_frames()), sounding(train.frames))
-    model = frame_model.load(model_path)
-    prediction = model.predict(test, samples=samples, seed=seed)
+    network = frame_model.load(model_path)
     decoding = "probability > 0.5"
-    if model.head is not None:
+    if network.head is not None:
         decoding = f"marginal > 0.5 from {samples} samples" if samples else "greedy, lowest pitch first"
+    if transpositions:
+        mixture = TranspositionMixture(network, transpositions)
+        experts = mixture.experts(test, samples=samples, seed=seed)
+        prediction = mixture.combine(experts, test, samples)
+        unshifted = experts[mixture.shifts.index(0)].probabilities[:, keep]  # the network alone: its NLL
+        network_scores = {"nll": frame_scores(unshifted, targets)["nll"]}
+        decoding += f"; the model: the network's mean over shifts -{transpositions}..{transpositions} semitones"
+    else:
+        prediction = network.predict(test, samples=samples, seed=seed)
+    scores = {"model": frame_scores(prediction.probabilities[:, keep], targets, prediction.predicted[:, keep])}
+    if transpositions:
+        scores["network"] = network_scores
     results = {
-        "model": frame_scores(prediction.probabilities[:, keep], targets, prediction.predicted[:, keep]),
+        **scores,
         "persistence": frame_scores(persistence_probabilities(table, last_frame)[:, keep], targets),
         "repeat_last": frame_scores(last_frame[:, keep].astype(np.float64), targets),
         "pitches": f"{LOWEST_PITCH}..{highest_pitch}",

@@ -43,7 +43,13 @@ class Prediction:
 
     probabilities: np.ndarray  # float32 (frames, pitches): P(pitch sounds | context), given the true notes
     # below it for a NADE model, so their summed Bernoulli NLL is the model's exact frame NLL
-    predicted: np.ndarray  # bool (frames, pitches): the frame the model predicts without seeing it
+    marginals: np.ndarray  # float32 (frames, pitches): P(pitch sounds | context), without seeing the frame (a
+    # NADE's: the share of the frames drawn in which it sounds; greedily decoded, 0 or 1)
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """bool (frames, pitches): the frame the model predicts without seeing it (marginal above one half)."""
+        return self.marginals > 0.5
 
 
 class FrameModel:
@@ -155,11 +161,11 @@ class WindowModel(FrameModel):
             if self.head is None:
                 p = np.asarray(self.keras(windows, training=False))
                 probabilities.append(p)
-                predicted.append(p > 0.5)
+                predicted.append(p)
                 continue
             features = self.encoder(windows, training=False)
             probabilities.append(np.asarray(self.head([features, truth])))
-            predicted.append(self.decoder(features, samples, rng))
+            predicted.append(self.decoder.marginals(features, samples, rng))
         return _joined(probabilities, predicted, data.frames.shape[1])
 
     def start(self, primer: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -220,7 +226,9 @@ class SequenceModel(FrameModel):
                                        pack=self.encoder.packs)  # fmt: skip
 
     def batch_count(self, data: Sequences, batching: Batching) -> int:
-        _, placed = batches.stretch_rows(data.offsets, batching.sequence_steps, batching.seed or 0, 0, self.encoder.packs)
+        _, placed = batches.stretch_rows(
+            data.offsets, batching.sequence_steps, batching.seed or 0, 0, self.encoder.packs
+        )
         return -(-batches.row_count(placed) // batching.batch_size)
 
     def teacher_forced(self, batch, training: bool):
@@ -230,8 +238,10 @@ class SequenceModel(FrameModel):
         pitches = frames.shape[-1]
         return tf.reshape(probabilities, [-1, pitches]), tf.reshape(frames, [-1, pitches]), tf.reshape(mask, [-1])
 
-    def features(self, previous: np.ndarray, positions: np.ndarray, chunk: int = 512) -> np.ndarray:
-        """Encoder features (pieces, steps, F) of padded sequences, read in chunks with the state carried."""
+    def features(self, previous: np.ndarray, positions: np.ndarray, chunk: int | None = None) -> np.ndarray:
+        """Encoder features (pieces, steps, F) of padded sequences, read in chunks (the encoder's chunk_steps)
+        with the state carried."""
+        chunk = chunk or self.encoder.chunk_steps
         state = self.encoder.initial_state(len(previous))
         parts = []
         for first in range(0, previous.shape[1], chunk):
@@ -246,7 +256,7 @@ class SequenceModel(FrameModel):
         lengths = np.diff(data.offsets)
         order = np.argsort(-lengths, kind="stable")  # similar lengths together: little padding
         probabilities = np.zeros(data.frames.shape, np.float32)
-        predicted = np.zeros(data.frames.shape, bool)
+        predicted = np.zeros(data.frames.shape, np.float32)
         group: list[int] = []
         for number, sequence in enumerate(order):
             group.append(int(sequence))
@@ -257,7 +267,7 @@ class SequenceModel(FrameModel):
             truth = truth[real]
             rows = np.concatenate([np.arange(data.offsets[s], data.offsets[s + 1]) for s in group])
             probabilities[rows] = np.asarray(self.head([features, truth]))
-            predicted[rows] = self.decoder(features, samples, rng)
+            predicted[rows] = self.decoder.marginals(features, samples, rng)
             group = []
         return Prediction(probabilities, predicted)
 
@@ -304,8 +314,8 @@ def _padded(data: Sequences, group: list[int]):
 
 def _joined(probabilities: list, predicted: list, pitches: int) -> Prediction:
     if not probabilities:
-        return Prediction(np.zeros((0, pitches), np.float32), np.zeros((0, pitches), bool))
-    return Prediction(np.concatenate(probabilities).astype(np.float32), np.concatenate(predicted))
+        return Prediction(np.zeros((0, pitches), np.float32), np.zeros((0, pitches), np.float32))
+    return Prediction(np.concatenate(probabilities).astype(np.float32), np.concatenate(predicted).astype(np.float32))
 
 
 FAMILIES: dict[str, type[FrameModel]] = {"window": WindowModel, "sequence": SequenceModel}

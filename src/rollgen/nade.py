@@ -112,14 +112,18 @@ class Decoder:
         self.draw = tf.function(lambda features, levels: head.sample(features, levels)[0], reduce_retracing=True)
 
     def __call__(self, features, samples: int, rng: np.random.Generator) -> np.ndarray:
-        """bool (n, pitches) from features (n, F). samples 0: greedily, lowest pitch first, each pitch on when its
-        probability given the pitches already decided exceeds 0.5. samples N: each pitch on when it sounds in
-        more than half of N frames drawn from the model, i.e. its marginal probability (estimated) exceeds
-        0.5 -- the rule the factorised models follow."""
+        """bool (n, pitches) from features (n, F): each pitch on where its marginal (`marginals`) exceeds 0.5."""
+        return self.marginals(features, samples, rng) > 0.5
+
+    def marginals(self, features, samples: int, rng: np.random.Generator) -> np.ndarray:
+        """float32 (n, pitches) from features (n, F). samples 0: the frame decoded greedily (0 or 1), lowest pitch
+        first, each pitch on when its probability given the pitches already decided exceeds 0.5. samples N:
+        the share of N frames drawn from the model in which each pitch sounds, an estimate of its marginal
+        probability; above 0.5 it is predicted, the rule the factorised models follow."""
         shape = (int(features.shape[0]), self.head.pitches)
         if samples == 0:
-            return np.asarray(self.draw(features, np.full(shape, 0.5, np.float32))) > 0
+            return np.asarray(self.draw(features, np.full(shape, 0.5, np.float32)), np.float32)
         sounding = np.zeros(shape, np.int32)
         for _ in range(samples):
             sounding += np.asarray(self.draw(features, rng.random(shape, dtype=np.float32)), dtype=np.int32)
-        return 2 * sounding > samples
+        return (sounding / samples).astype(np.float32)

@@ -100,6 +100,7 @@ class EvaluateParams(Section):
     highest_pitch: int = Field(126, ge=21, le=126)  # rollgen.roll's pitches: 21..126
     samples: NonNegativeInt = 128
     seed: NonNegativeInt = 0
+    transpositions: int = Field(2, ge=0, le=12)  # rollgen.mixture: shifts -N..N averaged (0: the network alone)
 
 
 class GenerateParams(Section):
