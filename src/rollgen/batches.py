@@ -51,6 +51,21 @@ def batch_shifts(seed: tf.Tensor, epoch: tf.Tensor, index: tf.Tensor, count: tf.
     )
 
 
+PREFETCHED_BATCHES = 2  # cut ahead while the model trains on the batch before
+
+
+def pipelined(batches: tf.data.Dataset, cut) -> tf.data.Dataset:
+    """`batches` mapped through `cut` in parallel, in order, a few batches ahead, with tf.data's autotuner off.
+
+    Every epoch has a dataset of its own; with the autotuner on, deleting a finished epoch's iterator waited
+    3-5 s, idle, at the end of about a third of the epochs (a third of the default's training time).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    mapped = batches.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)  # one call per core
+    return mapped.prefetch(PREFETCHED_BATCHES).with_options(options)
+
+
 def window_batches(
     frames: np.ndarray,
     starts: np.ndarray,
@@ -86,7 +101,7 @@ def window_batches(
 
     epochs_dataset = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
     batches = epochs_dataset.flat_map(epoch_batches)
-    return batches.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return pipelined(batches, cut)
 
 
 def stretches(offsets: np.ndarray, steps: int, seed: int, epoch: int) -> np.ndarray:
@@ -206,4 +221,4 @@ def stretch_batches(
         return previous_frames, where, target_frames, tf.cast(segments > 0, tf.float32), segments
 
     batches = tf.data.Dataset.from_tensor_slices(layout).batch(batch_size).enumerate()
-    return batches.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return pipelined(batches, cut)
