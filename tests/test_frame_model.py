@@ -222,3 +222,29 @@ def test_note_caps_are_refused_for_a_nade_model_and_allowed_for_a_factorised_one
     for name in ("nade", "rnnnade"):
         with pytest.raises(ValueError, match="max_notes/min_notes apply to factorised models"):
             frame_model.wrap(tiny(name)).check(capped)
+
+
+@pytest.mark.parametrize("name", ["transformernade", "rnnnade"])
+def test_generating_many_steps_at_once_draws_what_stepping_one_at_a_time_draws(name):
+    """`generate` draws in compiled chunks of GENERATED_CHUNK steps: over two chunks, a part-filled one last,
+    it gives the frames and the state that calling `step` once per frame gives, with the same random numbers."""
+    keras_model = tiny(name, seed=9)
+    keras_model.get_layer("nade").visible_bias.assign(np.zeros(PITCHES, np.float32))
+    model = frame_model.wrap(keras_model)
+    steps = frame_model.GENERATED_CHUNK + 5
+    positions = meter.default_positions(4)[None].repeat(2, axis=0).astype(np.int32)
+    primers = (np.random.default_rng(3).random((2, 3, PITCHES)) < 0.4).astype(np.float32)
+    sampler = make_sampler("bernoulli", temperature=1.2)
+
+    state, rng = model.start(primers, positions), np.random.default_rng(5)
+    stepped = []
+    for step in range(steps):
+        frame, _, state = model.step(state, sampler, step, rng)
+        stepped.append(frame)
+    at_once, after = model.generate(model.start(primers, positions), sampler, steps, np.random.default_rng(5))
+
+    assert at_once.dtype == np.uint8 and 10 < at_once.sum() < at_once.size - 10
+    np.testing.assert_array_equal(at_once, np.stack(stepped, axis=1))
+    np.testing.assert_array_equal(after.position, state.position)
+    for carried, expected in zip(after.encoder, state.encoder):
+        np.testing.assert_allclose(np.asarray(carried), np.asarray(expected), atol=1e-5)

@@ -5,6 +5,7 @@ a model, whatever its family (rollgen.models), so none of them asks what kind of
     prediction = model.predict(test)              # every frame of every piece: its scores, and the guess
     state = model.start(primer, positions)        # the primer is read once ...
     frame, probabilities, state = model.step(state, sampler, 0, rng)  # ... then one step per new frame
+    frames, state = model.generate(state, sampler, 64, rng, first_step=1)  # ... or many steps at once
 
 Frames are 0/1 (or 0..1) floats over the 106 pitches; positions are int rows (rollgen.meter).
 """
@@ -25,6 +26,7 @@ from rollgen.sampling import Sampler, check_autoregressive_caps
 from rollgen.windows import Sequences
 
 PREDICT_FRAMES = 16_384  # frames scored per model call in `predict`
+GENERATED_CHUNK = 64  # steps a sequence model generates per compiled call
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,19 @@ class FrameModel:
         """The next frame (pieces, pitches) of uint8 0/1 drawn by `sampler`, each pitch's probability (a
         NADE's: given the pitches drawn below it, untempered), and the state after the frame."""
         raise NotImplementedError
+
+    def generate(
+        self, state, sampler: Sampler, steps: int, rng: np.random.Generator, first_step: int = 0
+    ) -> tuple[np.ndarray, object]:
+        """`steps` new frames (pieces, steps, pitches) of uint8 0/1 and the state after them: what `steps` calls
+        of `step` numbered from `first_step` draw, with the same random numbers."""
+        if steps < 1:
+            raise ValueError(f"generate takes 1 step or more, not {steps}")
+        frames = []
+        for step in range(first_step, first_step + steps):
+            frame, _, state = self.step(state, sampler, step, rng)
+            frames.append(frame)
+        return np.stack(frames, axis=1), state
 
 
 class WindowModel(FrameModel):
@@ -220,6 +235,20 @@ class SequenceModel(FrameModel):
 
         self.draw = tf.function(draw, jit_compile=jit_compile)
 
+        def draw_steps(previous, positions, state, levels, count, temperature):
+            # The first `count` of the chunk's steps, one model step each, in one compiled loop.
+            def one_step(t, previous, state, frames):
+                frame, _, state = draw(previous, positions[:, t], state, levels[:, t], temperature)
+                return t + 1, frame, state, tf.tensor_scatter_nd_update(frames, [[t]], frame[None])
+
+            frames = tf.zeros(tf.stack([tf.shape(levels)[1], tf.shape(levels)[0], tf.shape(levels)[2]]))
+            _, previous, state, frames = tf.while_loop(
+                lambda t, *_: t < count, one_step, (tf.constant(0), previous, state, frames)
+            )
+            return tf.transpose(frames, (1, 0, 2)), previous, state
+
+        self.draw_steps = tf.function(draw_steps, jit_compile=jit_compile)
+
     def training_batches(self, data: Sequences, batching: Batching, epoch: int) -> tf.data.Dataset:
         return batches.stretch_batches(data.frames, data.positions, data.offsets, batching.sequence_steps,
                                        batching.batch_size, batching.seed or 0, epoch, batching.transpose,
@@ -294,6 +323,38 @@ class SequenceModel(FrameModel):
         frame = frame.numpy().astype(np.uint8)
         after = SequenceState(list(encoder_state), frame.astype(np.float32), next_position(state.position))
         return frame, probabilities.numpy(), after
+
+    def generate(self, state: SequenceState, sampler: Sampler, steps: int, rng: np.random.Generator, first_step=0):
+        """As `step` `steps` times, in compiled chunks of GENERATED_CHUNK steps: the levels and positions of a
+        chunk are made first, in the order `step` makes them, then one call draws its frames (a call per
+        step costs more than the step itself: ~2x for one piece on a CPU). Every chunk has one shape, so the
+        loop is compiled once."""
+        from rollgen.meter import next_position
+
+        if steps < 1:
+            raise ValueError(f"generate takes 1 step or more, not {steps}")
+        pieces, pitches = state.previous.shape
+        temperature = tf.constant(sampler.temperature, tf.float32)
+        frames = np.zeros((pieces, steps, pitches), np.uint8)
+        for first in range(0, steps, GENERATED_CHUNK):
+            count = min(GENERATED_CHUNK, steps - first)
+            levels = np.zeros((pieces, GENERATED_CHUNK, pitches), np.float32)
+            positions = np.zeros((pieces, GENERATED_CHUNK, state.position.shape[-1]), np.int32)
+            position = state.position
+            for t in range(count):
+                levels[:, t] = sampler.levels((pieces, pitches), first_step + first + t, rng)
+                positions[:, t], position = position, next_position(position)
+            drawn, previous, encoder_state = self.draw_steps(
+                tf.constant(state.previous),
+                tf.constant(positions),
+                state.encoder,
+                tf.constant(levels),
+                tf.constant(count),
+                temperature,
+            )
+            frames[:, first : first + count] = drawn.numpy()[:, :count]
+            state = SequenceState(list(encoder_state), previous.numpy(), position)
+        return frames, state
 
 
 def _padded(data: Sequences, group: list[int]):

@@ -19,6 +19,8 @@ from rollgen.roll import NUM_PITCHES, piece_to_roll, roll_to_midi
 from rollgen.sampling import Sampler, make_sampler
 from rollgen.windows import Sequences, load_sequences
 
+PROGRESS_STEPS = 256  # the progress bar moves on every this many generated steps
+
 
 def sample_frames(
     model: FrameModel,
@@ -39,8 +41,11 @@ def sample_frames(
     model.check(sampler)
     state = model.start(primers, positions)
     frames = np.zeros((len(primers), steps, primers.shape[2]), dtype=np.uint8)
-    for step in tqdm(range(steps), desc="generate", unit="step", disable=not progress):
-        frames[:, step], _, state = model.step(state, sampler, step, rng)
+    with tqdm(total=steps, desc="generate", unit="step", disable=not progress) as bar:
+        for first in range(0, steps, PROGRESS_STEPS):
+            count = min(PROGRESS_STEPS, steps - first)
+            frames[:, first : first + count], state = model.generate(state, sampler, count, rng, first_step=first)
+            bar.update(count)
     return frames
 
 
