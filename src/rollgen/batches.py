@@ -58,7 +58,7 @@ def pipelined(batches: tf.data.Dataset, cut) -> tf.data.Dataset:
     """`batches` mapped through `cut` in parallel, in order, a few batches ahead, with tf.data's autotuner off.
 
     Every epoch has a dataset of its own; with the autotuner on, deleting a finished epoch's iterator waited
-    3-5 s, idle, at the end of about a third of the epochs (a third of the default's training time).
+    3-5 s, idle, at the end of about a third of the epochs (a fifth of the default's training time).
     """
     options = tf.data.Options()
     options.autotune.enabled = False

@@ -241,7 +241,7 @@ class SequenceModel(FrameModel):
                 frame, _, state = draw(previous, positions[:, t], state, levels[:, t], temperature)
                 return t + 1, frame, state, tf.tensor_scatter_nd_update(frames, [[t]], frame[None])
 
-            frames = tf.zeros(tf.stack([tf.shape(levels)[1], tf.shape(levels)[0], tf.shape(levels)[2]]))
+            frames = tf.zeros_like(tf.transpose(levels, (1, 0, 2)))  # (steps, pieces, pitches)
             _, previous, state, frames = tf.while_loop(
                 lambda t, *_: t < count, one_step, (tf.constant(0), previous, state, frames)
             )
