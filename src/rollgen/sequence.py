@@ -192,18 +192,25 @@ class TransformerEncoder(SequenceEncoder):
         window: int = 128,
         dropout: float = 0.1,
         expansion: int = 4,
+        activation: str = "gelu",
+        attention_dropout: float | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.width, self.heads, self.depth, self.window, self.dropout_rate = width, heads, depth, window, dropout
         self.expansion = expansion  # the feed-forward network's width, in multiples of `width`
+        self.activation = activation  # the feed-forward network's
+        # dropout on the attention weights (None: `dropout`, as models saved before this option have it)
+        self.attention_dropout = dropout if attention_dropout is None else attention_dropout
         self.positions = PositionFeatures()
         self.embed = layers.Dense(width)
         # One pre-norm block per layer: attention, then a feed-forward network, each added to its input.
         self.attention_norms = [layers.LayerNormalization() for _ in range(depth)]
-        self.attentions = [layers.MultiHeadAttention(heads, width // heads, dropout=dropout) for _ in range(depth)]
+        self.attentions = [
+            layers.MultiHeadAttention(heads, width // heads, dropout=self.attention_dropout) for _ in range(depth)
+        ]
         self.feed_forward_norms = [layers.LayerNormalization() for _ in range(depth)]
-        self.expands = [layers.Dense(expansion * width, activation="gelu") for _ in range(depth)]
+        self.expands = [layers.Dense(expansion * width, activation=activation) for _ in range(depth)]
         self.contracts = [layers.Dense(width) for _ in range(depth)]
         self.final_norm = layers.LayerNormalization()
         self.dropout = layers.Dropout(dropout)
@@ -265,4 +272,6 @@ class TransformerEncoder(SequenceEncoder):
             **super().get_config(),
             **dict(width=self.width, heads=self.heads, depth=self.depth, window=self.window, expansion=self.expansion),
             "dropout": self.dropout_rate,
+            "activation": self.activation,
+            "attention_dropout": self.attention_dropout,
         }
