@@ -1,20 +1,25 @@
 """Training speed: the article's `Model.fit` against rollgen's training of the default model, in one run.
 
-    python benchmarks/train_throughput.py [--epochs 3] [--article-batch-size 32]
+    python benchmarks/train_throughput.py [--epochs 5] [--article-batch-size 32]
 
-On the same training pieces (`data/processed/windows/train.npz`, what `dvc repro` writes):
+On the same training pieces (`data/processed/windows/train.npz`, what `dvc repro` writes), three rows:
 - article: the `seed` network, every window copied out as floats in 0..1, x (n, 9, 106) and y (n, 106), as
   its split_sequences did (9 overlapping copies of every frame), `model.compile(optimizer="adam",
   loss="binary_crossentropy")` and `model.fit(x, y, batch_size=32, shuffle=True)`: one predicted frame per
-  window;
+  window, under TensorFlow's default threads, as the article's code runs;
+- article, rollgen's threads: the same, in a process given the thread settings rollgen's training uses
+  (`rollgen.train.share_cores`), which speed up the article's small ops too: the ratio of designs alone;
 - rollgen: params.yaml's `train.model` trained as `rollgen.train.run` trains it (`Steps` over the model's
-  own `training_batches`: stretches of `train.sequence_steps` frames for a sequence model, every frame
-  predicted once per epoch), with params.yaml's batch size, learning rate and transposition.
-The rows train one epoch each in turn, so a busy spell of the machine hits both. Throughput is predicted
-frames per wall second, median over epochs after the first (tracing), and over all epochs as a user pays
-them. After each epoch, untimed, both models are scored on every frame of the validation pieces by the same
-code (`FrameModel.predict`): the NLL in nats per frame. The ratio is rollgen's over the article's; the
-issue's goal is at least 4 at a lower validation NLL. Prints a table, then all figures as one JSON line.
+  own `training_batches`, cut into `train.slices` slices on their share of the cores; stretches of
+  `train.sequence_steps` frames for a sequence model, every frame predicted once per epoch), with
+  params.yaml's batch size, learning rate and transposition.
+TensorFlow reads its thread settings once per process, so each row trains in a process of its own; the
+rows train one epoch each in turn, so a busy spell of the machine hits all of them. Throughput is
+predicted frames per wall second, median over epochs after the first (tracing), and over all epochs as a
+user pays them. After each epoch, untimed, every model is scored on every frame of the validation pieces
+by the same code (`FrameModel.predict`): the NLL in nats per frame. The ratio is rollgen's over the
+article's; the issue's goal is at least 4 at a lower validation NLL. Prints a table, then all figures as
+one JSON line.
 """
 
 from __future__ import annotations
@@ -24,26 +29,21 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
-import keras
-import numpy as np
-import tensorflow as tf
-
-from rollgen import batches, frame_model, paths
-from rollgen.evaluate import frame_scores
-from rollgen.frame_model import Batching
-from rollgen.models import build_seed
-from rollgen.params import load_params
-from rollgen.train import LOSSES, Steps, distribute_options, learning_rate
-from rollgen.windows import load_sequences
-
 TARGET_RATIO = 4.0
+ROWS = ("article", "article_threads", "rollgen")
+RESULT = "RESULT "  # a worker's protocol lines start with this; anything else it prints is not read
 
 
-def article_arrays(frames: np.ndarray, starts: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
+def article_arrays(frames, starts, context: int):
     """The article's training arrays: every window copied out of the uint8 frames, one by one, as floats."""
+    import numpy as np
+
     windows, targets = [], []
     for start in starts:
         windows.append(frames[start : start + context])
@@ -55,86 +55,156 @@ def article_arrays(frames: np.ndarray, starts: np.ndarray, context: int) -> tupl
     return x, y
 
 
-def val_nll(model: frame_model.FrameModel, val) -> float:
-    prediction = model.predict(val)
-    return frame_scores(prediction.probabilities, val.frames > 127, prediction.predicted)["nll"]
+def worker(row: str, windows: Path, article_batch_size: int) -> None:
+    """Trains one row, an epoch per line read from stdin; answers each with a RESULT line."""
+    from rollgen.params import load_params
+    from rollgen.train import batch_slices, share_cores
+
+    train_params = load_params("train").model_dump()
+    slices = batch_slices(train_params["slices"], train_params["batch_size"])
+    if row != "article":
+        share_cores(slices)  # before TensorFlow's first op
+
+    import keras
+    import tensorflow as tf
+
+    from rollgen import batches, frame_model
+    from rollgen.evaluate import frame_scores
+    from rollgen.frame_model import Batching
+    from rollgen.models import build_seed
+    from rollgen.train import LOSSES, Steps, distribute_options, learning_rate
+    from rollgen.windows import load_sequences
+
+    keras.utils.set_random_seed(train_params["seed"])
+    train, val = load_sequences("train", windows), load_sequences("val", windows)
+    info: dict = {"threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                              "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}  # fmt: skip
+    if row == "rollgen":
+        batching = Batching(train_params["batch_size"], train_params["seed"], train_params["transpose"],
+                            train_params["sequence_steps"])  # fmt: skip
+        model = frame_model.build(train_params["model"], train.context, train_params["sequence_steps"])
+        steps_per_epoch = model.batch_count(train, batching)
+        model.keras.compile(optimizer=keras.optimizers.Adam(learning_rate(train_params, steps_per_epoch)))
+        steps = Steps(model, train_params["loss"], tf.distribute.get_strategy(), slices)
+
+        def train_epoch(epoch: int) -> None:
+            steps.run_epoch(distribute_options(model.training_batches(train, batching, epoch)), steps_per_epoch)
+
+        info.update(model=model.name, predicted=int(len(train.frames)), slices=steps.slices,
+                    batch_size=batching.batch_size, sequence_steps=batching.sequence_steps)  # fmt: skip
+    else:
+        starts = batches.window_starts(train.offsets, train.context, 0)
+        x, y = article_arrays(train.frames, starts, train.context)
+        article = build_seed(train.context)
+        article.compile(optimizer="adam", loss=LOSSES["bce"])
+        model = frame_model.wrap(article)
+
+        def train_epoch(epoch: int) -> None:
+            article.fit(x, y, batch_size=article_batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=True,
+                        verbose=0)  # fmt: skip
+
+        info.update(model="seed", predicted=int(len(x)), article_array_mb=round((x.nbytes + y.nbytes) / 2**20, 1))
+    print(RESULT + json.dumps(info), flush=True)
+    for line in sys.stdin:
+        epoch = int(line)
+        started = time.perf_counter()
+        train_epoch(epoch)
+        seconds = time.perf_counter() - started
+        prediction = model.predict(val)
+        nll = frame_scores(prediction.probabilities, val.frames > 127, prediction.predicted)["nll"]
+        print(RESULT + json.dumps({"seconds": seconds, "val_nll": round(nll, 4)}), flush=True)
+
+
+class Row:
+    """A worker process and what it reported."""
+
+    def __init__(self, name: str, args: argparse.Namespace, log) -> None:
+        command = [sys.executable, __file__, "--worker", name, "--windows", str(args.windows),
+                   "--article-batch-size", str(args.article_batch_size)]  # fmt: skip
+        self.name, self.log = name, log
+        # an argument list of this interpreter and this file: nothing from outside becomes a command
+        self.process = subprocess.Popen(  # noqa: S603 - see above
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+        )
+        self.info = self.answer()
+        self.seconds: list[float] = []
+        self.val_nll: list[float] = []
+
+    def answer(self) -> dict:
+        for line in self.process.stdout:
+            if line.startswith(RESULT):
+                return json.loads(line[len(RESULT) :])
+        self.log.seek(0)
+        raise SystemExit(f"the {self.name} worker stopped:\n{self.log.read()[-4000:]}")
+
+    def epoch(self, epoch: int) -> None:
+        self.process.stdin.write(f"{epoch}\n")
+        self.process.stdin.flush()
+        done = self.answer()
+        self.seconds.append(done["seconds"])
+        self.val_nll.append(done["val_nll"])
+
+    def figures(self) -> dict:
+        predicted, seconds = self.info["predicted"], self.seconds
+        return {
+            **self.info,
+            "frames_per_s": round(predicted / statistics.median(seconds[1:] or seconds), 1),
+            "frames_per_s_all_epochs": round(predicted * len(seconds) / sum(seconds), 1),
+            "epoch_s": [round(value, 2) for value in seconds],
+            "val_nll": self.val_nll,
+        }
 
 
 def main() -> None:
-    train_params = load_params("train").model_dump()
+    from rollgen import paths
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=Path, default=paths.WINDOWS_DIR)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--article-batch-size", type=int, default=32)
+    parser.add_argument("--worker", choices=ROWS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.windows, args.article_batch_size)
+        return
 
-    keras.utils.set_random_seed(train_params["seed"])
-    train, val = load_sequences("train", args.windows), load_sequences("val", args.windows)
-    starts = batches.window_starts(train.offsets, train.context, 0)
-    x, y = article_arrays(train.frames, starts, train.context)
-    article = build_seed(train.context)
-    article.compile(optimizer="adam", loss=LOSSES["bce"])
-    article_model = frame_model.wrap(article)
+    with tempfile.TemporaryFile("w+") as log:
+        rows = {name: Row(name, args, log) for name in ROWS}
+        try:
+            for epoch in range(args.epochs):
+                for row in rows.values():
+                    row.epoch(epoch)
+                print(f"epoch {epoch + 1}: " + "; ".join(f"{name} {row.seconds[-1]:.1f} s, val NLL {row.val_nll[-1]}"
+                                                         for name, row in rows.items()), flush=True)  # fmt: skip
+        finally:
+            for row in rows.values():
+                row.process.stdin.close()
+                row.process.wait(timeout=60)
 
-    batching = Batching(train_params["batch_size"], train_params["seed"], train_params["transpose"],
-                        train_params["sequence_steps"])  # fmt: skip
-    ours = frame_model.build(train_params["model"], train.context, train_params["sequence_steps"])
-    steps_per_epoch = ours.batch_count(train, batching)
-    ours.keras.compile(optimizer=keras.optimizers.Adam(learning_rate(train_params, steps_per_epoch)))
-    steps = Steps(ours, train_params["loss"], tf.distribute.get_strategy())
-    frames = int(len(train.frames))
-
-    rows = {"article": {"seconds": [], "val_nll": []}, "rollgen": {"seconds": [], "val_nll": []}}
-    for epoch in range(args.epochs):
-        started = time.perf_counter()
-        article.fit(x, y, batch_size=args.article_batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=True,
-                    verbose=0)  # fmt: skip
-        rows["article"]["seconds"].append(time.perf_counter() - started)
-        rows["article"]["val_nll"].append(round(val_nll(article_model, val), 4))
-        started = time.perf_counter()
-        steps.run_epoch(distribute_options(ours.training_batches(train, batching, epoch)), steps_per_epoch)
-        rows["rollgen"]["seconds"].append(time.perf_counter() - started)
-        rows["rollgen"]["val_nll"].append(round(val_nll(ours, val), 4))
-        print(f"epoch {epoch + 1}: article {rows['article']['seconds'][-1]:.1f} s, val NLL "
-              f"{rows['article']['val_nll'][-1]}; rollgen {rows['rollgen']['seconds'][-1]:.1f} s, val NLL "
-              f"{rows['rollgen']['val_nll'][-1]}", flush=True)  # fmt: skip
-
-    figures: dict = {}
-    for name, predicted in (("article", len(x)), ("rollgen", frames)):
-        seconds = rows[name]["seconds"]
-        figures[name] = {
-            "frames_per_s": round(predicted / statistics.median(seconds[1:] or seconds), 1),
-            "frames_per_s_all_epochs": round(predicted * len(seconds) / sum(seconds), 1),
-            "predicted_frames_per_epoch": int(predicted),
-            "epoch_s": [round(value, 2) for value in seconds],
-            "val_nll": rows[name]["val_nll"],
-        }
-    ratio = figures["rollgen"]["frames_per_s"] / figures["article"]["frames_per_s"]
+    figures = {name: row.figures() for name, row in rows.items()}
+    ours = figures["rollgen"]
+    for name in ("article", "article_threads"):
+        figures[f"ratio_{name}"] = round(ours["frames_per_s"] / figures[name]["frames_per_s"], 2)
+        figures[f"ratio_{name}_all_epochs"] = round(
+            ours["frames_per_s_all_epochs"] / figures[name]["frames_per_s_all_epochs"], 2
+        )
     figures.update(
-        ratio=round(ratio, 2),
-        ratio_all_epochs=round(
-            figures["rollgen"]["frames_per_s_all_epochs"] / figures["article"]["frames_per_s_all_epochs"], 2
-        ),
-        lower_val_nll=figures["rollgen"]["val_nll"][-1] < figures["article"]["val_nll"][-1],
+        ratio=figures["ratio_article"],
+        lower_val_nll=ours["val_nll"][-1] < figures["article"]["val_nll"][-1],
         target_ratio=TARGET_RATIO,
-        model=ours.name,
-        batch_size=batching.batch_size,
-        sequence_steps=batching.sequence_steps,
         article_batch_size=args.article_batch_size,
-        article_array_mb=round((x.nbytes + y.nbytes) / 2**20, 1),
-        frames_mb=round(train.frames.nbytes / 2**20, 1),
         epochs=args.epochs,
-        cores=os.cpu_count(),
-        gpu=bool(tf.config.list_logical_devices("GPU")),
-        tensorflow=tf.__version__,
+        cores=len(os.sched_getaffinity(0)),
         python=platform.python_version(),
     )
     print(f"predicted frames per second (median over epochs 2..{args.epochs}; {figures['cores']} cores)")
-    print(f"  article: seed, fit at batch {args.article_batch_size}: {figures['article']['frames_per_s']:10.1f}"
-          f"   val NLL {figures['article']['val_nll'][-1]}")  # fmt: skip
-    print(f"  rollgen: {ours.name}:                 {figures['rollgen']['frames_per_s']:10.1f}"
-          f"   val NLL {figures['rollgen']['val_nll'][-1]}")  # fmt: skip
-    print(f"  ratio x{figures['ratio']} (target x{TARGET_RATIO:g}), lower validation NLL: {figures['lower_val_nll']}")
+    labels = {"article": f"article: seed, fit at batch {args.article_batch_size}",
+              "article_threads": "  the same, rollgen's threads", "rollgen": f"rollgen: {ours['model']}"}  # fmt: skip
+    for name, label in labels.items():
+        row = figures[name]
+        print(f"  {label:36s} {row['frames_per_s']:10.1f}   val NLL {row['val_nll'][-1]}   threads {row['threads']}")
+    print(f"  ratio x{figures['ratio_article']} (target x{TARGET_RATIO:g}); x{figures['ratio_article_threads']} against"
+          f" the article given rollgen's threads; lower validation NLL: {figures['lower_val_nll']}")  # fmt: skip
     print(json.dumps(figures))
 
 

@@ -60,7 +60,7 @@ def test_a_misspelled_key_names_the_file_the_section_and_the_valid_keys(tmp_path
     path = write_params(tmp_path, train={"epoch": 10})
     assert message(path, "train") == (
         f"{path}: train.epoch is not a train parameter; valid: batch_size, distribute, epochs, learning_rate, "
-        "loss, lr_schedule, model, patience, seed, sequence_steps, transpose"
+        "loss, lr_schedule, model, patience, seed, sequence_steps, slices, transpose"
     )
     path.write_text(path.read_text() + "trian:\n  epochs: 3\n")
     assert f"{path}: trian is not a section; valid: ingest, images, windows, train, evaluate, generate" in message(path)

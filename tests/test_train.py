@@ -188,7 +188,7 @@ def test_a_checkpoint_resumes_only_under_the_code_that_wrote_it(tmp_path, window
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     """kill -9 in the middle of epoch 3 of a sequence model; the rerun ends bit for bit where an uninterrupted
     run ends."""
     write_windows(tmp_path / "windows", pieces=6, steps=160)
@@ -220,10 +220,79 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "killed" / "train.json").read_text())
     assert metrics["epochs"] == 4
 
-    monkeypatch.setattr(train, "log_training", lambda *args, **kwargs: None)  # only the weights are compared
-    straight = train_once(tmp_path, "straight", params, tmp_path / "windows")
-    for one, two in zip(weights(straight / "model.keras"), weights(tmp_path / "killed" / "model.keras")):
+    # the straight run in a process of its own too: the same threads (train.share_cores), so the same rounding
+    command[3] = str(tmp_path / "straight")
+    straight = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stdout + straight.stderr
+    for one, two in zip(weights(tmp_path / "straight" / "model.keras"), weights(tmp_path / "killed" / "model.keras")):
         np.testing.assert_array_equal(one, two)  # the resumed run ends exactly where an uninterrupted one does
+
+
+def tiny_transformer() -> frame_model.FrameModel:
+    """A small Transformer NADE without dropout: its step's arithmetic is all there is to compare."""
+    import keras
+
+    from rollgen.models import sequence_nade
+    from rollgen.sequence import TransformerEncoder
+
+    keras.utils.set_random_seed(0)
+    encoder = TransformerEncoder(16, heads=2, depth=1, window=8, dropout=0.0, name="encoder")
+    return frame_model.wrap(sequence_nade(encoder, "transformernade", hidden=8))
+
+
+@pytest.mark.parametrize("rows", [5, 1])  # 1: fewer rows than slices, so the batch is not cut
+def test_a_batch_cut_into_slices_takes_the_whole_batchs_step(windows, rows):
+    import keras
+    import tensorflow as tf
+
+    from rollgen.frame_model import Batching
+
+    data = load_sequences("train", windows)
+    after = []
+    for slices in (1, 2):
+        model = tiny_transformer()
+        before = [np.asarray(w) for w in model.keras.weights]
+        model.keras.compile(optimizer=keras.optimizers.SGD(0.5))
+        steps = train.Steps(model, "bce", tf.distribute.get_strategy(), slices)
+        assert steps.slices == slices
+        dataset = model.training_batches(data, Batching(rows, 0, 0, 8), 0)
+        counts = {name: float(value) for name, value in steps.train(next(iter(dataset)), dataset.element_spec).items()}
+        after.append((counts, [np.asarray(w) for w in model.keras.weights]))
+    (whole_counts, whole), (cut_counts, cut) = after
+    assert whole_counts["frames"] == cut_counts["frames"] == rows * 8
+    assert cut_counts["loss"] == pytest.approx(whole_counts["loss"], rel=1e-5)
+    assert cut_counts["nll"] == pytest.approx(whole_counts["nll"], rel=1e-5)
+    assert any(not np.allclose(w, b) for w, b in zip(whole, before))  # the step moved the weights
+    for one, two in zip(whole, cut):
+        np.testing.assert_allclose(one, two, rtol=1e-4, atol=1e-6)
+
+
+def test_the_articles_batch_normalisation_keeps_its_batches_whole():
+    import tensorflow as tf
+
+    assert not train.rows_independent(frame_model.build("seed").keras)
+    assert train.Steps(frame_model.build("seed"), "mse", tf.distribute.get_strategy(), 4).slices == 1
+    assert train.Steps(frame_model.build("rnnnade"), "bce", tf.distribute.get_strategy(), 4).slices == 4
+
+
+def test_slices_get_their_share_of_the_cores_before_tensorflow_starts():
+    """auto asks for the devices first (is there a GPU?); TensorFlow must still take the thread settings."""
+    code = (
+        "import os; from rollgen import train; slices = train.batch_slices('auto', 16); train.share_cores(slices); "
+        "import tensorflow as tf; tf.constant(1.0) + 1; t = tf.config.threading; "
+        "print(slices, t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads(), "
+        "len(os.sched_getaffinity(0)), len(tf.config.list_physical_devices('GPU')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    slices, intra, inter, cores, gpus = map(int, done.stdout.split()[-5:])
+    if gpus:
+        assert slices == 1
+    else:
+        assert slices == min(cores, 16)
+        if slices > 1:
+            assert (intra, inter) == (max(1, cores // slices), slices)
+    assert "already started" not in done.stdout
 
 
 def free_ports(count: int) -> list[int]:

@@ -85,7 +85,7 @@ ModelName = Literal["seed", "convlstm", "lstm", "nade", "convnade", "rnnnade", "
 class TrainParams(Section):
     model: ModelName = "transformernade"  # rollgen.models.MODELS
     loss: Literal["bce", "mse"] = "bce"  # rollgen.train.LOSSES
-    epochs: PositiveInt = 80
+    epochs: PositiveInt = 100
     batch_size: PositiveInt = 16
     sequence_steps: PositiveInt = 64
     learning_rate: PositiveFloat = 0.004
@@ -94,6 +94,7 @@ class TrainParams(Section):
     transpose: NonNegativeInt = 2
     seed: NonNegativeInt = 42
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.train.STRATEGIES
+    slices: PositiveInt | Literal["auto"] = "auto"  # rollgen.train.batch_slices
 
 
 class EvaluateParams(Section):
