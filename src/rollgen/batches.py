@@ -91,6 +91,7 @@ def window_batches(
         batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
         return batches.map(lambda index, batch: (epoch, index, batch))
 
+    @tf.autograph.experimental.do_not_convert
     def cut(epoch, index, batch_starts):
         x = tf.cast(tf.gather(frames_tensor, batch_starts[:, None] + offsets[None, :]), tf.float32) / 255.0
         y = tf.cast(tf.gather(frames_tensor, batch_starts + context + gap), tf.float32) / 255.0
@@ -208,6 +209,7 @@ def stretch_batches(
     layout = row_layout(table, placed, steps, silent)
     base_seed, epoch_tensor = tf.constant(seed, tf.int64), tf.constant(epoch, tf.int64)
 
+    @tf.autograph.experimental.do_not_convert  # plain Python control flow: tracing it each epoch stays quick
     def cut(index, rows):
         longest = tf.reduce_max(rows["used"])  # as long as the batch's longest row
         targets, previous, segments = (rows[name][:, :longest] for name in ("target", "previous", "segment"))
