@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -157,6 +156,7 @@ class Row:
 
 def main() -> None:
     from rollgen import paths
+    from rollgen.train import usable_cores
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=Path, default=paths.WINDOWS_DIR)
@@ -194,7 +194,7 @@ def main() -> None:
         target_ratio=TARGET_RATIO,
         article_batch_size=args.article_batch_size,
         epochs=args.epochs,
-        cores=len(os.sched_getaffinity(0)),
+        cores=usable_cores(),
         python=platform.python_version(),
     )
     print(f"predicted frames per second (median over epochs 2..{args.epochs}; {figures['cores']} cores)")

@@ -278,10 +278,10 @@ def test_the_articles_batch_normalisation_keeps_its_batches_whole():
 def test_slices_get_their_share_of_the_cores_before_tensorflow_starts():
     """auto asks for the devices first (is there a GPU?); TensorFlow must still take the thread settings."""
     code = (
-        "import os; from rollgen import train; slices = train.batch_slices('auto', 16); train.share_cores(slices); "
+        "from rollgen import train; slices = train.batch_slices('auto', 16); train.share_cores(slices); "
         "import tensorflow as tf; tf.constant(1.0) + 1; t = tf.config.threading; "
         "print(slices, t.get_intra_op_parallelism_threads(), t.get_inter_op_parallelism_threads(), "
-        "len(os.sched_getaffinity(0)), len(tf.config.list_physical_devices('GPU')))"
+        "train.usable_cores(), len(tf.config.list_physical_devices('GPU')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

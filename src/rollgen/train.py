@@ -196,6 +196,13 @@ def rows_independent(model: keras.Model) -> bool:
     return True
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (all of them where the OS cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def batch_slices(setting: int | str, rows: int) -> int:
     """train.slices as a number: auto is one slice per CPU core this process may use (at most `rows`, the
     rows a replica gets per batch), and 1 where a GPU computes (one device runs one chain at a time)."""
@@ -203,7 +210,7 @@ def batch_slices(setting: int | str, rows: int) -> int:
         return int(setting)
     if tf.config.list_physical_devices("GPU"):
         return 1
-    return max(1, min(len(os.sched_getaffinity(0)), rows))
+    return max(1, min(usable_cores(), rows))
 
 
 def share_cores(slices: int) -> None:
@@ -215,7 +222,7 @@ def share_cores(slices: int) -> None:
     """
     if slices <= 1:
         return
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     intra, inter = max(1, cores // slices), slices
     threading = tf.config.threading
     if (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) == (intra, inter):
