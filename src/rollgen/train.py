@@ -204,8 +204,9 @@ def usable_cores() -> int:
 
 
 def batch_slices(setting: int | str, rows: int) -> int:
-    """train.slices as a number: auto is one slice per CPU core this process may use (at most `rows`, the
-    rows a replica gets per batch), and 1 where a GPU computes (one device runs one chain at a time)."""
+    """train.slices as a number: auto is one slice per CPU core this process may use (at most `rows`, a
+    batch's rows; a batch with fewer rows than slices is not cut), and 1 where a GPU computes (one device
+    runs one chain at a time)."""
     if setting != "auto":
         return int(setting)
     if tf.config.list_physical_devices("GPU"):
