@@ -3,7 +3,7 @@
     python benchmarks/generate.py [--model models/model.keras] [--article-model seed.keras] [--repeats 3]
 
 - article: its loop as published, one `model.predict` per step per piece (batch 1) with vanish_proof, on the
-  article's network (`--article-model`, or `rollgen.models.build_seed()` freshly built: the loop's cost is
+  article's network (`--article-model`, or `rollgen.models.builders.build_seed()` freshly built: the loop's cost is
   Keras' per-call overhead, the same for any weights), `--article-pieces` x `--article-steps` (it is slow);
 - rollgen on the same network, primers and vanish_proof: the frames must agree with the article's;
 - rollgen with `--model` (the default: what `dvc repro` trained) and params.yaml's sampling: one piece of
@@ -27,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rollgen import frame_model, paths
-from rollgen.generate import excerpt_primers, sample_frames, sampler_from_params
-from rollgen.models import build_seed, load_model
+from rollgen import paths
+from rollgen.data.archive import load_sequences
+from rollgen.generation.generate import excerpt_primers, sample_frames, sampler_from_params
+from rollgen.models import frame_model
+from rollgen.models.builders import build_seed, load_model
+from rollgen.models.sampling import make_sampler
 from rollgen.params import load_params
-from rollgen.sampling import make_sampler
-from rollgen.windows import load_sequences
 
 TARGETS = {"one_piece": 50.0, "many_pieces": 300.0}  # the issue's goals: article / rollgen per step per piece
 

@@ -5,8 +5,8 @@
 On the same MIDI files, in one run, per file:
 - article, cold: the first music21 parse of the file in this process (`forceSource=True`, so no pickle),
   partitionByInstrument, notes to roll, 100-step chunks resized to 106x106 with LANCZOS
-  (`rollgen.article`); warm: the same again, right after, for the same file;
-- rollgen, one process: read the bytes, read_midi (the default parser: the notes rollgen.smf decodes while it
+  (`benchmarks/article.py`); warm: the same again, right after, for the same file;
+- rollgen, one process: read the bytes, read_midi (the default parser: the notes rollgen.music.smf decodes while it
   checks the file), piece_to_roll, roll_to_images (lossless), every image encoded as PNG in memory;
 - the same with read_midi's reference parser, py_midicsv (`parser="py_midicsv"`), and whether the two parsers
   give the same notes for every file;
@@ -40,15 +40,15 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from article import article_roll, roll_to_article_images, rolls_equal
 from PIL import Image
 from tqdm import tqdm
 
 from rollgen import paths
-from rollgen.article import article_roll, roll_to_article_images, rolls_equal
-from rollgen.corpus import music21_corpus_files, score_to_midi
-from rollgen.images import roll_to_images
-from rollgen.midi import PARSERS, read_midi
-from rollgen.roll import piece_to_roll
+from rollgen.data.images import roll_to_images
+from rollgen.music.corpus import music21_corpus_files, score_to_midi
+from rollgen.music.midi import PARSERS, read_midi
+from rollgen.music.roll import piece_to_roll
 
 
 def article_path(midi_path: Path) -> np.ndarray:

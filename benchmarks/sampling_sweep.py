@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rollgen import frame_model, generate
+from rollgen.data.archive import load_sequences
+from rollgen.evaluation.quality import quality_report
+from rollgen.generation import generate
+from rollgen.models import frame_model
+from rollgen.models.sampling import make_sampler
 from rollgen.params import load_params
-from rollgen.quality import quality_report
-from rollgen.sampling import make_sampler
-from rollgen.windows import load_sequences
 
 DEFAULT_GRID = [
     *(["bernoulli", temperature, 0, 0] for temperature in (0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1)),

@@ -1,4 +1,4 @@
-"""How alike music21's Bach chorales are under rollgen.splits' shingles: the numbers behind its threshold.
+"""How alike music21's Bach chorales are under rollgen.data.splits' shingles: the numbers behind its threshold.
 
     python benchmarks/split_similarity.py [--cache build/bach_rolls.npz] [--chords 2 3 4] [--edits 2]
 
@@ -10,7 +10,7 @@ after the first run: parsing takes ~2 minutes), then for each shingle length in 
   intervals): a reused harmonisation matches in its chords, a new harmonisation of one tune in its soprano
   only;
 - for every chorale, the similarity to itself with --edits notes moved by a tone, and transposed a fifth
-  up as well, and the share of these copies that reach rollgen.splits.SIMILARITY_THRESHOLD.
+  up as well, and the share of these copies that reach rollgen.data.splits.SIMILARITY_THRESHOLD.
 The last line is all figures as one JSON object.
 """
 
@@ -24,10 +24,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from rollgen import splits
-from rollgen.corpus import music21_corpus_files, score_to_midi
-from rollgen.midi import read_midi
-from rollgen.roll import LOWEST_PITCH, piece_to_roll, roll_to_notes
+from rollgen.data import splits
+from rollgen.music.corpus import music21_corpus_files, score_to_midi
+from rollgen.music.midi import read_midi
+from rollgen.music.roll import LOWEST_PITCH, piece_to_roll, roll_to_notes
 
 KNOWN_COPIES = (("bach/bwv281.krn", "bach/bwv281.mxl"), ("bach/bwv366.krn", "bach/bwv366.mxl"))
 

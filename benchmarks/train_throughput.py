@@ -8,8 +8,8 @@ On the same training pieces (`data/processed/windows/train.npz`, what `dvc repro
   loss="binary_crossentropy")` and `model.fit(x, y, batch_size=32, shuffle=True)`: one predicted frame per
   window, under TensorFlow's default threads, as the article's code runs;
 - article, rollgen's threads: the same, in a process given the thread settings rollgen's training uses
-  (`rollgen.train.share_cores`), which speed up the article's small ops too: the ratio of designs alone;
-- rollgen: params.yaml's `train.model` trained as `rollgen.train.run` trains it (`Steps` over the model's
+  (`rollgen.training.train.share_cores`), which speed up the article's small ops too: the ratio of designs alone;
+- rollgen: params.yaml's `train.model` trained as `rollgen.training.train.run` trains it (`Steps` over the model's
   own `training_batches`, cut into `train.slices` slices on their share of the cores; stretches of
   `train.sequence_steps` frames for a sequence model, every frame predicted once per epoch), with
   params.yaml's batch size, learning rate and transposition.
@@ -57,7 +57,7 @@ def article_arrays(frames, starts, context: int):
 def worker(row: str, windows: Path, article_batch_size: int) -> None:
     """Trains one row, an epoch per line read from stdin; answers each with a RESULT line."""
     from rollgen.params import load_params
-    from rollgen.train import batch_slices, share_cores
+    from rollgen.training.train import batch_slices, share_cores
 
     train_params = load_params("train").model_dump()
     slices = batch_slices(train_params["slices"], train_params["batch_size"])
@@ -67,12 +67,12 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
     import keras
     import tensorflow as tf
 
-    from rollgen import batches, frame_model
-    from rollgen.evaluate import frame_scores
-    from rollgen.frame_model import Batching
-    from rollgen.models import build_seed
-    from rollgen.train import LOSSES, Steps, distribute_options, learning_rate
-    from rollgen.windows import load_sequences
+    from rollgen.data.archive import load_sequences
+    from rollgen.evaluation.evaluate import frame_scores
+    from rollgen.models import batches, frame_model
+    from rollgen.models.builders import build_seed
+    from rollgen.models.frame_model import Batching
+    from rollgen.training.train import LOSSES, Steps, distribute_options, learning_rate
 
     keras.utils.set_random_seed(train_params["seed"])
     train, val = load_sequences("train", windows), load_sequences("val", windows)
@@ -156,7 +156,7 @@ class Row:
 
 def main() -> None:
     from rollgen import paths
-    from rollgen.train import usable_cores
+    from rollgen.training.train import usable_cores
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=Path, default=paths.WINDOWS_DIR)

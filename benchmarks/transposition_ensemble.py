@@ -1,5 +1,5 @@
 """How far should the test-time ensemble reach (`evaluate.transpositions`)? Scores every frame of the validation
-pieces with the network alone (reach 0) and with its mean over shifts -N..N (rollgen.mixture), one JSON line
+pieces with the network alone (reach 0) and with its mean over shifts -N..N (rollgen.evaluation.mixture), one JSON line
 per reach: NLL per frame, and the time against the network alone (run after `dvc repro`). Validation only:
 the test pieces are for reporting, never for choosing.
 
@@ -17,10 +17,10 @@ import json
 import time
 from pathlib import Path
 
-from rollgen import frame_model
-from rollgen.evaluate import frame_scores
-from rollgen.mixture import TranspositionMixture
-from rollgen.windows import load_sequences
+from rollgen.data.archive import load_sequences
+from rollgen.evaluation.evaluate import frame_scores
+from rollgen.evaluation.mixture import TranspositionMixture
+from rollgen.models import frame_model
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 Builds an images folder holding `--copies` copies of every piece `dvc repro` drew (data/interim/images: the
 chorales' 411 pieces, 107k frames; 10 copies give 1.07 M frames), under new names, then in child processes
 (peak RSS from the OS, `resource.getrusage`):
-- rollgen: `rollgen.windows.run` on that folder (grouping included: the copies are near-identical, so each
+- rollgen: `rollgen.data.windows.run` on that folder (grouping included: the copies are near-identical, so each
   piece's copies form one group), archives of every frame once;
 - article: the same frames cut into the article's `split_sequences` arrays, x (n, 9, 106) and y (n, 106) as
   float32 (its model.fit input), one list entry per window as it built them.
@@ -26,12 +26,12 @@ from pathlib import Path
 import pandas as pd
 
 from rollgen import paths
-from rollgen.images import METERS_NAME
+from rollgen.data.images import METERS_NAME
 
 ROLLGEN = """
 import resource, sys
 from pathlib import Path
-from rollgen import windows
+from rollgen.data import windows
 folder = Path(sys.argv[1])
 windows.run(folder / "index.csv", folder / "windows", folder / "windows.json")
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -41,7 +41,7 @@ ARTICLE = """
 import resource, sys
 from pathlib import Path
 import numpy as np, pandas as pd
-from rollgen.images import load_png
+from rollgen.data.images import load_png
 folder = Path(sys.argv[1])
 index = pd.read_csv(folder / "index.csv", keep_default_na=False)
 x, y = [], []

@@ -3,8 +3,11 @@ the registry's `champion` alias moved to the version with the best validation NL
 
 import json
 
-from rollgen import evaluate, paths, registry, tracking
+from rollgen import paths
+from rollgen.evaluation import evaluate
 from rollgen.params import load_params
+from rollgen.tracking import registry
+from rollgen.tracking import runs as tracking
 
 
 def main() -> None:

@@ -3,8 +3,10 @@
 
 import json
 
-from rollgen import generate, paths, tracking
+from rollgen import paths
+from rollgen.generation import generate
 from rollgen.params import load_params
+from rollgen.tracking import runs as tracking
 
 
 def main() -> None:

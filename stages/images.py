@@ -1,7 +1,7 @@
 """Stage images: accepted MIDI -> 106x106 piano-roll PNGs, data/interim/images/index.csv, meters.csv and
 rejected.csv."""
 
-from rollgen import images
+from rollgen.data import images
 from rollgen.params import load_params
 
 

@@ -1,6 +1,6 @@
 """Stage ingest: ingest.source -> data/interim/midi/, data/interim/manifest.csv, metrics/ingest.json."""
 
-from rollgen import ingest
+from rollgen.data import ingest
 from rollgen.params import load_params
 
 

@@ -1,7 +1,7 @@
 """Stage train: windows -> models/model.keras, metrics/train.json, metrics/train_history.csv; an MLflow run."""
 
-from rollgen import train
 from rollgen.params import load_params
+from rollgen.training import train
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Stage windows: images -> data/processed/windows/{train,val,test}.npz and splits.csv, split by groups of pieces."""
 
-from rollgen import windows
+from rollgen.data import windows
 from rollgen.params import load_params
 
 

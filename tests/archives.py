@@ -1,4 +1,4 @@
-"""Small frame archives in the windows stage's format (rollgen.windows), for tests that train, score or
+"""Small frame archives in the windows stage's format (rollgen.data.windows), for tests that train, score or
 generate without running the pipeline."""
 
 from __future__ import annotations
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rollgen import files, meter
-from rollgen.roll import NUM_PITCHES
-from rollgen.windows import Sequences
+from rollgen import files
+from rollgen.data.archive import Sequences
+from rollgen.music import meter
+from rollgen.music.roll import NUM_PITCHES
 
 
 def random_pieces(count: int, steps: int | list[int], seed: int = 0, pitches: int = NUM_PITCHES) -> list[np.ndarray]:

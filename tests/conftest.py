@@ -10,7 +10,7 @@ from pathlib import Path
 import py_midicsv
 import pytest
 
-from rollgen.corpus import music21_corpus_files, score_to_midi
+from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from tests.browser import Page, chromium, find_chromium
 from tests.repro import make_tiny_repro
 

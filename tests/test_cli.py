@@ -5,9 +5,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rollgen.cli import app
-from rollgen.midi import read_midi
-from rollgen.models import build_seed
-from rollgen.roll import piece_to_roll
+from rollgen.models.builders import build_seed
+from rollgen.music.midi import read_midi
+from rollgen.music.roll import piece_to_roll
 from tests.archives import random_pieces, sequences, write_archive
 from tests.conftest import build_midi
 from tests.real_world import beyond_16ths, to_midi

@@ -1,6 +1,7 @@
 """Same inputs and params give byte-identical data outputs (ingest, images, windows)."""
 
-from rollgen import files, images, ingest, windows
+from rollgen import files
+from rollgen.data import images, ingest, windows
 
 
 def build_data(source, out):

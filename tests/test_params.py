@@ -143,7 +143,7 @@ def test_a_dict_is_checked_and_completed_with_the_defaults():
 
 
 def test_train_run_stops_on_a_misspelled_key_before_it_trains(tmp_path):
-    from rollgen import train
+    from rollgen.training import train
 
     with pytest.raises(ParamsError, match=r"train\.epoch is not a train parameter"):
         train.run({"model": "seed", "epoch": 2}, windows_dir=tmp_path / "none")
@@ -155,7 +155,12 @@ def choices(model, key: str) -> set:
 
 def test_the_choices_are_the_names_their_modules_define():
     """The models repeat these names so that reading params imports no TensorFlow; here they must agree."""
-    from rollgen import evaluate, images, midi, models, roll, sampling, splits, train, windows
+    from rollgen.data import images, splits, windows
+    from rollgen.evaluation import evaluate
+    from rollgen.models import builders as models
+    from rollgen.models import sampling
+    from rollgen.music import midi, roll
+    from rollgen.training import train
 
     assert choices(TrainParams, "model") == set(models.MODELS)
     assert choices(TrainParams, "loss") == set(train.LOSSES)
@@ -178,7 +183,8 @@ def defaults(function) -> dict:
 
 def test_library_defaults_that_mirror_params_agree_with_the_models():
     """Where library code keeps a default of its own for a param (for tests and direct calls), it is the model's."""
-    from rollgen import cli, images, ingest, windows
+    from rollgen import cli
+    from rollgen.data import images, ingest, windows
 
     params = Params()
     limits = ingest.Limits()

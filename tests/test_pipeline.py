@@ -12,14 +12,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from rollgen import frame_model
-from rollgen.evaluate import frame_scores
-from rollgen.images import METERS_NAME
-from rollgen.meter import frame_positions, read_meters
-from rollgen.midi import read_midi
-from rollgen.mixture import TranspositionMixture
-from rollgen.models import MODELS
-from rollgen.windows import SPLITS, load_sequences
+from rollgen.data.archive import SPLITS, load_sequences
+from rollgen.data.images import METERS_NAME
+from rollgen.evaluation.evaluate import frame_scores
+from rollgen.evaluation.mixture import TranspositionMixture
+from rollgen.models import frame_model
+from rollgen.models.builders import MODELS
+from rollgen.music.meter import frame_positions, read_meters
+from rollgen.music.midi import read_midi
 from tests.repro import copy_project, delete_cache_and_outputs, output_digests, run
 
 

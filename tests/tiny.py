@@ -6,8 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from rollgen import models
-from rollgen.windows import Sequences
+from rollgen.data.archive import Sequences
+from rollgen.models import builders as models
 from tests.archives import sequences
 
 PITCHES = 6

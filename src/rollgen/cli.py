@@ -13,7 +13,7 @@ app = typer.Typer(help="rollgen: piano-roll music models, from MIDI to new MIDI 
 
 
 FLAG = "LOSES NOTES"  # marks a file of `rollgen check` that loses over 1% of its in-range notes
-WHY_LOST = {  # what a grid loses (rollgen.roll.GRIDS), and what keeps it
+WHY_LOST = {  # what a grid loses (rollgen.music.roll.GRIDS), and what keeps it
     "nearest": "notes re-struck within a step merge (merged_by_grid): a finer grid (--steps-per-quarter 8 or 12)"
     " draws them apart",
     "sample": "notes that sound at no step's start vanish (too_short): --grid nearest keeps them",
@@ -39,7 +39,7 @@ def check(
     """
     from collections import Counter
 
-    from rollgen import ingest
+    from rollgen.data import ingest
 
     try:
         limits = ingest.Limits(
@@ -87,9 +87,9 @@ def roll(
     grid: str = typer.Option("nearest", help="nearest, sample or floor (images.grid): how notes are put on the steps."),
 ) -> None:
     """Draw a MIDI file's piano roll as a PNG (pitch up, time right, beat and bar lines)."""
-    from rollgen.midi import MidiError, read_midi
-    from rollgen.pictures import save_roll_picture
-    from rollgen.roll import check_grid, piece_to_roll
+    from rollgen.music.midi import MidiError, read_midi
+    from rollgen.music.pictures import save_roll_picture
+    from rollgen.music.roll import check_grid, piece_to_roll
 
     try:
         check_grid(grid)
@@ -113,7 +113,7 @@ def render(
     soundfont: str = typer.Option("auto", help="A .sf2 SoundFont, or auto: the first General MIDI one installed."),
 ) -> None:
     """Render MIDI to WAV with FluidSynth and a General MIDI SoundFont."""
-    from rollgen.audio import AudioError, render_wav
+    from rollgen.music.audio import AudioError, render_wav
 
     try:
         render_wav(midi_file, wav_file, soundfont=soundfont)
@@ -175,10 +175,11 @@ def generate(
 
     import numpy as np
 
-    from rollgen import frame_model, registry
-    from rollgen import generate as generation
-    from rollgen.audio import AudioError
-    from rollgen.windows import read_sequences
+    from rollgen.data.archive import read_sequences
+    from rollgen.generation import generate as generation
+    from rollgen.models import frame_model
+    from rollgen.music.audio import AudioError
+    from rollgen.tracking import registry
 
     options = {
         "pieces": num, "steps": steps, "sampling": sampling, "temperature": temperature, "threshold": threshold,

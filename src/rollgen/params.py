@@ -7,8 +7,8 @@ unknown key or a value of the wrong type an error that names the file, the key a
     validate("train", {"model": "seed"})      # a dict checked and completed with the defaults: a TrainParams
 
 params.yaml says what each key means and lists every key with its default; tests/test_params.py checks that it
-and these models agree. Choices (`Literal`) repeat names defined where they are used (`rollgen.models.MODELS`,
-`rollgen.sampling.MODES`, ...), so that reading params imports neither TensorFlow nor the modules a stage does
+and these models agree. Choices (`Literal`) repeat names defined where they are used (`rollgen.models.builders.MODELS`,
+`rollgen.models.sampling.MODES`, ...), so that reading params imports neither TensorFlow nor the modules a stage does
 not run; the same test checks each list against its module.
 """
 
@@ -46,16 +46,16 @@ class IngestParams(Section):
     max_quarters: PositiveFloat = 20_000.0
     max_seconds: PositiveFloat = 7_200.0
     include_drums: bool = False
-    parser: Literal["fast", "py_midicsv"] = "fast"  # rollgen.midi.PARSERS
+    parser: Literal["fast", "py_midicsv"] = "fast"  # rollgen.music.midi.PARSERS
     timeout_s: PositiveFloat = 120.0
     memory_mb: PositiveInt = 2_048
 
 
 class ImagesParams(Section):
-    mode: Literal["lossless", "article"] = "lossless"  # rollgen.images.MODES
+    mode: Literal["lossless", "article"] = "lossless"  # rollgen.data.images.MODES
     chunk_steps: PositiveInt = 106
     steps_per_quarter: PositiveInt = 4
-    grid: Literal["nearest", "sample", "floor"] = "nearest"  # rollgen.roll.GRIDS
+    grid: Literal["nearest", "sample", "floor"] = "nearest"  # rollgen.music.roll.GRIDS
 
     @model_validator(mode="after")
     def article_mode_floors(self) -> ImagesParams:
@@ -66,8 +66,8 @@ class ImagesParams(Section):
 
 class WindowsParams(Section):
     steps: PositiveInt = 9
-    mode: Literal["next", "article"] = "next"  # rollgen.windows.MODES
-    split: Literal["auto", "folders", "groups"] = "auto"  # rollgen.splits.MODES
+    mode: Literal["next", "article"] = "next"  # rollgen.data.windows.MODES
+    split: Literal["auto", "folders", "groups"] = "auto"  # rollgen.data.splits.MODES
     val_fraction: float = Field(0.1, ge=0, lt=1)
     test_fraction: float = Field(0.1, ge=0, lt=1)
 
@@ -83,8 +83,8 @@ ModelName = Literal["seed", "convlstm", "lstm", "nade", "convnade", "rnnnade", "
 
 
 class TrainParams(Section):
-    model: ModelName = "transformernade"  # rollgen.models.MODELS
-    loss: Literal["bce", "mse"] = "bce"  # rollgen.train.LOSSES
+    model: ModelName = "transformernade"  # rollgen.models.builders.MODELS
+    loss: Literal["bce", "mse"] = "bce"  # rollgen.training.train.LOSSES
     epochs: PositiveInt = 100
     batch_size: PositiveInt = 16
     sequence_steps: PositiveInt = 64
@@ -93,21 +93,21 @@ class TrainParams(Section):
     patience: NonNegativeInt = 8
     transpose: NonNegativeInt = 2
     seed: NonNegativeInt = 42
-    distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.train.STRATEGIES
-    slices: PositiveInt | Literal["auto"] = "auto"  # rollgen.train.batch_slices
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.training.train.STRATEGIES
+    slices: PositiveInt | Literal["auto"] = "auto"  # rollgen.training.train.batch_slices
 
 
 class EvaluateParams(Section):
-    highest_pitch: int = Field(126, ge=21, le=126)  # rollgen.roll's pitches: 21..126
+    highest_pitch: int = Field(126, ge=21, le=126)  # rollgen.music.roll's pitches: 21..126
     samples: NonNegativeInt = 128
     seed: NonNegativeInt = 0
-    transpositions: int = Field(2, ge=0, le=12)  # rollgen.mixture: shifts -N..N averaged (0: the network alone)
+    transpositions: int = Field(2, ge=0, le=12)  # evaluation.mixture: shifts -N..N averaged (0: network alone)
 
 
 class GenerateParams(Section):
     pieces: PositiveInt = 4
     steps: PositiveInt = 256
-    sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.sampling.MODES
+    sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.models.sampling.MODES
     temperature: PositiveFloat = 0.85
     threshold: float = Field(0.5, ge=0, le=1)
     min_notes: NonNegativeInt = 0

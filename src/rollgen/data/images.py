@@ -1,0 +1,129 @@
+"""Piano rolls <-> 106x106 grayscale PNGs (white = sounding), the article's midi2image/image2midi."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from rollgen import files, paths
+from rollgen.music.meter import METER_COLUMNS, Meter
+from rollgen.music.midi import MidiError, read_midi
+from rollgen.music.roll import NUM_PITCHES, check_grid, max_steps_for, piece_to_roll, roll_to_midi
+
+IMAGE_SIZE = 106  # the article resizes every chunk to 106x106
+MODES = ("lossless", "article")
+INDEX_COLUMNS = ["image", "piece", "path", "sha256", "chunk", "start_step", "steps"]
+METERS_NAME = "meters.csv"  # beside index.csv: every piece's time signatures in steps (rollgen.music.meter)
+REJECTED_NAME = "rejected.csv"  # beside index.csv: accepted pieces this stage could not draw, and why
+REJECTED_COLUMNS = ["piece", "path", "reason"]
+
+
+def roll_to_images(roll: np.ndarray, mode: str = "lossless", chunk_steps: int = IMAGE_SIZE) -> list[np.ndarray]:
+    """The roll cut into chunks of `chunk_steps` steps, each a uint8 (106, 106) image; rows are pitches
+    (row 0 = MIDI 21, as the article), columns are steps, the last chunk padded with silence.
+
+    `lossless`: chunks of 106 steps, so the 106x106 "resize" is the identity.
+    `article`: chunks of `chunk_steps` (100 in the article) stretched to 106 columns with LANCZOS.
+    """
+    if mode not in MODES:
+        raise ValueError(f"images.mode must be one of {MODES}, not '{mode}'")
+    if mode == "lossless" and chunk_steps != IMAGE_SIZE:
+        raise ValueError(f"lossless images need chunk_steps = {IMAGE_SIZE}, not {chunk_steps}")
+    steps = roll.shape[1]
+    count = max(1, -(-steps // chunk_steps))
+    # One padded copy of the whole roll, cut into contiguous chunks: no per-chunk allocation or masking.
+    pixels = np.zeros((NUM_PITCHES, count * chunk_steps), dtype=np.uint8)
+    np.multiply(roll, 255, out=pixels[:, :steps], casting="unsafe")
+    chunks = list(pixels.reshape(NUM_PITCHES, count, chunk_steps).transpose(1, 0, 2).copy())
+    if mode == "article":
+        chunks = [
+            np.asarray(Image.fromarray(chunk).resize((IMAGE_SIZE, IMAGE_SIZE), Image.LANCZOS)) for chunk in chunks
+        ]
+    return chunks
+
+
+def save_png(image: np.ndarray, target: Path) -> None:
+    """Writes a uint8 grayscale image as PNG, atomically."""
+    with files.atomic_path(target) as tmp:
+        Image.fromarray(image, mode="L").save(tmp, format="PNG")
+
+
+def load_png(path: Path) -> np.ndarray:
+    """A PNG as a uint8 grayscale array (colour images are averaged to gray, as image2midi did)."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L"))
+
+
+def image_to_roll(image: np.ndarray) -> np.ndarray:
+    """Sounding cells (bool) of uint8 pixels, images or stored frames: brighter than half white, as
+    image2midi decided."""
+    return np.asarray(image) > 255 / 2
+
+
+def image_to_midi(image: np.ndarray, steps_per_quarter: int = 4, tempo_bpm: float = 120.0) -> bytes:
+    """MIDI bytes for one roll image: the article's image2midi, one piano note per run of white pixels."""
+    return roll_to_midi(image_to_roll(image), steps_per_quarter=steps_per_quarter, tempo_bpm=tempo_bpm)
+
+
+def image_name(piece: str, chunk: int) -> str:
+    return f"{Path(piece).stem}_{chunk:03d}.png"
+
+
+def run(
+    manifest_path: Path = paths.MANIFEST,
+    midi_dir: Path = paths.MIDI_DIR,
+    images_dir: Path = paths.IMAGES_DIR,
+    mode: str = "lossless",
+    steps_per_quarter: int = 4,
+    chunk_steps: int = IMAGE_SIZE,
+    grid: str = "nearest",
+    max_quarters: float = 20_000,
+    include_drums: bool = False,
+    parser: str = "fast",
+) -> pd.DataFrame:
+    """Draws every accepted piece as 106x106 PNG chunks and writes their index (index.csv in the folder).
+
+    index.csv: one row per image, `INDEX_COLUMNS`; `piece` is the MIDI file in `midi_dir`, `path` the input
+    it came from (the manifest's, relative to the source). meters.csv: one row per time-signature segment
+    per piece, `rollgen.music.meter.METER_COLUMNS`, steps at `steps_per_quarter` (see `rollgen.music.meter`).
+    rejected.csv: `REJECTED_COLUMNS`, a piece that cannot be read or drawn, which the stage skips.
+
+    The grid (`grid`, `steps_per_quarter`) and `max_quarters` (ingest.max_quarters) are the ones ingest
+    accepted the pieces on, so the roll's step limit (rollgen.music.roll.max_steps_for) holds every accepted piece:
+    rejected.csv stays empty unless the manifest and `midi_dir` come from other params. `mode: article`
+    draws the article's grid, so it requires `grid: floor`.
+    """
+    check_grid(grid)
+    if mode == "article" and grid != "floor":
+        raise ValueError(f"images.mode: article draws the article's grid: set images.grid: floor, not '{grid}'")
+    manifest = pd.read_csv(manifest_path, keep_default_na=False, dtype={"sha256": str, "midi": str, "path": str})
+    accepted = manifest[manifest["status"] == "accepted"]
+    max_steps = max_steps_for(max_quarters, steps_per_quarter)
+    rows, meter_rows, rejected = [], [], []
+    with files.atomic_dir(images_dir) as folder:
+        for piece in tqdm(accepted.itertuples(), total=len(accepted), desc="images", unit="piece"):
+            try:
+                midi = read_midi((midi_dir / piece.midi).read_bytes(), include_drums=include_drums, parser=parser)
+                roll, _ = piece_to_roll(midi, steps_per_quarter=steps_per_quarter, max_steps=max_steps, grid=grid)
+            except MidiError as error:
+                rejected.append((piece.midi, piece.path, str(error)))
+                continue
+            except OSError as error:
+                rejected.append((piece.midi, piece.path, f"cannot read: {error.strerror or error}"))
+                continue
+            meter_rows += [(piece.midi, *row) for row in Meter.from_piece(midi, steps_per_quarter).to_rows()]
+            for chunk, image in enumerate(roll_to_images(roll, mode=mode, chunk_steps=chunk_steps)):
+                name = image_name(piece.midi, chunk)
+                save_png(image, folder / name)
+                start = chunk * chunk_steps
+                steps = min(chunk_steps, roll.shape[1] - start)
+                rows.append((name, piece.midi, piece.path, piece.sha256, chunk, start, steps))
+        index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+        files.write_csv(folder / paths.IMAGES_INDEX.name, index)
+        files.write_csv(folder / METERS_NAME, pd.DataFrame(meter_rows, columns=METER_COLUMNS))
+        files.write_csv(folder / REJECTED_NAME, pd.DataFrame(rejected, columns=REJECTED_COLUMNS))
+    return index

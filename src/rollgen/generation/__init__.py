@@ -1,0 +1,1 @@
+"""Generating pieces from a trained model: primers, sampling loop, MIDI/WAV/PNG and the gallery page."""

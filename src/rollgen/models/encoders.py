@@ -1,0 +1,277 @@
+"""Sequence encoders: read a whole piece frame by frame and carry what they heard, so a model knows the key,
+the phrase and where the bar is, not only the last two beats.
+
+An encoder reads, at every step t, the frame before (silence at t = 0) and the bar position of frame t, and
+gives features from which the NADE head predicts frame t: what it heard, and the position and the frame
+before themselves, so "this pitch goes on sounding", the commonest event at 16th notes, is one weight.
+`advance` reads a chunk of steps from a state and gives the state after it, so a piece can be scored in
+chunks and generated one step at a time at a cost per step that does not grow with its length; `call`
+reads from the initial state (training).
+
+Positions are int rows (step_in_beat, steps_per_beat, step_in_bar, steps_per_bar), as rollgen.music.meter
+gives them; `PositionFeatures` turns them into the numbers the networks read.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers, ops
+
+from rollgen.music.roll import LOWEST_PITCH, NUM_PITCHES
+
+BEAT_SLOTS = 16  # one-hot slots for the step within the beat (16 = a half-note beat of 32nd notes)
+BAR_SLOTS = 12  # one-hot slots for the beat within the bar (12/8 has 4, 12/4 has 12)
+POSITION_FEATURES = BEAT_SLOTS + BAR_SLOTS + 2
+
+
+@keras.utils.register_keras_serializable(package="rollgen")
+class PositionFeatures(layers.Layer):
+    """Bar positions (..., 4) as features (..., 30): the step within the beat and the beat within the bar,
+    one-hot (clipped to the last slot), and the phase within the bar as a sine and a cosine."""
+
+    def call(self, positions):
+        positions = ops.cast(positions, "int32")
+        step_in_beat, steps_per_beat = positions[..., 0], ops.maximum(positions[..., 1], 1)
+        step_in_bar, steps_per_bar = positions[..., 2], ops.maximum(positions[..., 3], 1)
+        beat = ops.minimum(step_in_bar // steps_per_beat, BAR_SLOTS - 1)
+        phase = 2 * math.pi * ops.cast(step_in_bar, "float32") / ops.cast(steps_per_bar, "float32")
+        return ops.concatenate(
+            [
+                ops.one_hot(ops.minimum(step_in_beat, BEAT_SLOTS - 1), BEAT_SLOTS),
+                ops.one_hot(beat, BAR_SLOTS),
+                ops.stack([ops.sin(phase), ops.cos(phase)], axis=-1),
+            ],
+            axis=-1,
+        )
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], POSITION_FEATURES)
+
+
+class SequenceEncoder(layers.Layer):
+    """(previous frames (batch, steps, pitches), positions (batch, steps, 4)) -> features (batch, steps, F).
+
+    `packs`: whether training may pack several stretches into one row (rollgen.models.batches.packed_rows) and pass
+    `segments` (batch, steps) to tell them apart; an encoder that cannot keep them apart (a recurrent one
+    carries its state along the row) is given one stretch per row and ignores `segments`.
+    """
+
+    packs = False
+    chunk_steps = 512  # steps read per `advance` call when a whole piece is scored
+
+    def initial_state(self, batch_size) -> list:
+        raise NotImplementedError
+
+    def advance(self, previous, positions, state, training=None):
+        """Features for a chunk of steps read after `state`, and the state after them."""
+        raise NotImplementedError
+
+    def call(self, inputs, training=None, segments=None):
+        previous, positions = inputs
+        features, _ = self.advance(previous, positions, self.initial_state(ops.shape(previous)[0]), training)
+        return features
+
+
+@keras.utils.register_keras_serializable(package="rollgen")
+class LstmEncoder(SequenceEncoder):
+    """RNN-NADE's recurrent part: LSTM layers over the frames and their bar positions."""
+
+    def __init__(self, units: int = 256, depth: int = 1, dropout: float = 0.1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.units, self.depth, self.dropout_rate = units, depth, dropout
+        self.positions = PositionFeatures()
+        self.lstms = [layers.LSTM(units, return_sequences=True, return_state=True) for _ in range(depth)]
+        self.dropout = layers.Dropout(dropout)
+
+    def build(self, input_shape) -> None:
+        size = int(input_shape[0][-1]) + POSITION_FEATURES
+        for lstm in self.lstms:
+            lstm.build((None, None, size))
+            size = self.units
+        self.built = True
+
+    def initial_state(self, batch_size) -> list:
+        return [ops.zeros((batch_size, self.units)) for _ in range(2 * self.depth)]
+
+    def advance(self, previous, positions, state, training=None):
+        where = self.positions(positions)
+        x = ops.concatenate([previous, where], axis=-1)
+        after = []
+        for number, lstm in enumerate(self.lstms):
+            x, hidden, cell = lstm(self.dropout(x, training=training), initial_state=state[2 * number : 2 * number + 2])
+            after += [hidden, cell]
+        return ops.concatenate([self.dropout(x, training=training), where, previous], axis=-1), after
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units, "depth": self.depth, "dropout": self.dropout_rate}
+
+
+@keras.utils.register_keras_serializable(package="rollgen")
+class PitchEncoder(SequenceEncoder):
+    """Interval patterns learnt once for every pitch: tied parallel networks (Johnson, 2017). At every pitch
+    the same small LSTM recurs over time, reading what sounded around that pitch in the frame before (a
+    convolution along the pitch axis, two octaves wide), the pitch's class and register, and the bar
+    position; its 4 features per pitch, side by side, let the NADE head place the patterns in register.
+    The LSTM's batch is pieces x pitches, so its weights are shared by all 106."""
+
+    def __init__(
+        self, pitches: int = NUM_PITCHES, units: int = 32, filters: int = 16, dropout: float = 0.1, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pitches, self.units, self.filters, self.dropout_rate = pitches, units, filters, dropout
+        self.positions = PositionFeatures()
+        self.position_channels = layers.Dense(8)
+        self.around = layers.Conv1D(filters, 25, padding="same", activation="relu")  # +-12 semitones
+        self.lstm = layers.LSTM(units, return_sequences=True, return_state=True)
+        self.narrow = layers.Dense(4, activation="relu")
+        self.dropout = layers.Dropout(dropout)
+
+    def build(self, input_shape) -> None:
+        self.position_channels.build((None, POSITION_FEATURES))
+        self.around.build((None, self.pitches, 1))
+        self.lstm.build((None, None, self.filters + PITCH_FEATURES + 8))
+        self.narrow.build((None, self.units))
+        self.built = True
+
+    def initial_state(self, batch_size) -> list:
+        return [ops.zeros((batch_size * self.pitches, self.units)) for _ in range(2)]
+
+    def advance(self, previous, positions, state, training=None):
+        batch, steps = ops.shape(previous)[0], ops.shape(previous)[1]
+        where = self.positions(positions)
+        heard = self.dropout(previous, training=training)
+        around = ops.reshape(self.around(ops.reshape(heard, (-1, self.pitches, 1))), (batch, steps, self.pitches, -1))
+        identity = ops.broadcast_to(pitch_features(self.pitches), (batch, steps, self.pitches, PITCH_FEATURES))
+        when = ops.broadcast_to(self.position_channels(where)[:, :, None, :], (batch, steps, self.pitches, 8))
+        x = ops.concatenate([around, identity, when], axis=-1)  # (batch, steps, pitches, channels)
+        x = ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (batch * self.pitches, steps, ops.shape(x)[-1]))
+        x, hidden, cell = self.lstm(x, initial_state=state)
+        x = ops.transpose(ops.reshape(x, (batch, self.pitches, steps, self.units)), (0, 2, 1, 3))
+        features = ops.reshape(self.narrow(x), (batch, steps, self.pitches * 4))
+        return ops.concatenate([self.dropout(features, training=training), where, previous], axis=-1), [hidden, cell]
+
+    def get_config(self) -> dict:
+        sizes = dict(pitches=self.pitches, units=self.units, filters=self.filters)
+        return {**super().get_config(), **sizes, "dropout": self.dropout_rate}
+
+
+PITCH_FEATURES = 13  # pitch class one-hot, and the register from 0 (lowest row) to 1
+
+
+def pitch_features(pitches: int):
+    """(pitches, 13): each row's pitch class one-hot (row 0 = MIDI 21, an A) and its register in 0..1."""
+    rows = ops.arange(pitches)
+    pitch_class = ops.one_hot((rows + LOWEST_PITCH) % 12, 12)
+    register = ops.cast(rows, "float32")[:, None] / max(pitches - 1, 1)
+    return ops.concatenate([pitch_class, register], axis=-1)
+
+
+@keras.utils.register_keras_serializable(package="rollgen")
+class TransformerEncoder(SequenceEncoder):
+    """A causal Transformer over frames: each step attends to itself and the `window` - 1 steps before it
+    (Keras MultiHeadAttention with a causal, banded mask). No absolute position embedding: the bar position is
+    an input, and the mask orders the steps, so a piece may run longer than anything seen in training. The
+    state is each layer's last `window` - 1 inputs, so a generated step costs the same at step 10 or 10,000.
+    It packs: in training, a step attends only to steps of its own stretch (`segments`)."""
+
+    packs = True
+
+    @property
+    def chunk_steps(self) -> int:
+        """A chunk of `window` steps attends to itself and the `window` - 1 cached steps before it: longer
+        chunks compute masked scores for keys they never use (512 steps: ~4x slower than 64)."""
+        return self.window
+
+    def __init__(
+        self,
+        width: int = 128,
+        heads: int = 4,
+        depth: int = 2,
+        window: int = 128,
+        dropout: float = 0.1,
+        expansion: int = 4,
+        activation: str = "gelu",
+        attention_dropout: float | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.width, self.heads, self.depth, self.window, self.dropout_rate = width, heads, depth, window, dropout
+        self.expansion = expansion  # the feed-forward network's width, in multiples of `width`
+        self.activation = activation  # the feed-forward network's
+        # dropout on the attention weights (None: `dropout`, as models saved before this option have it)
+        self.attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.positions = PositionFeatures()
+        self.embed = layers.Dense(width)
+        # One pre-norm block per layer: attention, then a feed-forward network, each added to its input.
+        self.attention_norms = [layers.LayerNormalization() for _ in range(depth)]
+        self.attentions = [
+            layers.MultiHeadAttention(heads, width // heads, dropout=self.attention_dropout) for _ in range(depth)
+        ]
+        self.feed_forward_norms = [layers.LayerNormalization() for _ in range(depth)]
+        self.expands = [layers.Dense(expansion * width, activation=activation) for _ in range(depth)]
+        self.contracts = [layers.Dense(width) for _ in range(depth)]
+        self.final_norm = layers.LayerNormalization()
+        self.dropout = layers.Dropout(dropout)
+
+    def build(self, input_shape) -> None:
+        step = (None, None, self.width)
+        self.embed.build((None, None, int(input_shape[0][-1]) + POSITION_FEATURES))
+        for number in range(self.depth):
+            self.attention_norms[number].build(step)
+            self.attentions[number].build(step, step, step)
+            self.feed_forward_norms[number].build(step)
+            self.expands[number].build(step)
+            self.contracts[number].build((None, None, self.expansion * self.width))
+        self.final_norm.build(step)
+        self.built = True
+
+    def initial_state(self, batch_size) -> list:
+        kept = self.window - 1
+        return [ops.zeros((batch_size, kept, self.width)) for _ in range(self.depth)] + [ops.zeros((batch_size, kept))]
+
+    def advance(self, previous, positions, state, training=None, segments=None):
+        """With `state` None, reads from nothing before (training; `segments`, when given, keep a packed row's
+        stretches apart); otherwise attends into the cached steps."""
+        where = self.positions(positions)
+        x = self.embed(ops.concatenate([self.dropout(previous, training=training), where], axis=-1))
+        steps = ops.shape(x)[1]
+        query = ops.arange(steps)[:, None]
+        if state is None:
+            key = ops.arange(steps)[None, :]
+            mask = (key <= query) & (query - key < self.window)
+            mask = ops.broadcast_to(mask[None], (ops.shape(x)[0], steps, steps))
+            if segments is not None:
+                mask = mask & (segments[:, :, None] == segments[:, None, :])
+        else:
+            kept = self.window - 1
+            valid = ops.concatenate([state[-1], ops.ones((ops.shape(x)[0], steps))], axis=1) > 0.5
+            key = ops.arange(kept + steps)[None, :] - kept  # cached steps have negative indices
+            mask = ((key <= query) & (query - key < self.window))[None] & valid[:, None, :]
+        after = []
+        for number in range(self.depth):
+            normed = self.attention_norms[number](x)
+            keys = normed if state is None else ops.concatenate([state[number], normed], axis=1)
+            attended = self.attentions[number](normed, keys, keys, attention_mask=mask, training=training)
+            x = x + self.dropout(attended, training=training)
+            expanded = self.expands[number](self.feed_forward_norms[number](x))
+            x = x + self.dropout(self.contracts[number](expanded), training=training)
+            if state is not None:
+                after.append(keys[:, -(self.window - 1) :])
+        if state is not None:
+            after.append(ops.cast(valid, "float32")[:, -(self.window - 1) :])
+        return ops.concatenate([self.final_norm(x), where, previous], axis=-1), after
+
+    def call(self, inputs, training=None, segments=None):
+        previous, positions = inputs
+        return self.advance(previous, positions, None, training, segments)[0]
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            **dict(width=self.width, heads=self.heads, depth=self.depth, window=self.window, expansion=self.expansion),
+            "dropout": self.dropout_rate,
+            "activation": self.activation,
+            "attention_dropout": self.attention_dropout,
+        }

@@ -1,0 +1,1 @@
+"""Music as data: Standard MIDI Files, notes, piano rolls, meter, pictures and audio of them; no TensorFlow."""

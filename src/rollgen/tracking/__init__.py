@@ -1,0 +1,1 @@
+"""MLflow: runs, logged models (next-frame and generator pyfuncs) and the model registry."""

@@ -1,0 +1,1 @@
+"""Training a FrameModel on the archives: the trainer, distribution, checkpoints."""

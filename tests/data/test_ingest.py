@@ -1,0 +1,223 @@
+"""Ingestion accounts for every input: accepted pieces, and rejected or duplicate files with a reason."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rollgen.data import ingest
+from rollgen.music.corpus import music21_corpus_files, score_to_midi
+from tests.conftest import build_midi
+from tests.real_world import beyond_16ths, to_midi, write_collection
+
+
+def run_ingest(source: Path, out: Path, **options) -> pd.DataFrame:
+    return ingest.run(
+        str(source),
+        midi_dir=out / "midi",
+        manifest_path=out / "manifest.csv",
+        metrics_path=out / "ingest.json",
+        **options,
+    )
+
+
+def test_a_messy_folder_is_fully_accounted_for(tmp_path, chorale_midi_dir):
+    source = tmp_path / "in"
+    shutil.copytree(chorale_midi_dir, source / "good")
+    first = sorted((source / "good").iterdir())[0]
+    (source / 'zz copy of it\'s "first" — ça.mid').write_bytes(first.read_bytes())  # same bytes, odd name
+    (source / "empty.mid").write_bytes(b"")
+    (source / "notes.txt").write_text("not music")
+    (source / "random.mid").write_bytes(bytes(range(256)) * 4)
+    (source / "folder.mid").mkdir()
+    (source / "only drums.mid").write_bytes(build_midi([["0, Note_on_c, 9, 36, 90", "240, Note_off_c, 9, 36, 0"]]))
+    (source / "loop.mid").symlink_to(source / "loop.mid")
+
+    manifest = run_ingest(source, tmp_path / "out", workers=2)
+
+    rows = {row.path: row for row in manifest.itertuples()}
+    assert len(rows) == 4 + 7  # every input has a row
+    assert all(rows[f"good/{path.name}"].status == "accepted" for path in (source / "good").iterdir())
+    assert rows['zz copy of it\'s "first" — ça.mid'].status == "duplicate"
+    assert "same bytes as good/" in rows['zz copy of it\'s "first" — ça.mid'].reason
+    assert rows["empty.mid"].reason == "not a MIDI file (no MThd header)"
+    assert rows["notes.txt"].reason.startswith("not a MIDI or score file")
+    assert rows["random.mid"].reason == "not a MIDI file (no MThd header)"
+    assert rows["folder.mid"].reason == "is a directory, not a file"
+    assert rows["only drums.mid"].reason == "no notes in range 21..126"
+    assert rows["loop.mid"].reason.startswith("cannot read")
+    assert all(row.reason for row in rows.values() if row.status != "accepted")
+
+    written = sorted(path.name for path in (tmp_path / "out" / "midi").iterdir())
+    assert written == sorted(manifest.loc[manifest.status == "accepted", "midi"])
+    on_disk = pd.read_csv(tmp_path / "out" / "manifest.csv", keep_default_na=False)
+    assert list(on_disk.columns[:4]) == ["path", "sha256", "status", "reason"]
+    counts = json.loads((tmp_path / "out" / "ingest.json").read_text())
+    assert (counts["files"], counts["accepted"], counts["duplicate"], counts["rejected"]) == (11, 4, 1, 6)
+
+
+def test_the_unexpandable_bach_chorale_is_rejected_with_musics21s_reason():
+    root, scores = music21_corpus_files("bach")
+    krn = next(path for path in scores if path.name == "bwv277.krn")
+    row, midi = ingest.examine(ingest.Source(krn.relative_to(root).as_posix(), str(krn)))
+    assert midi is None
+    assert row.status == "rejected"
+    assert row.path == "bach/bwv277.krn"
+    assert "ExpanderException" in row.reason and "repeat" in row.reason
+
+
+def test_the_music21_source_lists_the_chorale_scores():
+    sources = ingest.list_sources("music21:bach")
+    assert 400 < len(sources) < 420
+    assert all(not source.path.endswith(".rntxt") for source in sources)
+    assert sources == sorted(sources, key=lambda source: source.path)
+
+
+def test_a_folder_with_nothing_usable_stops_the_stage_with_a_clear_message(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.mid").write_bytes(b"MThd")
+    with pytest.raises(SystemExit, match="none of 1 inputs"):
+        run_ingest(tmp_path / "in", tmp_path / "out", workers=1)
+    assert "truncated header (4 bytes)" in (tmp_path / "out" / "manifest.csv").read_text()
+
+
+def test_the_same_music_in_two_files_is_kept_once(tmp_path):
+    notes = ["0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0"]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.mid").write_bytes(build_midi([notes], ticks_per_quarter=480))
+    (tmp_path / "in" / "b.mid").write_bytes(build_midi([[n.replace("480,", "960,") for n in notes]], 960))
+    manifest = run_ingest(tmp_path / "in", tmp_path / "out", workers=1)
+    assert manifest.status.tolist() == ["accepted", "duplicate"]
+    assert manifest.reason.tolist()[1] == "same notes as a.mid"
+
+
+def test_both_parsers_accept_the_same_pieces_with_the_same_rolls(tmp_path, chorale_midi_dir):
+    fast = run_ingest(chorale_midi_dir, tmp_path / "fast", workers=1)
+    reference = run_ingest(chorale_midi_dir, tmp_path / "ref", workers=1, limits=ingest.Limits(parser="py_midicsv"))
+    pd.testing.assert_frame_equal(fast, reference)
+    for midi in fast["midi"]:
+        assert (tmp_path / "fast" / "midi" / midi).read_bytes() == (tmp_path / "ref" / "midi" / midi).read_bytes()
+
+
+# Pieces of music21's corpus other than Bach, whose shortest notes are 16ths (grace notes aside): folk
+# fiddle tunes, Renaissance and trecento polyphony, a string quartet, a rag, an aria, a lead sheet.
+CORPUS_PIECES = (
+    "palestrina/Agnus_01.krn",
+    "josquin/adieuMesAmours.abc",
+    "trecento/Fava_Dicant_nunc_iudei.xml",
+    "ryansMammoth/7thRegimentReel.abc",
+    "ryansMammoth/42dHighlandRegimentStrathspey.abc",
+    "haydn/opus1no1/movement1.mxl",
+    "joplin/maple_leaf_rag.mxl",
+    "handel/rinaldo/Lascia_chio_pianga.mxl",
+    "leadSheet/berlinAlexandersRagtime.mxl",
+)
+# ... and two with 32nd notes or sextuplets, re-struck within a 16th.
+FINER_THAN_16THS = ("schubert/Lindenbaum.xml", "cpebach/h186.mxl")
+
+
+def export_corpus(pieces: tuple[str, ...], folder: Path) -> Path:
+    """The pieces of music21's corpus exported to MIDI files in `folder`, as ingest converts them."""
+    from music21 import corpus
+
+    folder.mkdir(parents=True)
+    for piece in pieces:
+        midi = score_to_midi(Path(corpus.__file__).parent / piece)
+        (folder / f"{piece.replace('/', '_')}.mid").write_bytes(midi)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def real_world(tmp_path_factory) -> Path:
+    """A folder of real-world-like MIDI: tests.real_world's collection and the corpus pieces."""
+    folder = tmp_path_factory.mktemp("real-world")
+    write_collection(folder / "written")
+    export_corpus(CORPUS_PIECES, folder / "music21")
+    return folder
+
+
+def accounted(manifest: pd.DataFrame) -> bool:
+    """Whether every row's notes are drawn or in one column of the manifest, once."""
+    counted = manifest[list(ingest.NOTE_COLUMNS)].sum(axis=1)
+    return bool((manifest.notes_read == manifest.notes_drawn + counted).all())
+
+
+def test_the_nearest_grid_keeps_real_world_notes_the_floor_grid_loses(tmp_path, real_world):
+    nearest = run_ingest(real_world, tmp_path / "nearest", workers=1)
+    floor = run_ingest(real_world, tmp_path / "floor", workers=1, limits=ingest.Limits(grid="floor"))
+    assert (nearest.status == "accepted").all() and (floor.status == "accepted").all()
+    assert accounted(nearest) and accounted(floor) and not nearest.too_short.any()
+    kept, lost = (json.loads((tmp_path / grid / "ingest.json").read_text()) for grid in ("nearest", "floor"))
+    assert kept["notes_in_range"] == lost["notes_in_range"] > 8_000
+    assert kept["lost_share_in_range"] <= 0.005  # zero-length grace notes of the scores, no more
+    assert kept["notes_lost_by_reason"]["zero_length"] == sum(
+        kept["notes_lost_by_reason"][c] for c in ingest.LOST_COLUMNS
+    )
+    assert lost["lost_share_in_range"] > 0.05 and lost["notes_lost_by_reason"]["too_short"] > 500
+    assert kept["files_losing_over_1_percent"] == 0 < lost["files_losing_over_1_percent"]
+    # The notes lost on neither grid: re-strikes and unisons, a fifth of the chorales, a part of any music.
+    assert 0.1 < kept["merged_in_file_share_in_range"] < 0.3
+
+
+def test_music_finer_than_the_grid_loses_notes_until_the_grid_is_finer(tmp_path):
+    folder = export_corpus(FINER_THAN_16THS, tmp_path / "finer")
+    (folder / "beyond 16ths.mid").write_bytes(to_midi(beyond_16ths(), 480))
+    for steps_per_quarter, over_1_percent in ((4, True), (12, False)):
+        for path in sorted(folder.iterdir()):
+            row, _ = ingest.examine(
+                ingest.Source(path.name, str(path)), ingest.Limits(steps_per_quarter=steps_per_quarter)
+            )
+            assert row.status == "accepted" and not row.too_short
+            assert (row.lost_share > ingest.LOST_SHARE_FLAG) == over_1_percent, (row.path, steps_per_quarter)
+
+
+def test_every_note_of_a_file_is_counted_once_in_the_manifest(tmp_path):
+    events = [
+        "0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0",  # drawn
+        "480, Note_on_c, 0, 60, 90", "960, Note_off_c, 0, 60, 0",  # re-struck: merged in the file
+        "0, Note_on_c, 0, 10, 90", "480, Note_off_c, 0, 10, 0",  # out of range
+        "0, Note_on_c, 9, 36, 90", "120, Note_off_c, 9, 36, 0",  # drums
+        "960, Note_on_c, 0, 64, 90", "960, Note_off_c, 0, 64, 0",  # zero length
+        "960, Note_on_c, 0, 67, 90", "1056, Note_off_c, 0, 67, 0",  # staccato 16ths of 0.2 quarters: the first
+        "1080, Note_on_c, 0, 67, 90", "1176, Note_off_c, 0, 67, 0",  # drawn, two merged by the grid (nearest);
+        "1200, Note_on_c, 0, 67, 90", "1296, Note_off_c, 0, 67, 0",  # all three shorter than a step (floor)
+    ]  # fmt: skip
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.mid").write_bytes(build_midi([events]))
+    columns = ["notes_read", "notes_drawn", *ingest.NOTE_COLUMNS, "lost_share"]
+    nearest = run_ingest(tmp_path / "in", tmp_path / "nearest", workers=1)
+    assert nearest[columns].iloc[0].tolist() == [8, 2, 1, 1, 1, 0, 2, 1, 0.5]  # lost: 3 of 6 in range
+    assert nearest.dropped_reasons[0] == (
+        "drums (channel 10): 1; merged: its gap closed by the grid: 2; merged: re-struck or doubled in the file: 1;"
+        " pitch outside 21..126: 1; zero length: 1"
+    )
+    floor = run_ingest(tmp_path / "in", tmp_path / "floor", workers=1, limits=ingest.Limits(grid="floor"))
+    assert floor[columns].iloc[0].tolist() == [8, 1, 1, 1, 1, 3, 0, 1, round(4 / 6, 6)]
+    metrics = json.loads((tmp_path / "nearest" / "ingest.json").read_text())
+    assert {key: metrics[key] for key in ("notes_read", "notes_in_range", "notes_drawn")} == {
+        "notes_read": 8, "notes_in_range": 6, "notes_drawn": 2,
+    }  # fmt: skip
+    assert metrics["notes_lost_by_reason"] == dict(zip(ingest.NOTE_COLUMNS, [1, 1, 1, 0, 2, 1]))
+    assert (metrics["lost_share_in_range"], metrics["merged_in_file_share_in_range"]) == (0.5, round(1 / 6, 6))
+
+
+def test_two_short_notes_are_a_piece_on_the_nearest_grid(tmp_path):
+    events = [
+        "0, Note_on_c, 0, 60, 90",
+        "96, Note_off_c, 0, 60, 0",
+        "240, Note_on_c, 0, 62, 90",
+        "336, Note_off_c, 0, 62, 0",
+    ]
+    path = tmp_path / "two staccato notes.mid"
+    path.write_bytes(build_midi([events]))
+    row, midi = ingest.examine(ingest.Source(path.name, str(path)))
+    assert row.status == "accepted" and row.notes_drawn == 2 and row.steps == 3 and midi
+    row, midi = ingest.examine(ingest.Source(path.name, str(path)), ingest.Limits(grid="floor"))
+    assert midi is None and row.reason == "no notes to draw (shorter than one step: 2)"
+
+
+def test_an_unknown_grid_stops_ingest_before_any_file_is_read():
+    with pytest.raises(ValueError, match="images.grid must be one of"):
+        ingest.Limits(grid="round")

@@ -1,0 +1,115 @@
+"""Quality metrics on hand-made rolls with known answers, and the Yang & Lerch overlap area."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rollgen.evaluation.quality import (
+    best_scale,
+    overlap_area,
+    piece_features,
+    pitch_class_histogram,
+    quality_report,
+    relative_minor,
+)
+from rollgen.music.roll import LOWEST_PITCH
+
+
+def roll_of(notes: list[tuple[int, int, int]], steps: int) -> np.ndarray:
+    """A bool roll (106, steps) from (MIDI pitch, first step, length in steps) triples."""
+    roll = np.zeros((106, steps), dtype=bool)
+    for pitch, start, length in notes:
+        roll[pitch - LOWEST_PITCH, start : start + length] = True
+    return roll
+
+
+# C4 for a beat, E4 for a beat, G4 for two beats: 16 steps = 4 beats of 4 steps.
+ARPEGGIO = roll_of([(60, 0, 4), (64, 4, 4), (67, 8, 8)], steps=16)
+
+
+def test_features_of_a_c_major_arpeggio():
+    features = piece_features(ARPEGGIO, steps_per_quarter=4)
+    assert features["silent_fraction"] == 0
+    assert features["notes_per_step"] == 3 / 16
+    assert features["mean_polyphony"] == 1
+    assert features["pitch_range"] == 7  # C4 to G4
+    assert features["pitch_class_entropy"] == pytest.approx(math.log2(3))  # three pitch classes, one note each
+    assert features["scale_consistency"] == 1
+    assert features["empty_beat_rate"] == 1 / 4  # no note starts in the last beat (G4 is held through it)
+    assert features["mean_note_length"] == pytest.approx(16 / 3)
+
+
+def test_a_chromatic_scale_fits_no_key():
+    roll = roll_of([(60 + i, 2 * i, 2) for i in range(12)], steps=24)
+    features = piece_features(roll)
+    assert features["pitch_class_entropy"] == pytest.approx(math.log2(12))  # the most there can be
+    assert features["scale_consistency"] == pytest.approx(7 / 12)  # any scale holds 7 of the 12
+    assert features["pitch_range"] == 11
+    assert features["empty_beat_rate"] == 0
+
+
+def test_chords_silence_and_a_partial_last_beat():
+    # A C major chord for 3 steps, 2 silent steps, then a repeated D: two notes of 1 step each around a rest.
+    roll = roll_of([(48, 0, 3), (52, 0, 3), (55, 0, 3), (62, 5, 1), (62, 7, 1)], steps=9)
+    features = piece_features(roll, steps_per_quarter=4)
+    assert features["silent_fraction"] == 4 / 9  # steps 3, 4, 6, 8
+    assert features["mean_polyphony"] == (3 * 3 + 1 + 1) / 5
+    assert features["pitch_range"] == 14  # C3 to D4
+    # Two whole beats (steps 0-3, 4-7); step 8 is an incomplete beat and is left out. Both have onsets.
+    assert features["empty_beat_rate"] == 0
+    assert features["mean_note_length"] == (3 + 3 + 3 + 1 + 1) / 5
+
+
+def test_a_silent_piece_has_no_note_features():
+    features = piece_features(np.zeros((106, 8), dtype=bool))
+    assert features["silent_fraction"] == 1 and features["notes_per_step"] == 0
+    for name in ("mean_polyphony", "pitch_range", "pitch_class_entropy", "scale_consistency", "mean_note_length"):
+        assert math.isnan(features[name])
+    assert features["empty_beat_rate"] == 1
+
+
+def test_the_best_scale_is_named():
+    g_major = roll_of([(pitch, i, 1) for i, pitch in enumerate((67, 69, 71, 72, 74, 76, 78, 79))], steps=8)
+    assert best_scale(pitch_class_histogram(g_major)) == ("G major", 1.0)
+    # A natural minor holds the pitch classes of C major; the major is named first.
+    a_minor = roll_of([(pitch, i, 1) for i, pitch in enumerate((57, 59, 60, 62, 64, 65, 67))], steps=7)
+    assert best_scale(pitch_class_histogram(a_minor)) == ("C major", 1.0)
+    c_minor = roll_of([(pitch, i, 1) for i, pitch in enumerate((60, 62, 63, 65, 67, 68, 70))], steps=7)
+    assert best_scale(pitch_class_histogram(c_minor)) == ("Eb major", 1.0)
+
+
+def test_overlap_of_the_same_distribution_is_near_one_and_of_distant_ones_near_zero():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(4.0, 0.5, 40)
+    assert overlap_area(reference, reference) > 0.9
+    assert overlap_area(rng.normal(4.0, 0.5, 40), reference) > 0.8  # another sample of it
+    assert overlap_area(reference + 20, reference) < 0.02  # far away: inter-set distances ~20, intra ~0.5
+    assert overlap_area(rng.normal(4.0, 3.0, 40), reference) < overlap_area(reference, reference)
+
+
+def test_overlap_survives_degenerate_sets():
+    assert overlap_area([3.0] * 5, [3.0] * 6) == pytest.approx(1.0, abs=1e-3)  # all distances 0 on both sides
+    assert overlap_area([5.0] * 5, [3.0] * 6) < 0.01  # intra all 0, inter all 2
+    assert 0 <= overlap_area([1.0, 2.0, 9.0], [3.0, 3.0, 3.0]) < 0.1  # constant reference, spread generated
+    assert overlap_area([1.0, 2.0], [3.0]) is None  # no intra-set distance with one reference piece
+    assert overlap_area([], [1.0, 2.0]) is None
+    assert overlap_area([1.0, float("nan")], [1.0, 2.0, float("nan")]) is not None  # NaNs are left out
+
+
+def test_quality_report_has_both_sets_side_by_side_and_the_overlaps():
+    test = [ARPEGGIO, roll_of([(62, 0, 8), (65, 0, 8)], 16), roll_of([(60, 0, 16), (64, 4, 12)], 16)]
+    report = quality_report([ARPEGGIO, ARPEGGIO], test)
+    keys = {
+        "silent_fraction", "notes_per_step", "mean_polyphony", "pitch_range", "pitch_class_entropy",
+        "scale_consistency", "empty_beat_rate", "mean_note_length", "frames", "pieces",
+    }  # fmt: skip
+    assert set(report["generated"]) == keys and set(report["test"]) == keys
+    assert report["generated"]["pitch_range"] == 7 and report["generated"]["pieces"] == 2
+    assert report["test"]["pitch_range"] == pytest.approx((7 + 3 + 4) / 3)
+    assert set(report["overlap"]) >= {"notes_per_step", "mean_polyphony", "pitch_range", "mean_note_length"}
+    assert all(value is None or 0 <= value <= 1 for value in report["overlap"].values())
+
+
+def test_relative_minor():
+    assert relative_minor("C major") == "A minor" and relative_minor("Bb major") == "G minor"

@@ -1,0 +1,251 @@
+"""One interface to every model (rollgen.models.frame_model), checked against the Keras models it wraps: scoring
+every frame, training batches that score what scoring scores, and generation with carried state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rollgen.data.archive import Sequences
+from rollgen.evaluation.evaluate import frame_scores
+from rollgen.models import batches, frame_model
+from rollgen.models.builders import build_lstm
+from rollgen.models.frame_model import Batching
+from rollgen.models.sampling import make_sampler
+from rollgen.music import meter
+from tests.tiny import CONTEXT, LENGTHS, PITCHES, SEQUENCE_NADES, WINDOW, prefix_by_hand, tiny, tiny_data
+
+
+def nll_by_hand(probabilities: np.ndarray, truth: np.ndarray) -> float:
+    """Nats per frame: the Bernoulli NLL of every pitch, summed over the frame, averaged over every frame."""
+    per_pitch = np.where(truth, np.log(probabilities.astype(np.float64)), np.log(1 - probabilities.astype(np.float64)))
+    return float(-per_pitch.sum() / len(truth))
+
+
+def windows_by_hand(data: Sequences) -> np.ndarray:
+    """For every frame, the `context` frames before it (`target_gap` more back in article mode), silent
+    before the piece's start: what a window model reads to predict it."""
+    windows = []
+    for number in range(len(data)):
+        frames = data.sequence(number) / 255.0
+        back = data.context + data.target_gap
+        padded = np.concatenate([np.zeros((back, frames.shape[1])), frames])
+        windows += [padded[t : t + data.context] for t in range(len(frames))]
+    return np.asarray(windows, np.float32)
+
+
+@pytest.mark.parametrize("target_gap", [0, 1])  # next mode, and article mode's frame after the next
+@pytest.mark.parametrize("name", ["lstm", "nade"])
+def test_a_window_model_scores_every_frame_as_the_keras_model_does_on_its_window(name, target_gap):
+    keras_model = build_lstm(CONTEXT, PITCHES, units=4) if name == "lstm" else tiny("nade", seed=1)
+    model = frame_model.wrap(keras_model)
+    data = tiny_data(target_gap=target_gap)
+    truth = data.frames > 127
+    windows = windows_by_hand(data)
+    inputs = windows if name == "lstm" else [windows, truth.astype(np.float32)]
+    expected = np.asarray(keras_model(inputs))
+
+    prediction = model.predict(data)
+    assert prediction.probabilities.shape == prediction.predicted.shape == (sum(LENGTHS), PITCHES)
+    np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-6)
+    firsts = data.offsets[:-1]
+    silence = np.zeros((len(firsts), CONTEXT, PITCHES), np.float32)  # each piece's first frame: from silence
+    silent_inputs = silence if name == "lstm" else [silence, truth[firsts].astype(np.float32)]
+    np.testing.assert_allclose(prediction.probabilities[firsts], np.asarray(keras_model(silent_inputs)), atol=1e-6)
+    assert frame_scores(prediction.probabilities, truth)["nll"] == pytest.approx(nll_by_hand(expected, truth), rel=1e-5)
+    if name == "lstm":
+        np.testing.assert_array_equal(prediction.predicted, expected > 0.5)
+    else:  # greedy decoding never sees the true notes
+        greedy, _ = model.head.sample(model.encoder(windows), np.full(truth.shape, 0.5, np.float32))
+        np.testing.assert_array_equal(prediction.predicted, np.asarray(greedy) > 0)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_NADES)
+def test_a_sequence_model_scores_every_frame_as_the_keras_model_does_on_the_piece_so_far(name, monkeypatch):
+    monkeypatch.setattr(frame_model, "PREDICT_FRAMES", 20)  # pieces of unequal length padded together, in groups
+    keras_model = tiny(name, seed=1)
+    model = frame_model.wrap(keras_model)
+    data = tiny_data()
+    truth = data.frames > 127
+    expected = prefix_by_hand(keras_model, data)
+
+    prediction = model.predict(data)
+    assert prediction.probabilities.shape == (sum(LENGTHS), PITCHES)
+    np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-5)
+    assert frame_scores(prediction.probabilities, truth)["nll"] == pytest.approx(nll_by_hand(expected, truth), rel=1e-5)
+    firsts = data.offsets[:-1]  # the first frame of each piece, from the initial state after silence
+    initial = model.encoder.initial_state(len(firsts))
+    silence = np.zeros((len(firsts), 1, PITCHES), np.float32)
+    features, _ = model.encoder.advance(silence, data.positions[firsts][:, None].astype(np.int32), initial)
+    at_start = np.asarray(model.head([features[:, 0], truth[firsts].astype(np.float32)]))
+    np.testing.assert_allclose(prediction.probabilities[firsts], at_start, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_NADES)
+def test_a_long_piece_read_in_chunks_scores_as_one_pass(name):
+    """`predict` reads pieces in chunks (the encoder's chunk_steps: the Transformer's window, 512 steps for the
+    LSTMs) with the state carried: the same as one Keras call."""
+    keras_model = tiny(name, seed=2)
+    data = tiny_data([530, 40], seed=3)
+    truth = (data.sequence(0) > 127).astype(np.float32)
+    previous = np.concatenate([np.zeros((1, PITCHES), np.float32), truth[:-1]])
+    one_pass = np.asarray(keras_model([previous[None], data.positions[None, :530].astype(np.int32), truth[None]]))[0]
+    np.testing.assert_allclose(frame_model.wrap(keras_model).predict(data).probabilities[:530], one_pass, atol=1e-5)
+
+
+def test_window_training_batches_score_what_predict_scores():
+    """Next mode trains on every frame, the first ones from silence, as they are scored."""
+    keras_model = tiny("nade", seed=4)
+    model = frame_model.wrap(keras_model)
+    data = tiny_data()
+    batching = Batching(batch_size=5, seed=None)
+    taught = [model.teacher_forced(batch, training=False) for batch in model.training_batches(data, batching, 0)]
+    assert len(taught) == model.batch_count(data, batching) == -(-sum(LENGTHS) // 5)
+    probabilities = np.concatenate([np.asarray(p) for p, _, _ in taught])
+    targets = np.concatenate([np.asarray(y) for _, y, _ in taught])
+    np.testing.assert_array_equal(targets, data.frames / 255.0)  # unshuffled: every frame in archive order
+    np.testing.assert_allclose(probabilities, model.predict(data).probabilities, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_NADES)
+def test_a_stretch_from_a_pieces_first_frame_is_taught_what_predict_scores(name):
+    """The training path (teacher_forced on a stretch batch, packed where the model packs) and the scoring path
+    (predict) agree on every stretch that starts where its piece starts; padding is masked out."""
+    model = frame_model.wrap(tiny(name, seed=5))
+    data = tiny_data([10, 3, 40, 1, 2], seed=6)
+    batching = Batching(batch_size=3, seed=2, sequence_steps=WINDOW)
+    table, placed = batches.stretch_rows(data.offsets, WINDOW, 2, 1, model.encoder.packs)
+    assert (placed[:, 1] > 0).any() == model.encoder.packs  # the Transformer packs short stretches together
+    scored = model.predict(data).probabilities
+    taught = []
+    for batch in model.training_batches(data, batching, epoch=1):
+        probabilities, targets, weights = (np.asarray(part) for part in model.teacher_forced(batch, training=False))
+        count, steps = batch[0].shape[:2]
+        taught += zip(probabilities.reshape(count, steps, PITCHES), targets.reshape(count, steps, PITCHES),
+                      weights.reshape(count, steps))  # fmt: skip
+    assert len(taught) == batches.row_count(placed) and model.batch_count(data, batching) == -(-len(taught) // 3)
+    compared = 0
+    for (start, length, sequence_start), (row, column) in zip(table, placed):
+        probabilities, targets, weights = taught[row]
+        mine = slice(column, column + length)
+        assert weights[mine].tolist() == [1.0] * length
+        np.testing.assert_array_equal(targets[mine], data.frames[start : start + length] / 255.0)
+        if start == sequence_start:
+            np.testing.assert_allclose(probabilities[mine], scored[start : start + length], atol=1e-5)
+            compared += 1
+    assert compared == len(data)  # every piece's first stretch compared
+    assert sum(weights.sum() for _, _, weights in taught) == len(data.frames)  # the rest is padding
+
+
+def recomputed(keras_model, primers, positions, steps, sampler, rng):
+    """Generation the slow way: before every new frame the encoder reads the whole piece so far again, from
+    its initial state (the Transformer through its banded mask), and the head draws with the sampler's
+    levels. Gives the frames and their conditionals."""
+    encoder, head = keras_model.get_layer("encoder"), keras_model.get_layer("nade")
+    heard = np.asarray(primers, np.float32)
+    frames, conditionals = [], []
+    for step in range(steps):
+        previous = np.concatenate([np.zeros((len(heard), 1, heard.shape[2]), np.float32), heard], axis=1)
+        features = np.asarray(encoder([previous, positions[:, : previous.shape[1]]]))[:, -1]
+        levels = sampler.levels((len(heard), heard.shape[2]), step, rng)
+        frame, probabilities = (np.asarray(part) for part in head.sample(features, levels, sampler.temperature))
+        heard = np.concatenate([heard, frame[:, None]], axis=1)
+        frames.append(frame)
+        conditionals.append(probabilities)
+    return np.stack(frames, axis=1), np.stack(conditionals, axis=1)
+
+
+@pytest.mark.parametrize("name", SEQUENCE_NADES)
+def test_generating_with_carried_state_draws_what_recomputing_the_whole_piece_draws(name):
+    from rollgen.generation.generate import sample_frames
+
+    keras_model = tiny(name, seed=6)
+    keras_model.get_layer("nade").visible_bias.assign(np.zeros(PITCHES, np.float32))  # lively: notes to compare
+    model = frame_model.wrap(keras_model)
+    primer_steps, steps = 5, 3 * WINDOW + 2  # on past the Transformer's window, so its cache rolls over
+    three_four = meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)]), 40)
+    positions = np.stack([three_four[7 : 7 + primer_steps + steps], three_four[: primer_steps + steps]])
+    positions = positions.astype(np.int32)  # the first piece starts mid-bar
+    primers = (np.random.default_rng(1).random((2, primer_steps, PITCHES)) < 0.4).astype(np.float32)
+    sampler = make_sampler("bernoulli", temperature=1.5)
+
+    state = model.start(primers, positions[:, : primer_steps + 1])
+    rng = np.random.default_rng(8)
+    frames, conditionals = [], []
+    for step in range(steps):
+        frame, probabilities, state = model.step(state, sampler, step, rng)
+        frames.append(frame)
+        conditionals.append(probabilities)
+    carried, carried_conditionals = np.stack(frames, axis=1), np.stack(conditionals, axis=1)
+
+    slow, slow_conditionals = recomputed(keras_model, primers, positions, steps, sampler, np.random.default_rng(8))
+    assert carried.dtype == np.uint8 and 10 < carried.sum() < carried.size - 10
+    np.testing.assert_array_equal(carried, slow)
+    np.testing.assert_allclose(carried_conditionals, slow_conditionals, atol=1e-5)
+    again = sample_frames(model, primers, positions[:, : primer_steps + 1], steps, sampler, np.random.default_rng(8),
+                          progress=False)  # fmt: skip
+    np.testing.assert_array_equal(again, carried)
+
+
+def test_generation_from_nothing_starts_from_silence_and_the_initial_state():
+    keras_model = tiny("rnnnade", seed=7)
+    keras_model.get_layer("nade").visible_bias.assign(np.zeros(PITCHES, np.float32))
+    model = frame_model.wrap(keras_model)
+    positions = meter.default_positions(8)[None].repeat(3, axis=0).astype(np.int32)
+    state = model.start(np.zeros((3, 0, PITCHES), np.float32), positions[:, :1])
+    sampler = make_sampler("threshold", threshold=0.5)
+    frames = []
+    for step in range(8):
+        frame, _, state = model.step(state, sampler, step, np.random.default_rng(0))
+        frames.append(frame)
+    slow, _ = recomputed(keras_model, np.zeros((3, 0, PITCHES), np.float32), positions, 8, sampler, None)
+    np.testing.assert_array_equal(np.stack(frames, axis=1), slow)
+
+
+def test_a_window_model_generates_by_sliding_its_window_over_what_it_drew():
+    keras_model = build_lstm(CONTEXT, PITCHES, units=4)
+    model = frame_model.wrap(keras_model)
+    primer = (np.random.default_rng(2).random((2, 2, PITCHES)) < 0.5).astype(np.float32)  # shorter than the window
+    sampler = make_sampler("threshold", threshold=0.45)
+    state = model.start(primer, np.zeros((2, 3, 4), np.int32))
+    heard = np.concatenate([np.zeros((2, CONTEXT, PITCHES), np.float32), primer], axis=1)
+    for step in range(6):
+        frame, probabilities, state = model.step(state, sampler, step, np.random.default_rng(0))
+        expected = np.asarray(keras_model(heard[:, -CONTEXT:]))
+        np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+        np.testing.assert_array_equal(frame, expected > 0.45)
+        heard = np.concatenate([heard, frame[:, None].astype(np.float32)], axis=1)
+
+
+def test_note_caps_are_refused_for_a_nade_model_and_allowed_for_a_factorised_one():
+    capped = make_sampler("bernoulli", max_notes=3)
+    frame_model.wrap(build_lstm(CONTEXT, PITCHES, units=4)).check(capped)
+    for name in ("nade", "rnnnade"):
+        with pytest.raises(ValueError, match="max_notes/min_notes apply to factorised models"):
+            frame_model.wrap(tiny(name)).check(capped)
+
+
+@pytest.mark.parametrize("name", ["transformernade", "rnnnade"])
+def test_generating_many_steps_at_once_draws_what_stepping_one_at_a_time_draws(name):
+    """`generate` draws in compiled chunks of GENERATED_CHUNK steps: over two chunks, a part-filled one last,
+    it gives the frames and the state that calling `step` once per frame gives, with the same random numbers."""
+    keras_model = tiny(name, seed=9)
+    keras_model.get_layer("nade").visible_bias.assign(np.zeros(PITCHES, np.float32))
+    model = frame_model.wrap(keras_model)
+    steps = frame_model.GENERATED_CHUNK + 5
+    positions = meter.default_positions(4)[None].repeat(2, axis=0).astype(np.int32)
+    primers = (np.random.default_rng(3).random((2, 3, PITCHES)) < 0.4).astype(np.float32)
+    sampler = make_sampler("bernoulli", temperature=1.2)
+
+    state, rng = model.start(primers, positions), np.random.default_rng(5)
+    stepped = []
+    for step in range(steps):
+        frame, _, state = model.step(state, sampler, step, rng)
+        stepped.append(frame)
+    at_once, after = model.generate(model.start(primers, positions), sampler, steps, np.random.default_rng(5))
+
+    assert at_once.dtype == np.uint8 and 10 < at_once.sum() < at_once.size - 10
+    np.testing.assert_array_equal(at_once, np.stack(stepped, axis=1))
+    np.testing.assert_array_equal(after.position, state.position)
+    for carried, expected in zip(after.encoder, state.encoder):
+        np.testing.assert_allclose(np.asarray(carried), np.asarray(expected), atol=1e-5)
