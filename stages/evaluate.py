@@ -4,6 +4,7 @@ the registry's `champion` alias moved to the version with the best validation NL
 import json
 
 from rollgen import paths
+from rollgen.errors import report_errors
 from rollgen.evaluation import evaluate
 from rollgen.params import load_params
 from rollgen.tracking import registry
@@ -28,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report_errors(main, "evaluate")

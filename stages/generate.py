@@ -4,6 +4,7 @@
 import json
 
 from rollgen import paths
+from rollgen.errors import report_errors
 from rollgen.generation import generate
 from rollgen.params import load_params
 from rollgen.tracking import runs as tracking
@@ -16,4 +17,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report_errors(main, "generate")

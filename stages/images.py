@@ -2,6 +2,7 @@
 rejected.csv."""
 
 from rollgen.data import images
+from rollgen.errors import report_errors
 from rollgen.params import load_params
 
 
@@ -19,4 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report_errors(main, "images")

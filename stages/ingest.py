@@ -1,6 +1,7 @@
 """Stage ingest: ingest.source -> data/interim/midi/, data/interim/manifest.csv, metrics/ingest.json."""
 
 from rollgen.data import ingest
+from rollgen.errors import report_errors
 from rollgen.params import load_params
 
 
@@ -20,4 +21,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report_errors(main, "ingest")

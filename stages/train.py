@@ -1,5 +1,6 @@
 """Stage train: windows -> models/model.keras, metrics/train.json, metrics/train_history.csv; an MLflow run."""
 
+from rollgen.errors import report_errors
 from rollgen.params import load_params
 from rollgen.training import train
 
@@ -11,4 +12,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report_errors(main, "train")

@@ -1,6 +1,7 @@
 """Stage windows: images -> data/processed/windows/{train,val,test}.npz and splits.csv, split by groups of pieces."""
 
 from rollgen.data import windows
+from rollgen.errors import report_errors
 from rollgen.params import load_params
 
 
@@ -18,4 +19,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report_errors(main, "windows")

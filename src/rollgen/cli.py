@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
+from rollgen.errors import RollgenError
 from rollgen.params import GenerateParams, ParamsError, validate
 
 GENERATE = GenerateParams()  # the generate command's defaults are the pipeline's
 app = typer.Typer(help="rollgen: piano-roll music models, from MIDI to new MIDI and WAV.", no_args_is_help=True)
+
+
+def reported(command: Callable) -> Callable:
+    """A command whose RollgenError ends it with the message on one line and exit status 1, not a traceback."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except RollgenError as error:
+            typer.echo(str(error), err=True)
+            raise typer.Exit(1) from None
+
+    return run
 
 
 FLAG = "LOSES NOTES"  # marks a file of `rollgen check` that loses over 1% of its in-range notes
@@ -22,6 +39,7 @@ WHY_LOST = {  # what a grid loses (rollgen.music.roll.GRIDS), and what keeps it
 
 
 @app.command()
+@reported
 def check(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A folder of MIDI files (and scores)."),
     workers: int = typer.Option(0, help="Parallel worker processes (0 = all cores)."),
@@ -80,6 +98,7 @@ def check(
 
 
 @app.command()
+@reported
 def roll(
     midi_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A MIDI file."),
     output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
@@ -107,6 +126,7 @@ def roll(
 
 
 @app.command()
+@reported
 def render(
     midi_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A MIDI file."),
     wav_file: Path = typer.Argument(..., help="WAV to write (44.1 kHz, 16-bit)."),
@@ -124,6 +144,7 @@ def render(
 
 
 @app.command()
+@reported
 def generate(
     model: str = typer.Option(
         "models/model.keras",

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from rollgen import paths
+from rollgen.errors import RollgenError
 
 
 class Section(BaseModel):
@@ -137,9 +138,8 @@ class Params(BaseModel):
 SECTIONS: dict[str, type[Section]] = {name: field.annotation for name, field in Params.model_fields.items()}
 
 
-class ParamsError(SystemExit):
-    """Params that cannot be used. A SystemExit, so a stage stops at its start with the message alone (exit
-    status 1), as `train` does for a bad `train.distribute`; library callers catch it by this name."""
+class ParamsError(RollgenError):
+    """Params that cannot be used: a stage stops at its start with the message alone (rollgen.errors)."""
 
 
 def load_params(section: str | None = None, path: Path = paths.PARAMS) -> Params | Section:

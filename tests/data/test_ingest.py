@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from rollgen.data import ingest
+from rollgen.errors import RollgenError
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from tests.conftest import build_midi
 from tests.real_world import beyond_16ths, to_midi, write_collection
@@ -78,7 +79,7 @@ def test_the_music21_source_lists_the_chorale_scores():
 def test_a_folder_with_nothing_usable_stops_the_stage_with_a_clear_message(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "bad.mid").write_bytes(b"MThd")
-    with pytest.raises(SystemExit, match="none of 1 inputs"):
+    with pytest.raises(RollgenError, match="none of 1 inputs"):
         run_ingest(tmp_path / "in", tmp_path / "out", workers=1)
     assert "truncated header (4 bytes)" in (tmp_path / "out" / "manifest.csv").read_text()
 

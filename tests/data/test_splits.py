@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from rollgen.data import splits
 from rollgen.data.ingest import midi_name
 from rollgen.data.splits import Assignment, PieceInfo, assign_splits
+from rollgen.errors import RollgenError
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import NUM_PITCHES, piece_to_roll
@@ -138,7 +139,7 @@ def test_folders_beat_hashes_and_similarity():
 
 def test_folders_mode_names_a_piece_outside_the_split_folders():
     pieces = [piece("train/a.mid"), piece("test/b.mid"), piece("extra/stray.mid")]
-    with pytest.raises(SystemExit, match=r"extra/stray.mid: not in a split folder.*train/.*valid/.*test/"):
+    with pytest.raises(RollgenError, match=r"extra/stray.mid: not in a split folder.*train/.*valid/.*test/"):
         assign_splits(pieces, mode="folders")
 
 

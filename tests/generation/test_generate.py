@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rollgen.errors import RollgenError
 from rollgen.evaluation.stats import roll_stats
 from rollgen.generation import generate
 from rollgen.models import frame_model
@@ -126,12 +127,12 @@ def test_a_short_midi_primer_gives_what_it_has_and_a_broken_one_is_a_clear_error
     primers, positions = generate.midi_primers(song, steps=16, count=1)
     assert primers.shape == (1, 8, 106) and positions.shape == (1, 9, 4)
     (tmp_path / "bad.mid").write_bytes(b"nope")
-    with pytest.raises(SystemExit, match="bad.mid: not a MIDI file"):
+    with pytest.raises(RollgenError, match="bad.mid: not a MIDI file"):
         generate.midi_primers(tmp_path / "bad.mid", steps=9, count=1)
-    with pytest.raises(SystemExit, match="no such file"):
+    with pytest.raises(RollgenError, match="no such file"):
         generate.midi_primers(tmp_path / "none.mid", steps=9, count=1)
     (tmp_path / "low.mid").write_bytes(build_midi([["0, Note_on_c, 0, 10, 90", "480, Note_off_c, 0, 10, 0"]]))
-    with pytest.raises(SystemExit, match="low.mid: no notes in range to start from"):
+    with pytest.raises(RollgenError, match="low.mid: no notes in range to start from"):
         generate.midi_primers(tmp_path / "low.mid", steps=9, count=1)
 
 
@@ -157,7 +158,7 @@ def test_excerpt_primers_are_stretches_of_the_pieces_at_their_positions():
 def test_no_primer_starts_from_silence_at_a_bar_line():
     primers, positions = generate.make_primers("none", count=2, steps=16, rng=np.random.default_rng(0))
     assert primers.shape == (2, 0, 106) and positions.tolist() == [[[0, 4, 0, 16]]] * 2
-    with pytest.raises(SystemExit, match="primer 'test' needs that split's archive"):
+    with pytest.raises(RollgenError, match="primer 'test' needs that split's archive"):
         generate.make_primers("test", count=2, steps=16, rng=np.random.default_rng(0))
 
 

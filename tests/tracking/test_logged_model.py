@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 
 from rollgen import files
 from rollgen.music import meter
+from rollgen.sources import outside_imports
 from rollgen.tracking import generator_model as generation_model
 from rollgen.tracking import next_frame_model as logged_model
 from rollgen.training import train
@@ -160,7 +161,7 @@ def dependency_closure(requirements: list[str]) -> set[str]:
 
 @pytest.mark.parametrize("entry", ["rollgen.tracking.next_frame_model", "rollgen.tracking.generator_model"])
 def test_the_requirements_pin_what_the_code_imports_as_installed(entry):
-    imported = logged_model.code_imports(entry)
+    imported = outside_imports(entry)
     assert imported["py_midicsv"] == "rollgen.music.midi"  # e.g.: read from the sources, module-level imports ...
     assert "music21" in imported  # ... and those inside functions, as midi's score conversion
     requirements = logged_model.requirements(entry)
@@ -179,7 +180,9 @@ def test_the_logged_models_load_and_run_with_only_their_requirements_importable(
     generator, which the same run logs, needs a little more (params: pydantic, PyYAML) and is run second."""
     assert set(logged_model.requirements()) <= set((logged / "requirements.txt").read_text().split())
     generator_requirements = (logged_generator / "requirements.txt").read_text().split()
-    assert set(logged_model.requirements(f"{logged_model.PACKAGE}.tracking.generator_model")) <= set(generator_requirements)
+    assert set(logged_model.requirements(f"{logged_model.PACKAGE}.tracking.generator_model")) <= set(
+        generator_requirements
+    )
     blocked, generator_blocked = not_required(logged), not_required(logged_generator)
     assert generator_blocked <= blocked
     jobs = [{"model": logged, "blocked": blocked},

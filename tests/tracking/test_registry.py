@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rollgen.errors import RollgenError
 from rollgen.tracking import registry
 
 
@@ -74,5 +75,5 @@ def test_a_model_is_a_path_a_runs_uri_or_a_models_uri(store, tmp_path):
 
     with mlflow.start_run() as run:
         mlflow.log_text("no model here", "notes.txt")
-    with pytest.raises(SystemExit, match="no .keras model in it"):
+    with pytest.raises(RollgenError, match="no .keras model in it"):
         registry.keras_file(f"runs:/{run.info.run_id}/notes.txt", tmp_path / "notes")

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from rollgen.data.archive import load_sequences
+from rollgen.errors import RollgenError
 from rollgen.evaluation.evaluate import frame_scores
 from rollgen.files import sha256_file
 from rollgen.generation.generate import excerpt_primers, sample_frames
@@ -147,7 +148,7 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, windows, unlogged):
 
 
 def test_a_nan_loss_stops_training_and_saves_nothing(tmp_path, windows):
-    with pytest.raises(SystemExit, match="the loss became nan in epoch 1; nothing was saved"):
+    with pytest.raises(RollgenError, match="the loss became nan in epoch 1; nothing was saved"):
         train_once(tmp_path, "a", PARAMS | {"learning_rate": 1e30}, windows)
     assert not (tmp_path / "a" / "model.keras").exists() and not (tmp_path / "a" / "train.json").exists()
 

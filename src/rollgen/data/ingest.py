@@ -15,6 +15,7 @@ from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
 
 from rollgen import files, paths
+from rollgen.errors import RollgenError
 from rollgen.music.corpus import MUSIC21_PREFIX, SCORE_SUFFIXES, music21_corpus_files, score_to_midi
 from rollgen.music.midi import DRUMS, OFF_BEFORE_ON, ZERO_LENGTH, MidiError, notes_fingerprint, read_midi
 from rollgen.music.roll import (
@@ -293,7 +294,7 @@ def run(
     files.write_csv(manifest_path, manifest.drop(columns="music"))
     files.write_json(metrics_path, summarize(manifest))
     if not (manifest["status"] == "accepted").any():
-        raise SystemExit(f"ingest: none of {len(manifest)} inputs from '{source}' is usable; see {manifest_path}")
+        raise RollgenError(f"none of {len(manifest)} inputs from '{source}' is usable; see {manifest_path}")
     return manifest
 
 

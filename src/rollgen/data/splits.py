@@ -10,6 +10,8 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from rollgen.errors import RollgenError
+
 SPLITS = ("train", "val", "test")
 MODES = ("auto", "folders", "groups")
 # Top-level folder names (any case) that name a split, as benchmark data sets ship them.
@@ -99,7 +101,7 @@ def _by_folders(pieces: list[PieceInfo], folders: list[str | None]) -> list[Assi
     if stray:
         others = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
         names = ", ".join(f"{name}/" for name in SPLIT_FOLDERS)
-        raise SystemExit(
+        raise RollgenError(
             f"{stray[0]}{others}: not in a split folder; splits mode 'folders' wants every piece in one of {names}"
         )
     return [

@@ -10,6 +10,7 @@ import numpy as np
 from rollgen import files, paths
 from rollgen.data.archive import load_sequences
 from rollgen.data.images import image_to_roll as sounding
+from rollgen.errors import RollgenError
 from rollgen.music.roll import LOWEST_PITCH, NUM_PITCHES
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] so a hard 0/1 guess has a finite NLL
@@ -84,7 +85,7 @@ def run(
     keep = slice(0, highest_pitch - LOWEST_PITCH + 1)
     train, test = load_sequences("train", windows_dir), load_sequences("test", windows_dir)
     if len(test.frames) == 0:
-        raise SystemExit(f"evaluate: the test split in {windows_dir} has no frames")
+        raise RollgenError(f"the test split in {windows_dir} has no frames")
     targets = sounding(test.frames)[:, keep]
     last_frame = sounding(test.previous_frames())  # the frame before each (two before, in article mode)
     table = fit_persistence(sounding(train.previous_frames()), sounding(train.frames))

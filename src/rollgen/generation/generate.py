@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from rollgen import files, paths
 from rollgen.data.archive import Sequences, load_sequences
+from rollgen.errors import RollgenError
 from rollgen.evaluation.quality import best_scale, piece_features, pitch_class_histogram, quality_report, relative_minor
 from rollgen.models import frame_model
 from rollgen.models.frame_model import FrameModel
@@ -56,7 +57,7 @@ def excerpt_primers(data: Sequences, count: int, steps: int, rng: np.random.Gene
     long as the longest sequence where none is), as float primers, and their positions."""
     lengths = np.diff(data.offsets)
     if len(lengths) == 0 or lengths.max() == 0:
-        raise SystemExit("generate: the split has no frames to start from")
+        raise RollgenError("the split has no frames to start from")
     steps = min(steps, int(lengths.max()))
     eligible = np.flatnonzero(lengths >= steps)
     sequences = eligible[rng.integers(len(eligible), size=count)]
@@ -81,11 +82,11 @@ def midi_primers(
     """
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"primer {path}: no such file")
+        raise RollgenError(f"primer {path}: no such file")
     try:
         return primers_from_midi(path.read_bytes(), steps, count, steps_per_quarter, grid)
     except (MidiError, ValueError) as error:
-        raise SystemExit(f"primer {path}: {error}") from error
+        raise RollgenError(f"primer {path}: {error}") from error
 
 
 def primers_from_midi(
@@ -121,7 +122,7 @@ def make_primers(
     if str(primer) not in ("test", "val"):
         return midi_primers(Path(primer), steps, count, steps_per_quarter, grid)
     if data is None:
-        raise SystemExit(f"generate: primer '{primer}' needs that split's archive")
+        raise RollgenError(f"primer '{primer}' needs that split's archive")
     return excerpt_primers(data, count, steps, rng)
 
 

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from rollgen import files
+from rollgen.errors import RollgenError
 
 # Debian's fluid-soundfont-gm (best), timgm6mb-soundfont (small), then the distribution default.
 SOUNDFONT_CANDIDATES = (
@@ -18,7 +19,7 @@ SOUNDFONT_CANDIDATES = (
 INSTALL_HINT = "install it with: sudo apt-get install fluidsynth fluid-soundfont-gm"
 
 
-class AudioError(RuntimeError):
+class AudioError(RollgenError, RuntimeError):
     """FluidSynth or a SoundFont is missing, or rendering failed."""
 
 

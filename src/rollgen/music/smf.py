@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from py_midicsv.midi.events import EventRegistry
 
+from rollgen.errors import RollgenError
+
 # Meta events py_midicsv decodes; any other is dropped here (its time folded into the next event).
 KNOWN_META = frozenset(EventRegistry.MetaEvents)
 # The payload lengths py_midicsv insists on (it raises otherwise): a known meta event of another length is
@@ -32,7 +34,7 @@ MAX_DENOMINATOR_POWER = 6  # 1/64 notes; a larger power is a corrupt byte, not m
 DEFAULT_TEMPO = 500_000  # microseconds per quarter note when a file sets none (120 bpm)
 
 
-class MidiError(ValueError):
+class MidiError(RollgenError, ValueError):
     """A MIDI file rollgen cannot use; the message is the reason recorded in the manifest."""
 
 

@@ -12,14 +12,13 @@ each pitch given the pitches below it, along the frame decoded greedily, lowest 
 
 from __future__ import annotations
 
-import ast
-import sys
 from pathlib import Path
 
 import mlflow
 import numpy as np
 
 from rollgen.music.roll import NUM_PITCHES
+from rollgen.sources import outside_imports
 
 ARTIFACT_PATH = "mlflow_model"
 PACKAGE = "rollgen"
@@ -47,62 +46,14 @@ class NextFrameModel(mlflow.pyfunc.PythonModel):
         return np.asarray(probabilities, dtype=np.float32)
 
 
-def _imports(tree: ast.AST) -> list[tuple[str, list[str]]]:
-    """(module, names) of every import in `tree` that can run: at module level or inside functions, but not
-    under `if TYPE_CHECKING:`; relative imports are rollgen's own."""
-    found: list[tuple[str, list[str]]] = []
-    for node in ast.iter_child_nodes(tree):
-        test = node.test if isinstance(node, ast.If) else None  # `if TYPE_CHECKING:` or `if typing.TYPE_CHECKING:`
-        if getattr(test, "id", getattr(test, "attr", None)) == "TYPE_CHECKING":
-            found += _imports(ast.Module(body=node.orelse, type_ignores=[]))  # the else branch alone runs
-            continue
-        if isinstance(node, ast.Import):
-            found += [(alias.name, []) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            module = PACKAGE + (f".{node.module}" if node.module else "") if node.level else node.module or ""
-            found.append((module, [alias.name for alias in node.names]))
-        found += _imports(node)
-    return found
-
-
-def code_imports(entry: str = f"{PACKAGE}.tracking.next_frame_model") -> dict[str, str]:
-    """Every package outside rollgen and the standard library that a pyfunc's code imports, as {top-level
-    name: a module importing it}: the imports of its file (`entry`: this one, or rollgen.tracking.generator_model) and
-    of every rollgen module it imports, directly or not. Read from the sources, so nothing is imported to find
-    out."""
-    root = Path(__file__).parents[1]  # src/rollgen
-
-    def module_file(name: str) -> Path | None:
-        base = root.joinpath(*name.split(".")[1:])
-        return next((path for path in (base / "__init__.py", base.with_suffix(".py")) if path.is_file()), None)
-
-    outside: dict[str, str] = {}
-    pending, seen = [entry, PACKAGE], set()
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for module, names in _imports(ast.parse(module_file(name).read_text(encoding="utf-8"))):
-            top = module.split(".")[0]
-            if top == PACKAGE:
-                parts = module.split(".")
-                candidates = [".".join(parts[:end]) for end in range(1, len(parts) + 1)]
-                candidates += [f"{module}.{item}" for item in names]  # `from rollgen import x`: x may be a module
-                pending += [candidate for candidate in candidates if module_file(candidate)]
-            elif top and top != "__future__" and top not in sys.stdlib_module_names:
-                outside.setdefault(top, name)
-    return outside
-
-
 def requirements(entry: str = f"{PACKAGE}.tracking.next_frame_model") -> list[str]:
     """`distribution==version`, as installed here, of every distribution that provides a package the code of
-    the pyfunc in `entry` imports (`code_imports`): what a fresh environment needs to load and run it. pip
-    brings their own dependencies."""
+    the pyfunc in `entry` imports (rollgen.sources.outside_imports): what a fresh environment needs to load and
+    run it. pip brings their own dependencies."""
     from importlib.metadata import packages_distributions, version
 
     providers = packages_distributions()
-    imported = code_imports(entry)
+    imported = outside_imports(entry)
     for top, importer in sorted(imported.items()):
         if top not in providers:
             raise RuntimeError(f"{importer} imports {top}, which no installed distribution provides")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from rollgen.errors import RollgenError
+
 NAME = "rollgen"  # one registered model per project
 CHAMPION = "champion"
 URI_SCHEMES = ("models:/", "runs:/")
@@ -92,4 +94,4 @@ def keras_file(model: str, folder: Path) -> Path:
     found = sorted(local.rglob("*.keras")) if local.is_dir() else []
     if len(found) == 1:
         return found[0]
-    raise SystemExit(f"{model}: no .keras model in it (a rollgen pyfunc model, or a run's model/model.keras)")
+    raise RollgenError(f"{model}: no .keras model in it (a rollgen pyfunc model, or a run's model/model.keras)")

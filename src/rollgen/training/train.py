@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from rollgen import files, paths
 from rollgen.data.archive import Sequences, load_sequences
+from rollgen.errors import RollgenError
 from rollgen.evaluation.evaluate import EPSILON, frame_scores
 from rollgen.models import frame_model
 from rollgen.models.builders import load_model, save_model
@@ -83,9 +84,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
-            raise SystemExit("train.distribute multi_worker needs TF_CONFIG (the cluster and this worker's task)")
+            raise RollgenError("train.distribute multi_worker needs TF_CONFIG (the cluster and this worker's task)")
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise SystemExit(f"train.distribute must be one of {STRATEGIES}, not '{name}'")
+    raise RollgenError(f"train.distribute must be one of {STRATEGIES}, not '{name}'")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
@@ -277,7 +278,7 @@ def restore_random_states(model: keras.Model, folder: Path) -> None:
     saved = files.load_npz(folder / RANDOM_STATES)
     variables = random_states(model)
     if len(saved) != len(variables):
-        raise SystemExit(f"{folder / RANDOM_STATES}: {len(saved)} random states for a model with {len(variables)}")
+        raise RollgenError(f"{folder / RANDOM_STATES}: {len(saved)} random states for a model with {len(variables)}")
     for number, variable in enumerate(variables):
         variable.assign(saved[str(number)])
 
@@ -328,7 +329,7 @@ def run(
     tf.config.experimental.enable_op_determinism()
     train_data, val_data = load_sequences("train", windows_dir), load_sequences("val", windows_dir)
     if len(train_data.frames) == 0:
-        raise SystemExit(f"train: no training frames in {windows_dir}; ingest more or longer pieces")
+        raise RollgenError(f"no training frames in {windows_dir}; ingest more or longer pieces")
     batching = Batching(params["batch_size"], params["seed"], params["transpose"], params["sequence_steps"])
     # What trains the model, and only that: the test archive may change without a retrain.
     archives = {split: Path(windows_dir) / f"{split}.npz" for split in ("train", "val")}
@@ -391,7 +392,7 @@ def run(
             train_batches = model.training_batches(train_data, batching, epoch)
             logs = steps.run_epoch(distribute_options(train_batches), steps_per_epoch, f"epoch {epoch + 1}/{epochs}")
             if not np.isfinite(logs["loss"]):
-                raise SystemExit(
+                raise RollgenError(
                     f"train: the loss became {logs['loss']} in epoch {epoch + 1}; nothing was saved from this run"
                     " (try a lower train.learning_rate)"
                 )
