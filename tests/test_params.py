@@ -127,7 +127,8 @@ def test_a_stage_stops_at_its_start_with_the_message_alone(tmp_path):
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "params.yaml: images.chunk_step is not an images parameter; valid: chunk_steps, grid, mode, steps_per_quarter"
+        "images: params.yaml: images.chunk_step is not an images parameter;"
+        " valid: chunk_steps, grid, mode, steps_per_quarter"
     )
     assert "Traceback" not in result.stderr and not (tmp_path / "data").exists()
 
