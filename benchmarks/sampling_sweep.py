@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rollgen.data.archive import load_sequences
+from rollgen.data.archive import load_sequences, sounding
 from rollgen.evaluation.quality import quality_report
 from rollgen.generation import generate
 from rollgen.models import frame_model
@@ -45,7 +45,7 @@ def main() -> None:
 
     model = frame_model.load(args.model)
     val = load_sequences("val", args.windows)
-    val_rolls = [val.sequence(number).T > 127 for number in range(len(val))]
+    val_rolls = [sounding(val.sequence(number).T) for number in range(len(val))]
     report = None
     for mode, value, min_notes, max_notes in args.settings:
         rng = np.random.default_rng(args.seed)
@@ -57,7 +57,9 @@ def main() -> None:
         except ValueError as error:  # note caps on a NADE model: say so and go on with the next setting
             print(json.dumps({"mode": mode, "value": value, "skipped": str(error)}), flush=True)
             continue
-        report = quality_report([piece.T.astype(bool) for piece in frames], val_rolls, reference_name="val")
+        report = quality_report(
+            [piece.T.astype(bool) for piece in frames], val_rolls, model.steps_per_quarter, reference_name="val"
+        )
         overlaps = [value for value in report["overlap"].values() if value is not None]
         setting = {"mode": mode, "value": value, "min_notes": min_notes, "max_notes": max_notes}
         print(json.dumps({**setting, **report["generated"], "mean_overlap": float(np.mean(overlaps))}), flush=True)

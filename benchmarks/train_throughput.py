@@ -67,8 +67,8 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
     import keras
     import tensorflow as tf
 
-    from rollgen.data.archive import load_sequences
-    from rollgen.evaluation.evaluate import frame_scores
+    from rollgen.data.archive import load_sequences, sounding
+    from rollgen.evaluation.scores import frame_scores
     from rollgen.models import batches, frame_model
     from rollgen.models.builders import build_seed
     from rollgen.models.frame_model import Batching
@@ -110,7 +110,7 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
         train_epoch(epoch)
         seconds = time.perf_counter() - started
         prediction = model.predict(val)
-        nll = frame_scores(prediction.probabilities, val.frames > 127, prediction.predicted)["nll"]
+        nll = frame_scores(prediction.probabilities, sounding(val.frames), prediction.predicted)["nll"]
         print(RESULT + json.dumps({"seconds": seconds, "val_nll": round(nll, 4)}), flush=True)
 
 

@@ -17,9 +17,9 @@ import json
 import time
 from pathlib import Path
 
-from rollgen.data.archive import load_sequences
-from rollgen.evaluation.evaluate import frame_scores
+from rollgen.data.archive import load_sequences, sounding
 from rollgen.evaluation.mixture import TranspositionMixture
+from rollgen.evaluation.scores import frame_scores
 from rollgen.models import frame_model
 
 
@@ -32,7 +32,7 @@ def main() -> None:
 
     network = frame_model.load(args.model)
     val = load_sequences("val", args.windows)
-    truth = val.frames > 127
+    truth = sounding(val.frames)
     network.predict(val)  # traces the scoring functions: not timed
     alone = None
     for reach in args.reaches:

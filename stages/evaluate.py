@@ -12,13 +12,7 @@ from rollgen.tracking import runs as tracking
 
 
 def main() -> None:
-    params = load_params("evaluate")
-    results = evaluate.run(
-        highest_pitch=params.highest_pitch,
-        samples=params.samples,
-        seed=params.seed,
-        transpositions=params.transpositions,
-    )
+    results = evaluate.run(load_params("evaluate"))
     run_id = json.loads(paths.TRAIN_METRICS.read_text()).get("mlflow_run_id")
     tracking.log_to_run(run_id, results, prefix="test", artifact=paths.EVAL_METRICS)
     if run_id:

@@ -14,8 +14,8 @@ from PIL import Image
 
 from rollgen.data.archive import SPLITS, load_sequences
 from rollgen.data.images import METERS_NAME
-from rollgen.evaluation.evaluate import frame_scores
 from rollgen.evaluation.mixture import TranspositionMixture
+from rollgen.evaluation.scores import frame_scores
 from rollgen.models import frame_model
 from rollgen.models.builders import MODELS
 from rollgen.music.meter import frame_positions, read_meters

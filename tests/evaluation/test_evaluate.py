@@ -1,38 +1,24 @@
 """Frame NLL and accuracy over every frame of every test piece, and the two baselines every model must beat."""
 
-import math
-
 import keras
 import numpy as np
 import pytest
 
+from rollgen.data.archive import sounding
 from rollgen.evaluation import evaluate
-from rollgen.evaluation.evaluate import EPSILON, fit_persistence, frame_scores, persistence_probabilities
+from rollgen.evaluation.evaluate import fit_persistence, persistence_probabilities
 from rollgen.evaluation.mixture import TranspositionMixture
+from rollgen.evaluation.scores import frame_scores
 from rollgen.models import frame_model
 from rollgen.models.nade import Decoder
+from rollgen.params import EvaluateParams
 from tests.archives import write_archive, write_windows
 from tests.tiny import PITCHES, every_frame, joint, prefix_by_hand, tiny, tiny_data
 
 
-def test_scores_match_a_hand_computed_example():
-    probabilities = np.array([[0.9, 0.2, 0.6], [0.4, 0.7, 0.1]])
-    targets = np.array([[1, 0, 0], [1, 1, 0]], dtype=bool)
-    scores = frame_scores(probabilities, targets)
-    frame_1 = -(math.log(0.9) + math.log(0.8) + math.log(0.4))
-    frame_2 = -(math.log(0.4) + math.log(0.7) + math.log(0.9))
-    assert scores["nll"] == pytest.approx((frame_1 + frame_2) / 2)
-    # predicted on: (0,0) TP, (0,2) FP, (1,1) TP; missed: (1,0) FN
-    assert scores["acc"] == pytest.approx(2 / 4)
-    assert scores["precision"] == pytest.approx(2 / 3)
-    assert scores["recall"] == pytest.approx(2 / 3)
-    assert scores["f1"] == pytest.approx(2 / 3)
-
-
-def test_hard_guesses_have_a_finite_nll():
-    scores = frame_scores(np.array([[1.0, 0.0]]), np.array([[False, True]]))
-    assert scores["nll"] == pytest.approx(-2 * math.log(EPSILON), rel=1e-6)
-    assert scores["acc"] == 0.0
+def alone(**values) -> EvaluateParams:
+    """Evaluate params scoring the network alone (no ensemble), decoded greedily unless `values` say."""
+    return EvaluateParams(**{"samples": 0, "transpositions": 0, **values})
 
 
 def test_persistence_learns_how_often_a_pitch_stays_on():
@@ -51,8 +37,8 @@ def test_the_stage_scores_model_and_baselines_on_the_chosen_pitches(tmp_path):
     written = write_windows(tmp_path)
     keras.utils.set_random_seed(0)
     frame_model.build("lstm").keras.save(tmp_path / "model.keras")
-    full = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
-    piano = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval88.json", highest_pitch=108)
+    full = evaluate.run(alone(), tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
+    piano = evaluate.run(alone(highest_pitch=108), tmp_path / "model.keras", tmp_path, tmp_path / "eval88.json")
     assert full["pitches"] == "21..126" and piano["pitches"] == "21..108"
     assert piano["model"]["nll"] < full["model"]["nll"]  # 18 fewer pitches, each with a positive NLL
     assert piano["repeat_last"]["f1"] == full["repeat_last"]["f1"]  # the test notes all lie below 109
@@ -69,9 +55,9 @@ def test_every_test_frame_is_scored_the_first_ones_from_the_initial_state(tmp_pa
     write_archive(tmp_path / "train.npz", train)
     write_archive(tmp_path / "test.npz", test)
     (tmp_path / "val.npz").write_bytes(b"not read: evaluate scores the test split")
-    results = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
+    results = evaluate.run(alone(), tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
 
-    truth = test.frames > 127
+    truth = sounding(test.frames)
     assert results["test_frames"] == 9 + 1 + 20 and results["test_pieces"] == 3
     conditionals = prefix_by_hand(keras_model, test)
     nll = -np.where(truth, np.log(conditionals), np.log1p(-conditionals)).sum(axis=1).mean()
@@ -80,7 +66,7 @@ def test_every_test_frame_is_scored_the_first_ones_from_the_initial_state(tmp_pa
     for start, end in zip(test.offsets[:-1], test.offsets[1:]):
         before[start + 1 : end] = truth[start : end - 1]
     assert results["repeat_last"] == pytest.approx(frame_scores(before.astype(float), truth))
-    train_truth = train.frames > 127
+    train_truth = sounding(train.frames)
     train_before = np.zeros_like(train_truth)
     for start, end in zip(train.offsets[:-1], train.offsets[1:]):
         train_before[start + 1 : end] = train_truth[start : end - 1]
@@ -96,10 +82,11 @@ def test_a_nade_model_is_scored_on_its_exact_nll_and_its_own_decoded_frames(tmp_
     test = tiny_data([12, 30], seed=5)
     write_archive(tmp_path / "train.npz", tiny_data([20], seed=6))
     write_archive(tmp_path / "test.npz", test)
-    truth = test.frames > 127
+    truth = sounding(test.frames)
     for samples, seed in ((0, 0), (8, 3)):
         prediction = model.predict(test, samples=samples, seed=seed)
-        scores = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json", samples=samples, seed=seed)
+        params = alone(samples=samples, seed=seed)
+        scores = evaluate.run(params, tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
         assert scores["model"] == pytest.approx(frame_scores(prediction.probabilities, truth, prediction.predicted))
         assert scores["decoding"] == ("greedy, lowest pitch first" if not samples else "marginal > 0.5 from 8 samples")
 
@@ -110,9 +97,9 @@ def test_with_transpositions_the_model_is_the_ensemble_and_the_network_is_report
     test = tiny_data([12, 30], seed=8)
     write_archive(tmp_path / "train.npz", tiny_data([20], seed=9))
     write_archive(tmp_path / "test.npz", test)
-    truth = test.frames > 127
-    scores = evaluate.run(tmp_path / "model.keras", tmp_path, tmp_path / "eval.json", samples=6, seed=1,
-                          transpositions=1)  # fmt: skip
+    truth = sounding(test.frames)
+    params = EvaluateParams(samples=6, seed=1, transpositions=1)
+    scores = evaluate.run(params, tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
     mixture = TranspositionMixture(frame_model.load(tmp_path / "model.keras"), 1).predict(test, samples=6, seed=1)
     assert scores["model"] == pytest.approx(frame_scores(mixture.probabilities, truth, mixture.predicted))
     alone = model.predict(test)

@@ -5,8 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from rollgen.evaluation.evaluate import frame_scores
+from rollgen.data.archive import sounding
 from rollgen.evaluation.mixture import TranspositionMixture, mixture_conditionals, playable_pitches, shift_frames
+from rollgen.evaluation.scores import frame_scores
 from rollgen.models import builders as models
 from rollgen.models import frame_model
 from tests.archives import sequences
@@ -43,7 +44,7 @@ def test_the_mixtures_frame_probability_is_the_mean_of_its_experts():
     moved frame after the moved past (0 where the shift pushes a true note off the roll)."""
     model = frame_model.wrap(tiny("rnnnade", seed=4))
     data = tiny_data(seed=5)
-    truth = data.frames > 127
+    truth = sounding(data.frames)
     reach = 2
     by_hand = []
     for shift in range(-reach, reach + 1):

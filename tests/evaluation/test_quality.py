@@ -42,7 +42,7 @@ def test_features_of_a_c_major_arpeggio():
 
 def test_a_chromatic_scale_fits_no_key():
     roll = roll_of([(60 + i, 2 * i, 2) for i in range(12)], steps=24)
-    features = piece_features(roll)
+    features = piece_features(roll, steps_per_quarter=4)
     assert features["pitch_class_entropy"] == pytest.approx(math.log2(12))  # the most there can be
     assert features["scale_consistency"] == pytest.approx(7 / 12)  # any scale holds 7 of the 12
     assert features["pitch_range"] == 11
@@ -62,7 +62,7 @@ def test_chords_silence_and_a_partial_last_beat():
 
 
 def test_a_silent_piece_has_no_note_features():
-    features = piece_features(np.zeros((106, 8), dtype=bool))
+    features = piece_features(np.zeros((106, 8), dtype=bool), steps_per_quarter=4)
     assert features["silent_fraction"] == 1 and features["notes_per_step"] == 0
     for name in ("mean_polyphony", "pitch_range", "pitch_class_entropy", "scale_consistency", "mean_note_length"):
         assert math.isnan(features[name])
@@ -99,7 +99,7 @@ def test_overlap_survives_degenerate_sets():
 
 def test_quality_report_has_both_sets_side_by_side_and_the_overlaps():
     test = [ARPEGGIO, roll_of([(62, 0, 8), (65, 0, 8)], 16), roll_of([(60, 0, 16), (64, 4, 12)], 16)]
-    report = quality_report([ARPEGGIO, ARPEGGIO], test)
+    report = quality_report([ARPEGGIO, ARPEGGIO], test, steps_per_quarter=4)
     keys = {
         "silent_fraction", "notes_per_step", "mean_polyphony", "pitch_range", "pitch_class_entropy",
         "scale_consistency", "empty_beat_rate", "mean_note_length", "frames", "pieces",

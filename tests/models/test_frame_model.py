@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rollgen.data.archive import Sequences
-from rollgen.evaluation.evaluate import frame_scores
+from rollgen.evaluation.scores import frame_scores
 from rollgen.models import batches, frame_model
 from rollgen.models.builders import build_lstm
 from rollgen.models.frame_model import Batching

@@ -17,7 +17,7 @@ import pytest
 
 from rollgen.data.archive import load_sequences
 from rollgen.errors import RollgenError
-from rollgen.evaluation.evaluate import frame_scores
+from rollgen.evaluation.scores import frame_scores
 from rollgen.files import sha256_file
 from rollgen.generation.generate import excerpt_primers, sample_frames
 from rollgen.models import frame_model

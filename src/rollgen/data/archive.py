@@ -21,7 +21,7 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class Sequences:
     """One split's frame sequences as the windows stage archives them (a piece's, or an image's in article
-    mode); frames are uint8 0/255 over the 106 pitches."""
+    mode); frames are uint8 0/255 over the 106 pitches (`sounding` reads them)."""
 
     frames: np.ndarray  # uint8 (frames, pitches)
     offsets: np.ndarray  # int64 (sequences + 1): sequence i = frames[offsets[i]:offsets[i + 1]]
@@ -44,6 +44,12 @@ class Sequences:
         for start, end in zip(self.offsets[:-1], self.offsets[1:]):
             previous[start + back : end] = self.frames[start : max(start, end - back)]
         return previous
+
+
+def sounding(frames: np.ndarray) -> np.ndarray:
+    """Which cells sound (bool, same shape) in uint8 0/255 frames or image pixels: those brighter than half
+    white, as the article's image2midi decided (its resized images hold grays)."""
+    return np.asarray(frames) > 255 / 2
 
 
 def load_sequences(split: str, folder: Path = paths.WINDOWS_DIR) -> Sequences:

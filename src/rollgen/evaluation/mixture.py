@@ -22,8 +22,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from rollgen.data.archive import Sequences
-from rollgen.evaluation.evaluate import EPSILON
+from rollgen.data.archive import Sequences, sounding
+from rollgen.evaluation.scores import clipped
 from rollgen.models.frame_model import FrameModel, Prediction
 
 
@@ -48,9 +48,9 @@ def mixture_conditionals(expert_probabilities: np.ndarray, truth: np.ndarray, pl
 
     so the product of the conditionals of the true notes is the mixture's probability of the true frame (a
     factorised expert is one whose conditionals ignore the notes below). Playable probabilities are clipped
-    to [EPSILON, 1 - EPSILON], as rollgen.evaluation.evaluate clips one model's."""
+    as rollgen.evaluation.scores clips one model's."""
     playable = np.asarray(playable, bool)[:, None, :]
-    q = np.where(playable, np.clip(np.asarray(expert_probabilities, np.float64), EPSILON, 1 - EPSILON), 0.0)
+    q = np.where(playable, clipped(expert_probabilities), 0.0)
     y = np.asarray(truth, bool)[None]
     with np.errstate(divide="ignore"):
         log_true = np.log(np.where(y, q, 1 - q))  # -inf where an expert cannot play a true note
@@ -104,7 +104,7 @@ class TranspositionMixture:
         """The mixture's prediction from its experts': per-pitch conditionals weighted by Bayes
         (mixture_conditionals); the guess from the mean of the experts' marginals, each weighted by its share
         of the draws (greedily: a pitch is guessed when most experts guess it)."""
-        truth = data.frames > 127
+        truth = sounding(data.frames)
         playable = np.stack([playable_pitches(truth.shape[1], shift) for shift in self.shifts])
         probabilities = mixture_conditionals(np.stack([e.probabilities for e in experts]), truth, playable)
         drawn = self.shares(samples) if samples else np.ones(len(experts), int)

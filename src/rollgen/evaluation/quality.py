@@ -68,7 +68,7 @@ def relative_minor(major: str) -> str:
     return f"{PITCH_CLASSES[(tonic + 9) % 12]} minor"
 
 
-def piece_features(roll: np.ndarray, steps_per_quarter: int = 4) -> dict[str, float]:
+def piece_features(roll: np.ndarray, steps_per_quarter: int) -> dict[str, float]:
     """Features of one bool roll (pitches, steps); row i is MIDI pitch LOWEST_PITCH + i, a step 1/steps_per_quarter
     of a quarter note. A note is a run of sounding steps of one pitch (as written to MIDI).
 
@@ -172,7 +172,7 @@ def summarise(features: list[dict[str, float]]) -> dict[str, float | None]:
 def quality_report(
     generated: Sequence[np.ndarray],
     reference: Sequence[np.ndarray],
-    steps_per_quarter: int = 4,
+    steps_per_quarter: int,
     reference_name: str = "test",
 ) -> dict[str, dict]:
     """Generated and reference rolls side by side (the reference under `reference_name`): `roll_stats` over

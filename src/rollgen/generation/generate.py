@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rollgen import files, paths
-from rollgen.data.archive import Sequences, load_sequences
+from rollgen.data.archive import Sequences, load_sequences, sounding
 from rollgen.errors import RollgenError
 from rollgen.evaluation.quality import best_scale, piece_features, pitch_class_histogram, quality_report, relative_minor
 from rollgen.models import frame_model
@@ -265,7 +265,7 @@ def run(
     rolls = [piece.T.astype(bool) for piece in frames]
     with files.atomic_dir(out_dir) as folder:
         write_pieces(rolls, folder, steps_per_quarter, params["tempo"], params["soundfont"], sampling_settings(params))
-    test_rolls = [test.sequence(number).T > 127 for number in range(len(test))]
+    test_rolls = [sounding(test.sequence(number).T) for number in range(len(test))]
     metrics = {**quality_report(rolls, test_rolls, steps_per_quarter), "sampling": params["sampling"], "primer": primer}
     files.write_json(metrics_path, metrics)
     return metrics

@@ -22,9 +22,9 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from rollgen import files, paths
-from rollgen.data.archive import Sequences, load_sequences
+from rollgen.data.archive import Sequences, load_sequences, sounding
 from rollgen.errors import RollgenError
-from rollgen.evaluation.evaluate import EPSILON, frame_scores
+from rollgen.evaluation.scores import bernoulli_nll, clipped, frame_scores
 from rollgen.models import frame_model
 from rollgen.models.builders import load_model, save_model
 from rollgen.models.frame_model import Batching, FrameModel
@@ -47,18 +47,18 @@ def code_identity() -> str:
 
 def frame_losses(probabilities: np.ndarray, targets: np.ndarray, loss: str) -> float:
     """The training loss per frame, averaged over frames, computed from scored probabilities."""
-    p = np.clip(probabilities.astype(np.float64), EPSILON, 1 - EPSILON)
+    p = clipped(probabilities)
     y = np.asarray(targets, np.float64)
     if loss == "mse":
         return float(((p - y) ** 2).mean()) if len(y) else float("nan")
-    return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).mean()) if len(y) else float("nan")
+    return float(bernoulli_nll(p, targets).mean()) if len(y) else float("nan")
 
 
 def validation_scores(model: FrameModel, data: Sequences, loss: str) -> dict[str, float]:
     """loss, nll and f1 over every frame of the validation pieces, as evaluate scores the test pieces (the
     NADE models' f1 from greedily decoded frames, which do not see the true notes)."""
     prediction = model.predict(data)
-    truth = data.frames > 127
+    truth = sounding(data.frames)
     scores = frame_scores(prediction.probabilities, truth, prediction.predicted)
     return {"loss": frame_losses(prediction.probabilities, truth, loss), "nll": scores["nll"], "f1": scores["f1"]}
 
