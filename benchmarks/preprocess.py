@@ -45,7 +45,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from rollgen import paths
-from rollgen.data.images import roll_to_images
+from rollgen.data.images import IMAGE_SIZE, roll_to_images
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from rollgen.music.midi import PARSERS, read_midi
 from rollgen.music.roll import piece_to_roll
@@ -61,7 +61,7 @@ def article_path(midi_path: Path) -> np.ndarray:
 def rollgen_path(midi_path: Path, parser: str = "fast") -> np.ndarray:
     """rollgen's preprocessing of one file, PNGs encoded in memory; gives its roll."""
     roll, _ = piece_to_roll(read_midi(Path(midi_path).read_bytes(), parser=parser))
-    for image in roll_to_images(roll, mode="lossless"):
+    for image in roll_to_images(roll, mode="lossless", chunk_steps=IMAGE_SIZE):
         Image.fromarray(image).save(io.BytesIO(), format="PNG")
     return roll
 

@@ -32,8 +32,9 @@ ROLLGEN = """
 import resource, sys
 from pathlib import Path
 from rollgen.data import windows
-folder = Path(sys.argv[1])
-windows.run(folder / "index.csv", folder / "windows", folder / "windows.json")
+from rollgen.params import load_params
+folder, params = Path(sys.argv[1]), load_params()
+windows.run(params.windows, params.images, folder / "index.csv", folder / "windows", folder / "windows.json")
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 

@@ -8,15 +8,7 @@ from rollgen.params import load_params
 
 def main() -> None:
     params = load_params()
-    images.run(
-        mode=params.images.mode,
-        chunk_steps=params.images.chunk_steps,
-        steps_per_quarter=params.images.steps_per_quarter,
-        grid=params.images.grid,
-        max_quarters=params.ingest.max_quarters,
-        include_drums=params.ingest.include_drums,
-        parser=params.ingest.parser,
-    )
+    images.run(params.images, params.ingest)  # the MIDI read as ingest read it
 
 
 if __name__ == "__main__":

@@ -7,15 +7,7 @@ from rollgen.params import load_params
 
 def main() -> None:
     params = load_params()
-    windows.run(
-        context=params.windows.steps,
-        mode=params.windows.mode,
-        val_fraction=params.windows.val_fraction,
-        test_fraction=params.windows.test_fraction,
-        split=params.windows.split,
-        chunk_steps=params.images.chunk_steps,
-        steps_per_quarter=params.images.steps_per_quarter,
-    )
+    windows.run(params.windows, params.images)  # the grid the images were drawn on
 
 
 if __name__ == "__main__":

@@ -2,13 +2,14 @@
 
 from rollgen import files
 from rollgen.data import images, ingest, windows
+from rollgen.params import ImagesParams, IngestParams, WindowsParams
 
 
 def build_data(source, out):
-    ingest.run(str(source), midi_dir=out / "midi", manifest_path=out / "manifest.csv",
-               metrics_path=out / "ingest.json", workers=2)  # fmt: skip
-    images.run(out / "manifest.csv", out / "midi", out / "images")
-    windows.run(out / "images" / "index.csv", out / "windows", out / "windows.json")
+    limits, grid = IngestParams(source=str(source), workers=2), ImagesParams()
+    ingest.run(limits, grid, out / "midi", out / "manifest.csv", out / "ingest.json")
+    images.run(grid, limits, out / "manifest.csv", out / "midi", out / "images")
+    windows.run(WindowsParams(), grid, out / "images" / "index.csv", out / "windows", out / "windows.json")
 
 
 def test_two_runs_write_identical_bytes(tmp_path, chorale_midi_dir):
@@ -22,6 +23,6 @@ def test_two_runs_write_identical_bytes(tmp_path, chorale_midi_dir):
 
 def test_music21_export_is_reproducible(tmp_path):
     sources = ingest.list_sources("music21:bach")[:3]
-    first = [ingest.examine(source)[1] for source in sources]
-    second = [ingest.examine(source)[1] for source in sources]
+    first = [ingest.examine(source, IngestParams(), ImagesParams())[1] for source in sources]
+    second = [ingest.examine(source, IngestParams(), ImagesParams())[1] for source in sources]
     assert first == second and all(first)

@@ -157,7 +157,6 @@ def choices(model, key: str) -> set:
 def test_the_choices_are_the_names_their_modules_define():
     """The models repeat these names so that reading params imports no TensorFlow; here they must agree."""
     from rollgen.data import images, splits, windows
-    from rollgen.evaluation import evaluate
     from rollgen.models import builders as models
     from rollgen.models import sampling
     from rollgen.music import midi, roll
@@ -175,36 +174,29 @@ def test_the_choices_are_the_names_their_modules_define():
     pitches = {bound.__class__.__name__: getattr(bound, "ge", getattr(bound, "le", None))
                for bound in SECTIONS["evaluate"].model_fields["highest_pitch"].metadata}  # fmt: skip
     assert pitches == {"Ge": roll.LOWEST_PITCH, "Le": roll.LOWEST_PITCH + roll.NUM_PITCHES - 1}
-    assert inspect.signature(evaluate.run).parameters["highest_pitch"].default == pitches["Le"]
 
 
-def defaults(function) -> dict:
-    return {name: p.default for name, p in inspect.signature(function).parameters.items() if p.default is not p.empty}
-
-
-def test_library_defaults_that_mirror_params_agree_with_the_models():
-    """Where library code keeps a default of its own for a param (for tests and direct calls), it is the model's."""
+def test_stage_functions_take_typed_sections_and_keep_no_default_of_a_param():
+    """Defaults live in the models alone: the data and evaluate stages' functions take their typed sections
+    (rollgen.params), a default in their signatures is a path (rollgen.paths), and `rollgen check` offers the
+    models' defaults."""
     from rollgen import cli
     from rollgen.data import images, ingest, windows
+    from rollgen.evaluation import evaluate
 
+    for function in (ingest.run, ingest.examine, ingest.examine_all, images.run, windows.run, evaluate.run):
+        hints = typing.get_type_hints(function)
+        taken = {name for name, hint in hints.items() if hint in SECTIONS.values()}
+        assert taken, f"{function.__module__}.{function.__name__} takes no params section"
+        for name, parameter in inspect.signature(function).parameters.items():
+            if parameter.default is not parameter.empty:
+                assert isinstance(parameter.default, Path), f"{function.__module__}.{function.__name__}: {name}"
     params = Params()
-    limits = ingest.Limits()
-    for key in ("max_quarters", "max_seconds", "include_drums", "timeout_s", "memory_mb", "parser"):
-        assert getattr(limits, key) == getattr(params.ingest, key), f"ingest.Limits.{key}"
-    assert limits.steps_per_quarter == params.images.steps_per_quarter
-    check = {name: value.default for name, value in defaults(cli.check).items()}
+    check = {name: value.default.default for name, value in inspect.signature(cli.check).parameters.items()}
     assert (check["workers"], check["include_drums"], check["timeout"]) == (
         params.ingest.workers, params.ingest.include_drums, params.ingest.timeout_s,
     )  # fmt: skip
-    expected = params.images.model_dump() | {
-        "include_drums": params.ingest.include_drums,
-        "parser": params.ingest.parser,
-    }
-    assert {key: value for key, value in defaults(images.run).items() if key in expected} == expected
-    expected = params.windows.model_dump() | {"chunk_steps": params.images.chunk_steps,
-                                              "steps_per_quarter": params.images.steps_per_quarter}  # fmt: skip
-    expected["context"] = expected.pop("steps")
-    assert {key: value for key, value in defaults(windows.run).items() if key in expected} == expected
+    assert (check["steps_per_quarter"], check["grid"]) == (params.images.steps_per_quarter, params.images.grid)
 
 
 def test_the_generate_command_checks_its_options_as_the_stage_checks_params(tmp_path):

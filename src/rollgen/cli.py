@@ -9,9 +9,10 @@ from pathlib import Path
 import typer
 
 from rollgen.errors import RollgenError
-from rollgen.params import GenerateParams, ParamsError, validate
+from rollgen.params import GenerateParams, ImagesParams, IngestParams, ParamsError, validate
 
 GENERATE = GenerateParams()  # the generate command's defaults are the pipeline's
+INGEST, IMAGES = IngestParams(), ImagesParams()  # and the check command's
 app = typer.Typer(help="rollgen: piano-roll music models, from MIDI to new MIDI and WAV.", no_args_is_help=True)
 
 
@@ -42,30 +43,37 @@ WHY_LOST = {  # what a grid loses (rollgen.music.roll.GRIDS), and what keeps it
 @reported
 def check(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A folder of MIDI files (and scores)."),
-    workers: int = typer.Option(0, help="Parallel worker processes (0 = all cores)."),
-    include_drums: bool = typer.Option(False, help="Count notes on MIDI channel 10 (drums)."),
-    timeout: float = typer.Option(120.0, help="Seconds one file may take before it is rejected."),
-    steps_per_quarter: int = typer.Option(4, min=1, help="Grid steps per quarter note (images.steps_per_quarter)."),
-    grid: str = typer.Option("nearest", help="nearest, sample or floor (images.grid): how notes are put on the steps."),
+    workers: int = typer.Option(INGEST.workers, help="Parallel worker processes (0 = all cores)."),
+    include_drums: bool = typer.Option(INGEST.include_drums, help="Count notes on MIDI channel 10 (drums)."),
+    timeout: float = typer.Option(INGEST.timeout_s, help="Seconds one file may take before it is rejected."),
+    steps_per_quarter: int = typer.Option(
+        IMAGES.steps_per_quarter, min=1, help="Grid steps per quarter note (images.steps_per_quarter)."
+    ),
+    grid: str = typer.Option(
+        IMAGES.grid, help="nearest, sample or floor (images.grid): how notes are put on the steps."
+    ),
 ) -> None:
     """Check a folder before a run: one line per file with its status and reason, then a summary.
 
     An accepted file's line gives its notes drawn, the share of its in-range notes lost (zero length,
     shorter than one step, gaps closed by the grid) and the share merged in the file (re-strikes and
     unisons, which no roll shows); a file that loses over 1% is marked LOSES NOTES and counted in a last
-    line. Exit code 0 when every file is usable (duplicates are kept once), 1 when some are rejected.
+    line. Exit code 0 when every file is usable (duplicates are kept once), 1 when some are rejected. The
+    defaults, and the limits no option sets (ingest.max_quarters, ...), are the ingest and images params'
+    defaults (rollgen.params).
     """
     from collections import Counter
 
     from rollgen.data import ingest
 
+    options = {"source": str(folder), "workers": workers, "include_drums": include_drums, "timeout_s": timeout}
     try:
-        limits = ingest.Limits(
-            include_drums=include_drums, timeout_s=timeout, steps_per_quarter=steps_per_quarter, grid=grid
-        )
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--grid") from error
-    rows = [row for row, _ in ingest.examine_all(ingest.list_sources(str(folder)), limits, workers)]
+        ingest_params = validate("ingest", options)
+        images_params = validate("images", {"steps_per_quarter": steps_per_quarter, "grid": grid})
+    except ParamsError as error:
+        raise typer.BadParameter(str(error)) from None
+    sources = ingest.list_sources(ingest_params.source)
+    rows = [row for row, _ in ingest.examine_all(sources, ingest_params, images_params)]
     ingest.mark_duplicates(rows)
     flagged = 0
     for row in rows:

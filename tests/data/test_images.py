@@ -6,10 +6,12 @@ import pytest
 from PIL import Image
 
 from rollgen.data import images, ingest
+from rollgen.data.images import IMAGE_SIZE
 from rollgen.music import meter
 from rollgen.music.corpus import score_to_midi
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import NUM_PITCHES, piece_to_roll
+from rollgen.params import ImagesParams, IngestParams, ParamsError, validate
 from tests.real_world import to_midi, write_collection
 
 
@@ -20,7 +22,7 @@ def chorale_roll(chorale_files):
 
 
 def test_lossless_chunks_are_exact_106_by_106_slices(chorale_roll):
-    chunks = images.roll_to_images(chorale_roll)
+    chunks = images.roll_to_images(chorale_roll, mode="lossless", chunk_steps=IMAGE_SIZE)
     assert len(chunks) == -(-chorale_roll.shape[1] // 106)
     assert all(chunk.shape == (106, 106) and chunk.dtype == np.uint8 for chunk in chunks)
     joined = np.concatenate(chunks, axis=1)
@@ -48,12 +50,12 @@ def test_png_to_midi_to_png_returns_the_same_image(tmp_path, grid):
     # A piece full of what the grids treat differently: staccato, triplets, grace notes, 32nd and 64th runs.
     for path in write_collection(tmp_path / "midi")[:4]:
         roll, _ = piece_to_roll(read_midi(path.read_bytes()), grid=grid)
-        for number, chunk in enumerate(images.roll_to_images(roll)):
+        for number, chunk in enumerate(images.roll_to_images(roll, "lossless", IMAGE_SIZE)):
             png = tmp_path / f"{number}.png"
             images.save_png(chunk, png)
-            midi = images.image_to_midi(images.load_png(png))  # the article's image2midi
+            midi = images.image_to_midi(images.load_png(png), steps_per_quarter=4)  # the article's image2midi
             again, dropped = piece_to_roll(read_midi(midi), grid=grid)
-            drawn = images.roll_to_images(again)[0] if again.shape[1] else np.zeros((106, 106), np.uint8)
+            drawn = images.roll_to_images(again, "lossless", IMAGE_SIZE)[0] if again.shape[1] else np.zeros_like(chunk)
             assert (drawn == images.load_png(png)).all(), f"{path.name}: chunk {number} changed in the round trip"
             assert not dropped  # a roll's notes are apart and on the grid: each is drawn again as itself
 
@@ -65,7 +67,7 @@ def test_stage_writes_pngs_and_an_index(tmp_path, chorale_midi_dir):
         {"path": sources, "sha256": ["a" * 64, "b" * 64], "status": "accepted", "reason": "", "midi": names}
     )
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
-    index = images.run(tmp_path / "manifest.csv", chorale_midi_dir, tmp_path / "images")
+    index = images.run(ImagesParams(), IngestParams(), tmp_path / "manifest.csv", chorale_midi_dir, tmp_path / "images")
     assert list(index.columns) == images.INDEX_COLUMNS
     assert sorted(index.piece.unique()) == names
     assert dict(zip(index.piece, index.path)) == dict(zip(names, sources))
@@ -79,7 +81,7 @@ def test_stage_writes_each_pieces_meter_beside_the_index(tmp_path, chorale_midi_
     names = sorted(path.name for path in chorale_midi_dir.iterdir())
     manifest = pd.DataFrame({"path": names, "sha256": "c" * 64, "status": "accepted", "reason": "", "midi": names})
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
-    index = images.run(tmp_path / "manifest.csv", chorale_midi_dir, tmp_path / "images")
+    index = images.run(ImagesParams(), IngestParams(), tmp_path / "manifest.csv", chorale_midi_dir, tmp_path / "images")
     table = pd.read_csv(tmp_path / "images" / images.METERS_NAME, dtype={"step": str})
     assert list(table.columns) == meter.METER_COLUMNS
     assert sorted(table.piece.unique()) == names and (table.groupby("piece").step.first() == "0").all()
@@ -104,13 +106,12 @@ def test_the_stage_draws_each_piece_on_the_grid_ingest_counted_it_on(tmp_path):
     write_collection(source)
     (source / "longest.mid").write_bytes(to_midi([(60, 0, 299), (62, 299 - 1 / 96, 1 / 96)], 96))
     for grid in ("nearest", "floor"):
-        limits = ingest.Limits(max_quarters=300, steps_per_quarter=8, grid=grid)
+        grid_params = ImagesParams(steps_per_quarter=8, grid=grid)
+        limits = IngestParams(source=str(source), max_quarters=300, workers=1)
         out = tmp_path / grid
-        manifest = ingest.run(str(source), out / "midi", out / "manifest.csv", out / "ingest.json", limits, workers=1)
+        manifest = ingest.run(limits, grid_params, out / "midi", out / "manifest.csv", out / "ingest.json")
         assert (manifest.status == "accepted").all()
-        index = images.run(
-            out / "manifest.csv", out / "midi", out / "images", steps_per_quarter=8, grid=grid, max_quarters=300
-        )
+        index = images.run(grid_params, limits, out / "manifest.csv", out / "midi", out / "images")
         assert pd.read_csv(out / "images" / images.REJECTED_NAME).empty
         assert index.groupby("piece").steps.sum().to_dict() == dict(zip(manifest.midi, manifest.steps))
 
@@ -125,7 +126,8 @@ def test_a_piece_the_stage_cannot_draw_is_rejected_on_record(tmp_path, chorale_m
     names = [good, "cut.mid", "long.mid", "gone.mid"]
     manifest = pd.DataFrame({"path": names, "sha256": "d" * 64, "status": "accepted", "reason": "", "midi": names})
     manifest.to_csv(tmp_path / "manifest.csv", index=False)
-    index = images.run(tmp_path / "manifest.csv", midi_dir, tmp_path / "images", max_quarters=100)  # not ingest's
+    shorter = IngestParams(max_quarters=100)  # not the limit ingest accepted the pieces on
+    index = images.run(ImagesParams(), shorter, tmp_path / "manifest.csv", midi_dir, tmp_path / "images")
     assert index.piece.unique().tolist() == [good]
     rejected = pd.read_csv(tmp_path / "images" / images.REJECTED_NAME)
     assert list(rejected.columns) == images.REJECTED_COLUMNS
@@ -134,6 +136,6 @@ def test_a_piece_the_stage_cannot_draw_is_rejected_on_record(tmp_path, chorale_m
     assert rejected.reason[1:].tolist() == ["too long: 800 steps (limit 401)", "cannot read: No such file or directory"]
 
 
-def test_article_mode_draws_the_articles_grid(tmp_path, chorale_midi_dir):
-    with pytest.raises(ValueError, match="images.mode: article draws the article's grid: set images.grid: floor"):
-        images.run(tmp_path / "manifest.csv", chorale_midi_dir, tmp_path / "images", mode="article", chunk_steps=100)
+def test_article_mode_draws_the_articles_grid():
+    with pytest.raises(ParamsError, match="images.mode article draws the article's grid: set images.grid to floor"):
+        validate("images", {"mode": "article", "chunk_steps": 100})

@@ -10,17 +10,19 @@ import pytest
 from rollgen.data import ingest
 from rollgen.errors import RollgenError
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
+from rollgen.params import ImagesParams, IngestParams, ParamsError, validate
 from tests.conftest import build_midi
 from tests.real_world import beyond_16ths, to_midi, write_collection
 
 
-def run_ingest(source: Path, out: Path, **options) -> pd.DataFrame:
+def run_ingest(source: Path, out: Path, images: ImagesParams = ImagesParams(), **options) -> pd.DataFrame:
+    """The ingest stage on `source`, its outputs in `out`: `options` are ingest params, `images` the grid."""
     return ingest.run(
-        str(source),
+        IngestParams(source=str(source), **options),
+        images,
         midi_dir=out / "midi",
         manifest_path=out / "manifest.csv",
         metrics_path=out / "ingest.json",
-        **options,
     )
 
 
@@ -62,7 +64,8 @@ def test_a_messy_folder_is_fully_accounted_for(tmp_path, chorale_midi_dir):
 def test_the_unexpandable_bach_chorale_is_rejected_with_musics21s_reason():
     root, scores = music21_corpus_files("bach")
     krn = next(path for path in scores if path.name == "bwv277.krn")
-    row, midi = ingest.examine(ingest.Source(krn.relative_to(root).as_posix(), str(krn)))
+    source = ingest.Source(krn.relative_to(root).as_posix(), str(krn))
+    row, midi = ingest.examine(source, IngestParams(), ImagesParams())
     assert midi is None
     assert row.status == "rejected"
     assert row.path == "bach/bwv277.krn"
@@ -96,7 +99,7 @@ def test_the_same_music_in_two_files_is_kept_once(tmp_path):
 
 def test_both_parsers_accept_the_same_pieces_with_the_same_rolls(tmp_path, chorale_midi_dir):
     fast = run_ingest(chorale_midi_dir, tmp_path / "fast", workers=1)
-    reference = run_ingest(chorale_midi_dir, tmp_path / "ref", workers=1, limits=ingest.Limits(parser="py_midicsv"))
+    reference = run_ingest(chorale_midi_dir, tmp_path / "ref", workers=1, parser="py_midicsv")
     pd.testing.assert_frame_equal(fast, reference)
     for midi in fast["midi"]:
         assert (tmp_path / "fast" / "midi" / midi).read_bytes() == (tmp_path / "ref" / "midi" / midi).read_bytes()
@@ -147,7 +150,7 @@ def accounted(manifest: pd.DataFrame) -> bool:
 
 def test_the_nearest_grid_keeps_real_world_notes_the_floor_grid_loses(tmp_path, real_world):
     nearest = run_ingest(real_world, tmp_path / "nearest", workers=1)
-    floor = run_ingest(real_world, tmp_path / "floor", workers=1, limits=ingest.Limits(grid="floor"))
+    floor = run_ingest(real_world, tmp_path / "floor", ImagesParams(grid="floor"), workers=1)
     assert (nearest.status == "accepted").all() and (floor.status == "accepted").all()
     assert accounted(nearest) and accounted(floor) and not nearest.too_short.any()
     kept, lost = (json.loads((tmp_path / grid / "ingest.json").read_text()) for grid in ("nearest", "floor"))
@@ -167,9 +170,8 @@ def test_music_finer_than_the_grid_loses_notes_until_the_grid_is_finer(tmp_path)
     (folder / "beyond 16ths.mid").write_bytes(to_midi(beyond_16ths(), 480))
     for steps_per_quarter, over_1_percent in ((4, True), (12, False)):
         for path in sorted(folder.iterdir()):
-            row, _ = ingest.examine(
-                ingest.Source(path.name, str(path)), ingest.Limits(steps_per_quarter=steps_per_quarter)
-            )
+            grid = ImagesParams(steps_per_quarter=steps_per_quarter)
+            row, _ = ingest.examine(ingest.Source(path.name, str(path)), IngestParams(), grid)
             assert row.status == "accepted" and not row.too_short
             assert (row.lost_share > ingest.LOST_SHARE_FLAG) == over_1_percent, (row.path, steps_per_quarter)
 
@@ -194,7 +196,7 @@ def test_every_note_of_a_file_is_counted_once_in_the_manifest(tmp_path):
         "drums (channel 10): 1; merged: its gap closed by the grid: 2; merged: re-struck or doubled in the file: 1;"
         " pitch outside 21..126: 1; zero length: 1"
     )
-    floor = run_ingest(tmp_path / "in", tmp_path / "floor", workers=1, limits=ingest.Limits(grid="floor"))
+    floor = run_ingest(tmp_path / "in", tmp_path / "floor", ImagesParams(grid="floor"), workers=1)
     assert floor[columns].iloc[0].tolist() == [8, 1, 1, 1, 1, 3, 0, 1, round(4 / 6, 6)]
     metrics = json.loads((tmp_path / "nearest" / "ingest.json").read_text())
     assert {key: metrics[key] for key in ("notes_read", "notes_in_range", "notes_drawn")} == {
@@ -213,12 +215,12 @@ def test_two_short_notes_are_a_piece_on_the_nearest_grid(tmp_path):
     ]
     path = tmp_path / "two staccato notes.mid"
     path.write_bytes(build_midi([events]))
-    row, midi = ingest.examine(ingest.Source(path.name, str(path)))
+    row, midi = ingest.examine(ingest.Source(path.name, str(path)), IngestParams(), ImagesParams())
     assert row.status == "accepted" and row.notes_drawn == 2 and row.steps == 3 and midi
-    row, midi = ingest.examine(ingest.Source(path.name, str(path)), ingest.Limits(grid="floor"))
+    row, midi = ingest.examine(ingest.Source(path.name, str(path)), IngestParams(), ImagesParams(grid="floor"))
     assert midi is None and row.reason == "no notes to draw (shorter than one step: 2)"
 
 
 def test_an_unknown_grid_stops_ingest_before_any_file_is_read():
-    with pytest.raises(ValueError, match="images.grid must be one of"):
-        ingest.Limits(grid="round")
+    with pytest.raises(ParamsError, match="images.grid must be 'nearest', 'sample' or 'floor', not 'round'"):
+        validate("images", {"grid": "round"})  # as the stage's params are read, before ingest.run

@@ -10,6 +10,7 @@ import pytest
 from rollgen.data import archive, images, windows
 from rollgen.files import load_npz
 from rollgen.music import meter
+from rollgen.params import ImagesParams, ParamsError, WindowsParams, validate
 
 
 def test_next_mode_targets_the_frame_right_after_the_window():
@@ -30,7 +31,7 @@ def test_article_mode_skips_a_frame_as_split_sequences_did():
 
 
 def test_too_short_sequences_give_no_windows():
-    x, y = windows.make_windows(np.zeros((9, 4), np.uint8), context=9)
+    x, y = windows.make_windows(np.zeros((9, 4), np.uint8), context=9, mode="next")
     assert x.shape == (0, 9, 4) and y.shape == (0, 4)
 
 
@@ -60,7 +61,8 @@ def test_stage_writes_every_pieces_frames_once_with_their_bar_positions(tmp_path
     lengths = [150, 150, 212, 90, 150, 150]  # chunks joined back: 150 = 106 + 44 steps
     rolls = write_images(tmp_path, lengths, {"p0.mid": (3, 4), "p2.mid": (6, 8)})  # the rest: no row, 4/4
 
-    summary = windows.run(tmp_path / "index.csv", tmp_path / "windows", tmp_path / "windows.json", context=9)
+    params = WindowsParams(steps=9)
+    summary = windows.run(params, ImagesParams(), tmp_path / "index.csv", tmp_path / "windows", tmp_path / "w.json")
 
     seen = set()
     for split in windows.SPLITS:
@@ -88,8 +90,9 @@ def test_stage_writes_every_pieces_frames_once_with_their_bar_positions(tmp_path
 
 def test_article_mode_keeps_each_image_and_the_articles_windows(tmp_path):
     rolls = write_images(tmp_path, [150, 230], {"p1.mid": (3, 4)}, mode="article")  # 2 and 3 images of 100 steps
-    windows.run(tmp_path / "index.csv", tmp_path / "windows", tmp_path / "windows.json", context=9, mode="article",
-                val_fraction=0.0, test_fraction=0.0, chunk_steps=100)  # fmt: skip
+    params = WindowsParams(steps=9, mode="article", val_fraction=0.0, test_fraction=0.0)
+    drawn = ImagesParams(mode="article", chunk_steps=100, grid="floor")
+    windows.run(params, drawn, tmp_path / "index.csv", tmp_path / "windows", tmp_path / "windows.json")
     data = archive.load_sequences("train", tmp_path / "windows")
     stored = load_npz(tmp_path / "windows" / "train.npz")
     assert data.target_gap == 1 and sorted(data.names) == sorted(rolls)
@@ -110,6 +113,8 @@ def test_previous_frames_are_silent_before_each_piece():
     assert gap.previous_frames()[:, 0].tolist() == [0, 0, 255, 0, 0]  # two back in article mode
 
 
-def test_an_unknown_mode_is_a_clear_error(tmp_path):
+def test_an_unknown_mode_is_a_clear_error():
+    with pytest.raises(ParamsError, match="windows.mode must be 'next' or 'article', not 'skip'"):
+        validate("windows", {"mode": "skip"})
     with pytest.raises(ValueError, match="windows.mode must be one of"):
-        windows.run(tmp_path / "index.csv", tmp_path / "windows", tmp_path / "windows.json", mode="skip")
+        windows.make_windows(np.zeros((20, 4), np.uint8), context=9, mode="skip")

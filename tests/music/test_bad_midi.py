@@ -16,6 +16,7 @@ from rollgen.data import ingest
 from rollgen.music.midi import PARSERS, MidiError, Piece, read_midi
 from rollgen.music.roll import LOWEST_PITCH, piece_to_roll
 from rollgen.music.smf import encode_variable_length
+from rollgen.params import ImagesParams, IngestParams
 
 vlq = encode_variable_length
 
@@ -131,7 +132,8 @@ def manifest(tmp_path_factory):
     (folder / "good.mid").write_bytes(GOOD)
     started = time.perf_counter()
     rows = {
-        row.path: row for row, _ in ingest.examine_all(ingest.list_sources(str(folder)), ingest.Limits(), workers=2)
+        row.path: row
+        for row, _ in ingest.examine_all(ingest.list_sources(str(folder)), IngestParams(workers=2), ImagesParams())
     }
     return rows, time.perf_counter() - started
 
@@ -169,8 +171,8 @@ def test_a_hanging_parse_is_stopped_by_the_timeout(tmp_path):
     from rollgen.music.corpus import music21_corpus_files
 
     _, scores = music21_corpus_files("bach")
-    limits = ingest.Limits(timeout_s=0.01)
-    [(row, midi)] = list(ingest.examine_all([ingest.Source("slow.mxl", str(scores[0]))], limits, workers=1))
+    limits = IngestParams(timeout_s=0.01, workers=1)
+    [(row, midi)] = list(ingest.examine_all([ingest.Source("slow.mxl", str(scores[0]))], limits, ImagesParams()))
     assert midi is None and row.reason == "timed out after 0.01 s (ingest.timeout_s)"
 
 
@@ -178,8 +180,8 @@ def test_a_parse_that_needs_too_much_memory_is_rejected(tmp_path):
     from rollgen.music.corpus import music21_corpus_files
 
     _, scores = music21_corpus_files("bach")
-    limits = ingest.Limits(memory_mb=200)  # below what music21 itself needs
-    [(row, midi)] = list(ingest.examine_all([ingest.Source("big.mxl", str(scores[0]))], limits, workers=1))
+    limits = IngestParams(memory_mb=200, workers=1)  # below what music21 itself needs
+    [(row, midi)] = list(ingest.examine_all([ingest.Source("big.mxl", str(scores[0]))], limits, ImagesParams()))
     assert midi is None and row.status == "rejected"
     # Where the limit bites varies (music21's own allocations, a C extension, the interpreter): the file is
     # rejected on record either way, and the run goes on.
@@ -318,5 +320,5 @@ def test_both_parsers_accept_and_reject_the_same_mutated_files(position, replace
 
 def test_every_chorale_in_a_sample_is_accepted(chorale_midi_dir):
     for path in sorted(Path(chorale_midi_dir).iterdir()):
-        row, midi = ingest.examine(ingest.Source(path.name, str(path)))
+        row, midi = ingest.examine(ingest.Source(path.name, str(path)), IngestParams(), ImagesParams())
         assert row.status == "accepted" and row.steps > 100 and not row.repairs, row

@@ -10,9 +10,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from rollgen import files, paths
+from rollgen.data.archive import sounding
 from rollgen.music.meter import METER_COLUMNS, Meter
 from rollgen.music.midi import MidiError, read_midi
-from rollgen.music.roll import NUM_PITCHES, check_grid, max_steps_for, piece_to_roll, roll_to_midi
+from rollgen.music.roll import NUM_PITCHES, max_steps_for, piece_to_roll, roll_to_midi
+from rollgen.params import ImagesParams, IngestParams
 
 IMAGE_SIZE = 106  # the article resizes every chunk to 106x106
 MODES = ("lossless", "article")
@@ -22,7 +24,7 @@ REJECTED_NAME = "rejected.csv"  # beside index.csv: accepted pieces this stage c
 REJECTED_COLUMNS = ["piece", "path", "reason"]
 
 
-def roll_to_images(roll: np.ndarray, mode: str = "lossless", chunk_steps: int = IMAGE_SIZE) -> list[np.ndarray]:
+def roll_to_images(roll: np.ndarray, mode: str, chunk_steps: int) -> list[np.ndarray]:
     """The roll cut into chunks of `chunk_steps` steps, each a uint8 (106, 106) image; rows are pitches
     (row 0 = MIDI 21, as the article), columns are steps, the last chunk padded with silence.
 
@@ -58,15 +60,10 @@ def load_png(path: Path) -> np.ndarray:
         return np.asarray(image.convert("L"))
 
 
-def image_to_roll(image: np.ndarray) -> np.ndarray:
-    """Sounding cells (bool) of uint8 pixels, images or stored frames: brighter than half white, as
-    image2midi decided."""
-    return np.asarray(image) > 255 / 2
-
-
-def image_to_midi(image: np.ndarray, steps_per_quarter: int = 4, tempo_bpm: float = 120.0) -> bytes:
-    """MIDI bytes for one roll image: the article's image2midi, one piano note per run of white pixels."""
-    return roll_to_midi(image_to_roll(image), steps_per_quarter=steps_per_quarter, tempo_bpm=tempo_bpm)
+def image_to_midi(image: np.ndarray, steps_per_quarter: int) -> bytes:
+    """MIDI bytes for one roll image drawn at `steps_per_quarter`: the article's image2midi, one piano note per
+    run of white pixels."""
+    return roll_to_midi(sounding(image), steps_per_quarter=steps_per_quarter)
 
 
 def image_name(piece: str, chunk: int) -> str:
@@ -74,53 +71,48 @@ def image_name(piece: str, chunk: int) -> str:
 
 
 def run(
+    params: ImagesParams,
+    ingest: IngestParams,
     manifest_path: Path = paths.MANIFEST,
     midi_dir: Path = paths.MIDI_DIR,
     images_dir: Path = paths.IMAGES_DIR,
-    mode: str = "lossless",
-    steps_per_quarter: int = 4,
-    chunk_steps: int = IMAGE_SIZE,
-    grid: str = "nearest",
-    max_quarters: float = 20_000,
-    include_drums: bool = False,
-    parser: str = "fast",
 ) -> pd.DataFrame:
     """Draws every accepted piece as 106x106 PNG chunks and writes their index (index.csv in the folder).
 
     index.csv: one row per image, `INDEX_COLUMNS`; `piece` is the MIDI file in `midi_dir`, `path` the input
     it came from (the manifest's, relative to the source). meters.csv: one row per time-signature segment
-    per piece, `rollgen.music.meter.METER_COLUMNS`, steps at `steps_per_quarter` (see `rollgen.music.meter`).
-    rejected.csv: `REJECTED_COLUMNS`, a piece that cannot be read or drawn, which the stage skips.
+    per piece, `rollgen.music.meter.METER_COLUMNS`, steps at `params.steps_per_quarter` (see
+    `rollgen.music.meter`). rejected.csv: `REJECTED_COLUMNS`, a piece that cannot be read or drawn, which the
+    stage skips.
 
-    The grid (`grid`, `steps_per_quarter`) and `max_quarters` (ingest.max_quarters) are the ones ingest
-    accepted the pieces on, so the roll's step limit (rollgen.music.roll.max_steps_for) holds every accepted piece:
-    rejected.csv stays empty unless the manifest and `midi_dir` come from other params. `mode: article`
-    draws the article's grid, so it requires `grid: floor`.
+    The MIDI is read as ingest read it (`ingest.include_drums`, `ingest.parser`), and drawn on the grid ingest
+    counted it on (`params.grid`, `params.steps_per_quarter`) with the step limit of `ingest.max_quarters`
+    (rollgen.music.roll.max_steps_for), which holds every accepted piece: rejected.csv stays empty unless the
+    manifest and `midi_dir` come from other params.
     """
-    check_grid(grid)
-    if mode == "article" and grid != "floor":
-        raise ValueError(f"images.mode: article draws the article's grid: set images.grid: floor, not '{grid}'")
     manifest = pd.read_csv(manifest_path, keep_default_na=False, dtype={"sha256": str, "midi": str, "path": str})
     accepted = manifest[manifest["status"] == "accepted"]
-    max_steps = max_steps_for(max_quarters, steps_per_quarter)
+    max_steps = max_steps_for(ingest.max_quarters, params.steps_per_quarter)
     rows, meter_rows, rejected = [], [], []
     with files.atomic_dir(images_dir) as folder:
         for piece in tqdm(accepted.itertuples(), total=len(accepted), desc="images", unit="piece"):
             try:
-                midi = read_midi((midi_dir / piece.midi).read_bytes(), include_drums=include_drums, parser=parser)
-                roll, _ = piece_to_roll(midi, steps_per_quarter=steps_per_quarter, max_steps=max_steps, grid=grid)
+                midi = read_midi(
+                    (midi_dir / piece.midi).read_bytes(), include_drums=ingest.include_drums, parser=ingest.parser
+                )
+                roll, _ = piece_to_roll(midi, params.steps_per_quarter, max_steps=max_steps, grid=params.grid)
             except MidiError as error:
                 rejected.append((piece.midi, piece.path, str(error)))
                 continue
             except OSError as error:
                 rejected.append((piece.midi, piece.path, f"cannot read: {error.strerror or error}"))
                 continue
-            meter_rows += [(piece.midi, *row) for row in Meter.from_piece(midi, steps_per_quarter).to_rows()]
-            for chunk, image in enumerate(roll_to_images(roll, mode=mode, chunk_steps=chunk_steps)):
+            meter_rows += [(piece.midi, *row) for row in Meter.from_piece(midi, params.steps_per_quarter).to_rows()]
+            for chunk, image in enumerate(roll_to_images(roll, params.mode, params.chunk_steps)):
                 name = image_name(piece.midi, chunk)
                 save_png(image, folder / name)
-                start = chunk * chunk_steps
-                steps = min(chunk_steps, roll.shape[1] - start)
+                start = chunk * params.chunk_steps
+                steps = min(params.chunk_steps, roll.shape[1] - start)
                 rows.append((name, piece.midi, piece.path, piece.sha256, chunk, start, steps))
         index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
         files.write_csv(folder / paths.IMAGES_INDEX.name, index)

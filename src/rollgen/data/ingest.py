@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import re
 import resource
+from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
@@ -17,7 +20,7 @@ from tqdm import tqdm
 from rollgen import files, paths
 from rollgen.errors import RollgenError
 from rollgen.music.corpus import MUSIC21_PREFIX, SCORE_SUFFIXES, music21_corpus_files, score_to_midi
-from rollgen.music.midi import DRUMS, OFF_BEFORE_ON, ZERO_LENGTH, MidiError, notes_fingerprint, read_midi
+from rollgen.music.midi import DRUMS, OFF_BEFORE_ON, ZERO_LENGTH, MidiError, Piece, notes_fingerprint, read_midi
 from rollgen.music.roll import (
     MERGED_BY_GRID,
     MERGED_IN_FILE,
@@ -25,10 +28,10 @@ from rollgen.music.roll import (
     OUT_OF_RANGE,
     PITCH_RANGE,
     TOO_SHORT,
-    check_grid,
     max_steps_for,
     piece_to_roll,
 )
+from rollgen.params import ImagesParams, IngestParams
 
 MIDI_SUFFIXES = frozenset({".mid", ".midi", ".kar", ".rmi"})
 # Every note read from a file is drawn (a run of the roll of its own) or counted in one of these columns, by
@@ -95,29 +98,6 @@ class Row:
         return sum(getattr(self, column) for column in LOST_COLUMNS)
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What a usable piece may be, and how hard a worker may try: the `ingest` params, and the grid the
-    images stage draws on (images.steps_per_quarter, images.grid), so the manifest counts its steps and notes.
-
-    One length rule for the whole pipeline: a piece may last `max_quarters` quarter notes and `max_seconds`
-    seconds. The step limit of its roll follows (rollgen.music.roll.max_steps_for), here and in the images stage,
-    so nothing accepted here can be too long to draw there.
-    """
-
-    max_quarters: float = 20_000
-    max_seconds: float = 7_200
-    steps_per_quarter: int = 4
-    grid: str = "nearest"  # rollgen.music.roll.GRIDS
-    include_drums: bool = False
-    timeout_s: float = 120
-    memory_mb: int = 2_048
-    parser: str = "fast"  # rollgen.music.midi.PARSERS: "fast" (the checked walk's own events) or "py_midicsv"
-
-    def __post_init__(self) -> None:
-        check_grid(self.grid)  # before any worker starts
-
-
 def list_sources(source: str) -> list[Source]:
     """The inputs of `ingest.source`: 'music21:COMPOSER' or a folder searched recursively, sorted by path."""
     if source.startswith(MUSIC21_PREFIX):
@@ -143,52 +123,73 @@ def midi_name(path: str, sha256: str) -> str:
     return f"{stem}-{sha256[:8]}.mid"
 
 
-def examine(source: Source, limits: Limits = Limits()) -> tuple[Row, bytes | None]:
-    """The manifest row for one input and, when accepted, its MIDI bytes. Bad input is a row, not a raise."""
+def examine(source: Source, params: IngestParams, images: ImagesParams) -> tuple[Row, bytes | None]:
+    """The manifest row for one input and, when accepted, its MIDI bytes. Bad input is a row, not a raise.
+
+    What a usable piece may be: the `ingest` params, and the grid the images stage draws on
+    (`images.steps_per_quarter`, `images.grid`), so the manifest counts its steps and notes. One length rule
+    for the whole pipeline: a piece may last `params.max_quarters` quarter notes and `params.max_seconds`
+    seconds; the step limit of its roll follows (rollgen.music.roll.max_steps_for), here and in the images
+    stage, so nothing accepted here can be too long to draw there.
+    """
     row = Row(path=source.path)
-    file = Path(source.file)
+    midi = read_input(Path(source.file), row)
+    if midi is None:
+        return row, None
+    try:
+        piece = read_midi(
+            midi, include_drums=params.include_drums, max_quarters=params.max_quarters, parser=params.parser
+        )
+        if piece.seconds > params.max_seconds:
+            raise MidiError(f"too long: {piece.seconds:.0f} seconds (limit {params.max_seconds:.0f})")
+        max_steps = max_steps_for(params.max_quarters, images.steps_per_quarter)
+        roll, dropped = piece_to_roll(piece, images.steps_per_quarter, max_steps=max_steps, grid=images.grid)
+    except MidiError as error:
+        row.reason = str(error)
+        return row, None
+    count_notes(row, piece, roll, dropped)
+    if not roll.any():
+        row.reason = f"no notes to draw ({row.dropped_reasons})" if row.in_range else f"no notes in range {PITCH_RANGE}"
+        return row, None
+    row.status, row.midi = "accepted", midi_name(source.path, row.sha256)
+    return row, midi
+
+
+def read_input(file: Path, row: Row) -> bytes | None:
+    """The file's bytes as MIDI (a score converted by music21), its hash in `row`; None with the reason in
+    `row` when it is no MIDI or score file or cannot be read or converted."""
     if file.is_dir():
         row.reason = "is a directory, not a file"
-        return row, None
+        return None
     try:
         data = file.read_bytes()
     except OSError as error:
         row.reason = f"cannot read: {error.strerror or error}"
-        return row, None
+        return None
     row.sha256 = files.sha256_bytes(data)
     suffix = file.suffix.lower()
     if data[:4] in (b"MThd", b"RIFF") or suffix in MIDI_SUFFIXES:
-        midi = data
-    elif suffix in SCORE_SUFFIXES:
-        try:
-            midi = score_to_midi(file)
-        except (MemoryError, SystemError) as error:
-            # Under the worker's memory limit music21 fails either way; the pool reports it with the limit.
-            raise MemoryError(str(error)) from error
-        except Exception as error:  # music21 raises many exception types; each is a reason on record
-            if "memory" in str(error).lower():
-                raise MemoryError(str(error)) from error
-            row.reason = f"music21 cannot convert it: {type(error).__name__}: {error}".strip()
-            return row, None
-    else:
+        return data
+    if suffix not in SCORE_SUFFIXES:
         row.reason = f"not a MIDI or score file (suffix '{file.suffix}')"
-        return row, None
+        return None
     try:
-        piece = read_midi(
-            midi, include_drums=limits.include_drums, max_quarters=limits.max_quarters, parser=limits.parser
-        )
-        if piece.seconds > limits.max_seconds:
-            raise MidiError(f"too long: {piece.seconds:.0f} seconds (limit {limits.max_seconds:.0f})")
-        roll, dropped = piece_to_roll(
-            piece,
-            limits.steps_per_quarter,
-            max_steps=max_steps_for(limits.max_quarters, limits.steps_per_quarter),
-            grid=limits.grid,
-        )
-    except MidiError as error:
-        row.reason = str(error)
-        return row, None
+        return score_to_midi(file)
+    except (MemoryError, SystemError) as error:
+        # Under the worker's memory limit music21 fails either way; the pool reports it with the limit.
+        raise MemoryError(str(error)) from error
+    except Exception as error:  # music21 raises many exception types; each is a reason on record
+        if "memory" in str(error).lower():
+            raise MemoryError(str(error)) from error
+        row.reason = f"music21 cannot convert it: {type(error).__name__}: {error}".strip()
+        return None
+
+
+def count_notes(row: Row, piece: Piece, roll: np.ndarray, dropped: Counter) -> None:
+    """Fills `row`'s counts: every note of `piece` drawn in `roll` or in the column of the reason it was not
+    (`dropped` by the grid, `piece.dropped` by the reader), the piece's length and its notes' fingerprint."""
     row.notes_read = len(piece.pitches) + piece.dropped.total()
+    dropped = Counter(dropped)
     dropped.update(piece.dropped)
     row.notes_drawn = row.notes_read - dropped.total()
     for reason, count in dropped.items():
@@ -201,11 +202,6 @@ def examine(source: Source, limits: Limits = Limits()) -> tuple[Row, bytes | Non
     row.dropped_reasons = "; ".join(f"{reason}: {count}" for reason, count in sorted(dropped.items()))
     row.repairs = "; ".join(f"{reason}: {count}" for reason, count in sorted(piece.repaired.items()))
     row.music = notes_fingerprint(piece)
-    if not roll.any():
-        row.reason = f"no notes to draw ({row.dropped_reasons})" if row.in_range else f"no notes in range {PITCH_RANGE}"
-        return row, None
-    row.status, row.midi = "accepted", midi_name(source.path, row.sha256)
-    return row, midi
 
 
 def _limit_memory(megabytes: int) -> None:
@@ -215,23 +211,28 @@ def _limit_memory(megabytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def examine_all(sources: list[Source], limits: Limits, workers: int = 0, desc: str = "ingest"):
-    """Yields (row, MIDI bytes or None) for every source, in order, examined by worker processes that each
-    have a timeout and a memory limit: a file that hangs or balloons a parser is rejected, the run goes on."""
-    workers = workers or os.cpu_count() or 1
+def examine_all(
+    sources: list[Source], params: IngestParams, images: ImagesParams
+) -> Iterator[tuple[Row, bytes | None]]:
+    """Yields (row, MIDI bytes or None) for every source, in order, examined (see `examine`) by
+    `params.workers` processes (0: one per core) that each have a timeout and a memory limit: a file that
+    hangs or balloons a parser is rejected, the run goes on."""
+    workers = params.workers or os.cpu_count() or 1
     context = get_context("spawn")
     with ProcessPool(
-        max_workers=workers, initializer=_limit_memory, initargs=(limits.memory_mb,), context=context
+        max_workers=workers, initializer=_limit_memory, initargs=(params.memory_mb,), context=context
     ) as pool:
-        futures = [pool.schedule(examine, args=(source, limits), timeout=limits.timeout_s) for source in sources]
-        for source, future in zip(sources, tqdm(futures, desc=desc, unit="file")):
+        futures = [
+            pool.schedule(examine, args=(source, params, images), timeout=params.timeout_s) for source in sources
+        ]
+        for source, future in zip(sources, tqdm(futures, desc="ingest", unit="file")):
             try:
                 yield future.result()
             except FutureTimeout:
-                yield Row(path=source.path, reason=f"timed out after {limits.timeout_s:g} s (ingest.timeout_s)"), None
+                yield Row(path=source.path, reason=f"timed out after {params.timeout_s:g} s (ingest.timeout_s)"), None
             except MemoryError:
                 yield (
-                    Row(path=source.path, reason=f"ran out of memory (limit {limits.memory_mb} MB, ingest.memory_mb)"),
+                    Row(path=source.path, reason=f"ran out of memory (limit {params.memory_mb} MB, ingest.memory_mb)"),
                     None,
                 )
             except ProcessExpired as error:
@@ -270,22 +271,21 @@ def mark_duplicates(rows: list[Row]) -> None:
 
 
 def run(
-    source: str,
+    params: IngestParams,
+    images: ImagesParams,
     midi_dir: Path = paths.MIDI_DIR,
     manifest_path: Path = paths.MANIFEST,
     metrics_path: Path = paths.INGEST_METRICS,
-    limits: Limits = Limits(),
-    limit: int = 0,
-    workers: int = 0,
 ) -> pd.DataFrame:
-    """Examines every input of `source` in parallel and writes accepted MIDI, the manifest and counts."""
-    sources = list_sources(source)
-    if limit:
-        sources = sources[:limit]
+    """Examines every input of `params.source` (the first `params.limit`, if not 0) in parallel (see
+    `examine_all`) and writes accepted MIDI, the manifest and counts."""
+    sources = list_sources(params.source)
+    if params.limit:
+        sources = sources[: params.limit]
     rows = []
     duplicates = DuplicateFinder()
     with files.atomic_dir(midi_dir) as folder:
-        for row, midi in examine_all(sources, limits, workers):  # streamed: memory stays flat
+        for row, midi in examine_all(sources, params, images):  # streamed: memory stays flat
             duplicates.check(row)
             if row.status == "accepted":
                 files.write_bytes(folder / row.midi, midi)
@@ -294,7 +294,7 @@ def run(
     files.write_csv(manifest_path, manifest.drop(columns="music"))
     files.write_json(metrics_path, summarize(manifest))
     if not (manifest["status"] == "accepted").any():
-        raise RollgenError(f"none of {len(manifest)} inputs from '{source}' is usable; see {manifest_path}")
+        raise RollgenError(f"none of {len(manifest)} inputs from '{params.source}' is usable; see {manifest_path}")
     return manifest
 
 
