@@ -136,8 +136,8 @@ def _walk_track(
     """Checks the events of one track chunk (`body`, its bytes) and gives its last tick (from its start).
 
     Appends the tick and code (status<<16 | pitch<<8 | velocity) of every note event to `notes`; writes the
-    track again, repaired, to `out` unless it is None. One loop with the common cases inline: this is the
-    hot path of reading MIDI.
+    track again, repaired, to `out` unless it is None. Long because it is one loop with the common cases
+    inline: the hot path of reading MIDI.
     """
     note_ticks, note_codes = notes
     tick_limit = max_ticks - offset
