@@ -61,7 +61,7 @@ echo "==> installing rollgen and its locked dependencies into .venv"
 .venv/bin/python -m pip install -q --no-deps -e .  # its dependencies are all in the lock
 
 if [ "$run_repro" -eq 1 ]; then
-  echo "==> dvc repro (10-20 minutes on 2 cores, most of it training)"
+  echo "==> dvc repro (7 min 11 s on a 2-core machine on 2026-12-06, most of it training: docs/results.md)"
   # shellcheck disable=SC1091
   source .venv/bin/activate  # dvc.yaml runs `python`: it must be this environment's
   dvc repro
