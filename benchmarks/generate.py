@@ -1,9 +1,9 @@
 """Generation speed: the article's loop against rollgen's, per generated step, in one run.
 
-    python benchmarks/generate.py [--model models/model.keras] [--article-model seed.keras] [--repeats 3]
+    python benchmarks/generate.py [--model models/model.keras] [--article-model article.keras] [--repeats 3]
 
 - article: its loop as published, one `model.predict` per step per piece (batch 1) with vanish_proof, on the
-  article's network (`--article-model`, or `rollgen.models.builders.build_seed()` freshly built: the loop's cost is
+  article's network (`--article-model`, or `rollgen.models.builders.build_article(9)` freshly built: the loop's cost is
   Keras' per-call overhead, the same for any weights), `--article-pieces` x `--article-steps` (it is slow);
 - rollgen on the same network, primers and vanish_proof: the frames must agree with the article's;
 - rollgen with `--model` (the default: what `dvc repro` trained) and params.yaml's sampling: one piece of
@@ -31,7 +31,7 @@ from rollgen import paths
 from rollgen.data.archive import load_sequences
 from rollgen.generation.generate import excerpt_primers, sample_frames, sampler_from_params
 from rollgen.models import frame_model
-from rollgen.models.builders import build_seed, load_model
+from rollgen.models.builders import build_article, load_model
 from rollgen.models.sampling import make_sampler
 from rollgen.params import load_params
 
@@ -82,7 +82,7 @@ def main() -> None:
     import tensorflow as tf
 
     model = frame_model.load(args.model)
-    article_keras = load_model(args.article_model) if args.article_model else build_seed()
+    article_keras = load_model(args.article_model) if args.article_model else build_article(context=9)
     article = frame_model.wrap(article_keras)
     test = load_sequences("test", args.windows)
     generate_params = load_params("generate").model_dump()

@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py [--epochs 5] [--article-batch-size 32]
 
 On the same training pieces (`data/processed/windows/train.npz`, what `dvc repro` writes), three rows:
-- article: the `seed` network, every window copied out as floats in 0..1, x (n, 9, 106) and y (n, 106), as
+- article: the article's network, every window copied out as floats in 0..1, x (n, 9, 106) and y (n, 106), as
   its split_sequences did (9 overlapping copies of every frame), `model.compile(optimizer="adam",
   loss="binary_crossentropy")` and `model.fit(x, y, batch_size=32, shuffle=True)`: one predicted frame per
   window, under TensorFlow's default threads, as the article's code runs;
@@ -59,7 +59,8 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
     from rollgen.params import load_params
     from rollgen.training.train import batch_slices, share_cores
 
-    train_params = load_params("train").model_dump()
+    params = load_params("train")
+    train_params = params.model_dump()
     slices = batch_slices(train_params["slices"], train_params["batch_size"])
     if row != "article":
         share_cores(slices)  # before TensorFlow's first op
@@ -70,7 +71,7 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
     from rollgen.data.archive import load_sequences, sounding
     from rollgen.evaluation.scores import frame_scores
     from rollgen.models import batches, frame_model
-    from rollgen.models.builders import build_seed
+    from rollgen.models.builders import build_article
     from rollgen.models.frame_model import Batching
     from rollgen.training.train import LOSSES, Steps, distribute_options, learning_rate
 
@@ -79,9 +80,8 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
     info: dict = {"threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                               "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}  # fmt: skip
     if row == "rollgen":
-        batching = Batching(train_params["batch_size"], train_params["seed"], train_params["transpose"],
-                            train_params["sequence_steps"])  # fmt: skip
-        model = frame_model.build(train_params["model"], train.context, train_params["sequence_steps"])
+        batching = Batching.from_params(params)
+        model = frame_model.build(params, train.context)
         steps_per_epoch = model.batch_count(train, batching)
         model.keras.compile(optimizer=keras.optimizers.Adam(learning_rate(train_params, steps_per_epoch)))
         steps = Steps(model, train_params["loss"], tf.distribute.get_strategy(), slices)
@@ -94,7 +94,7 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
     else:
         starts = batches.window_starts(train.offsets, train.context, 0)
         x, y = article_arrays(train.frames, starts, train.context)
-        article = build_seed(train.context)
+        article = build_article(train.context)
         article.compile(optimizer="adam", loss=LOSSES["bce"])
         model = frame_model.wrap(article)
 
@@ -102,7 +102,7 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
             article.fit(x, y, batch_size=article_batch_size, epochs=epoch + 1, initial_epoch=epoch, shuffle=True,
                         verbose=0)  # fmt: skip
 
-        info.update(model="seed", predicted=int(len(x)), article_array_mb=round((x.nbytes + y.nbytes) / 2**20, 1))
+        info.update(model="article", predicted=int(len(x)), article_array_mb=round((x.nbytes + y.nbytes) / 2**20, 1))
     print(RESULT + json.dumps(info), flush=True)
     for line in sys.stdin:
         epoch = int(line)
@@ -198,7 +198,7 @@ def main() -> None:
         python=platform.python_version(),
     )
     print(f"predicted frames per second (median over epochs 2..{args.epochs}; {figures['cores']} cores)")
-    labels = {"article": f"article: seed, fit at batch {args.article_batch_size}",
+    labels = {"article": f"article: its network, fit at batch {args.article_batch_size}",
               "article_threads": "  the same, rollgen's threads", "rollgen": f"rollgen: {ours['model']}"}  # fmt: skip
     for name, label in labels.items():
         row = figures[name]

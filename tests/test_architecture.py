@@ -35,7 +35,6 @@ LONG_BECAUSE = "Long because"
 KNOWN_LONG = {
     "rollgen/training/train.py",  # the training split
     "rollgen/training/train.py::run",
-    "rollgen/models/frame_model.py",  # the models split
     "rollgen/music/midi.py::_pair_py_midicsv_events",  # music: split, or give the reason
     "rollgen/music/smf.py::check_structure",
 }

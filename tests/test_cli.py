@@ -5,7 +5,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from rollgen.cli import app
-from rollgen.models.builders import build_seed
+from rollgen.models.builders import build_article
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import piece_to_roll
 from tests.archives import random_pieces, sequences, write_archive
@@ -39,7 +39,7 @@ def test_render_and_generate(tmp_path, chorale_midi_dir):
     assert (tmp_path / "out.wav").stat().st_size > 100_000
 
     keras.utils.set_random_seed(0)
-    build_seed().save(tmp_path / "model.keras")
+    build_article(context=9).save(tmp_path / "model.keras")
     write_archive(tmp_path / "test.npz", sequences(random_pieces(2, 40)))
     result = runner.invoke(
         app,

@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollgen.params import SECTIONS, GenerateParams, Params, ParamsError, TrainParams, load_params, validate
+from rollgen.params import (
+    SECTIONS,
+    GenerateParams,
+    ModelSizes,
+    Params,
+    ParamsError,
+    TrainParams,
+    TransformerNadeParams,
+    load_params,
+    validate,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,11 +46,15 @@ def message(path: Path, section: str | None = None) -> str:
 
 
 def test_params_yaml_lists_every_key_with_its_default():
-    """params.yaml documents the models: every section and key, each with the model's default."""
+    """params.yaml documents the models: every section and key (each model's sizes too), each with the model's
+    default."""
     written = yaml.safe_load((REPO / "params.yaml").read_text())
     assert list(written) == list(SECTIONS)
     for section, model in SECTIONS.items():
         assert set(written[section]) == set(model.model_fields), section
+    for name, field in TrainParams.model_fields.items():
+        if isinstance(field.default, ModelSizes):
+            assert set(written["train"][name]) == set(type(field.default).model_fields), f"train.{name}"
     assert load_params(path=REPO / "params.yaml") == Params()  # the values validate, and are the defaults
 
 
@@ -59,8 +73,9 @@ def test_a_section_comes_back_typed_and_the_whole_file_as_params(tmp_path):
 def test_a_misspelled_key_names_the_file_the_section_and_the_valid_keys(tmp_path):
     path = write_params(tmp_path, train={"epoch": 10})
     assert message(path, "train") == (
-        f"{path}: train.epoch is not a train parameter; valid: batch_size, distribute, epochs, learning_rate, "
-        "loss, lr_schedule, model, patience, seed, sequence_steps, slices, transpose"
+        f"{path}: train.epoch is not a train parameter; valid: batch_size, convlstm, convnade, distribute, epochs, "
+        "learning_rate, loss, lr_schedule, lstm, model, nade, patience, pitchnade, rnnnade, seed, sequence_steps, "
+        "slices, transformernade, transpose"
     )
     path.write_text(path.read_text() + "trian:\n  epochs: 3\n")
     assert f"{path}: trian is not a section; valid: ingest, images, windows, train, evaluate, generate" in message(path)
@@ -76,8 +91,28 @@ def test_a_misspelled_key_names_the_file_the_section_and_the_valid_keys(tmp_path
         (
             "train",
             {"model": "gpt"},
-            "train.model must be 'seed', 'convlstm', 'lstm', 'nade', 'convnade', 'rnnnade', "
+            "train.model must be 'article', 'convlstm', 'lstm', 'nade', 'convnade', 'rnnnade', "
             "'pitchnade' or 'transformernade', not 'gpt'",
+        ),  # fmt: skip
+        ("train", {"model": "seed"}, "train.model: seed is now called article"),  # its name before
+        ("train", {"transformernade": {"heads": 0}}, "train.transformernade.heads must be greater than 0, not 0"),
+        (
+            "train",
+            {"transformernade": {"width": 100, "heads": 3}},
+            "train.transformernade: width 100 must be a multiple of heads 3",
+        ),  # fmt: skip
+        (
+            "train",
+            {"transformernade": {"activation": "tanh"}},
+            "train.transformernade.activation must be 'relu' or 'gelu', not 'tanh'",
+        ),  # fmt: skip
+        ("train", {"rnnnade": {"dropout": 1.0}}, "train.rnnnade.dropout must be less than 1, not 1.0"),
+        ("train", {"lstm": {"units": "many"}}, "train.lstm.units must be an integer, not 'many'"),
+        ("train", {"nade": 64}, "train.nade must be a mapping of keys to values, not 64"),
+        (
+            "train",
+            {"pitchnade": {"unit": 16}},
+            "train.pitchnade.unit is not a train.pitchnade parameter; valid: dropout, filters, nade_units, units",
         ),  # fmt: skip
         ("ingest", {"include_drums": "yes"}, "ingest.include_drums must be true or false, not 'yes'"),
         ("ingest", {"timeout_s": "60"}, "ingest.timeout_s must be a number, not '60'"),  # quoted: no guessing
@@ -135,7 +170,9 @@ def test_a_stage_stops_at_its_start_with_the_message_alone(tmp_path):
 
 def test_a_dict_is_checked_and_completed_with_the_defaults():
     """What train.run and generate.run do with the dicts their callers give."""
-    assert validate("train", {"model": "seed", "epochs": 2}) == TrainParams(model="seed", epochs=2)
+    assert validate("train", {"model": "article", "epochs": 2}) == TrainParams(model="article", epochs=2)
+    narrow = validate("train", {"transformernade": {"width": 64}})  # a size given alone: the others' defaults
+    assert narrow.architecture == TransformerNadeParams(width=64) and narrow.architecture.heads == 4
     assert validate("generate", {}).model_dump() == GenerateParams().model_dump()
     with pytest.raises(ParamsError, match=r"^train\.epoch is not a train parameter; valid: batch_size, "):
         validate("train", {"epoch": 2})
@@ -147,7 +184,7 @@ def test_train_run_stops_on_a_misspelled_key_before_it_trains(tmp_path):
     from rollgen.training import train
 
     with pytest.raises(ParamsError, match=r"train\.epoch is not a train parameter"):
-        train.run({"model": "seed", "epoch": 2}, windows_dir=tmp_path / "none")
+        train.run({"model": "article", "epoch": 2}, windows_dir=tmp_path / "none")
 
 
 def choices(model, key: str) -> set:
@@ -158,11 +195,14 @@ def test_the_choices_are_the_names_their_modules_define():
     """The models repeat these names so that reading params imports no TensorFlow; here they must agree."""
     from rollgen.data import images, splits, windows
     from rollgen.models import builders as models
-    from rollgen.models import sampling
+    from rollgen.models import encoders, sampling
     from rollgen.music import midi, roll
     from rollgen.training import train
 
     assert choices(TrainParams, "model") == set(models.MODELS)
+    assert choices(TransformerNadeParams, "activation") == set(encoders.ACTIVATIONS)
+    sized = {name for name, field in TrainParams.model_fields.items() if isinstance(field.default, ModelSizes)}
+    assert sized == set(models.MODELS) - {"article"}  # every model has its sizes but the article's network
     assert choices(TrainParams, "loss") == set(train.LOSSES)
     assert choices(TrainParams, "distribute") == set(train.STRATEGIES)
     assert choices(SECTIONS["ingest"], "parser") == set(midi.PARSERS)

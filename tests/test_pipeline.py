@@ -20,6 +20,7 @@ from rollgen.models import frame_model
 from rollgen.models.builders import MODELS
 from rollgen.music.meter import frame_positions, read_meters
 from rollgen.music.midi import read_midi
+from rollgen.params import validate
 from tests.repro import copy_project, delete_cache_and_outputs, output_digests, run
 
 
@@ -57,7 +58,7 @@ def test_every_stage_output_is_there_and_sound(repo):
     # The model was chosen on every validation frame, and evaluate scored every test frame, with this model.
     val_truth = data["val"].frames > 127
     assert trained["val_nll"] == pytest.approx(frame_scores(model.predict(data["val"]).probabilities, val_truth)["nll"])
-    untrained = frame_model.build(model.name, data["val"].context, params["train"]["sequence_steps"])
+    untrained = frame_model.build(validate("train", params["train"]), data["val"].context)
     assert (
         trained["val_nll"] < frame_scores(untrained.predict(data["val"]).probabilities, val_truth)["nll"]
     )  # it learnt

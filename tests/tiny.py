@@ -8,6 +8,7 @@ import numpy as np
 
 from rollgen.data.archive import Sequences
 from rollgen.models import builders as models
+from rollgen.params import ConvNadeParams, NadeParams, PitchNadeParams, RnnNadeParams, TransformerNadeParams
 from tests.archives import sequences
 
 PITCHES = 6
@@ -15,11 +16,13 @@ CONTEXT = 3  # the window models' window
 WINDOW = 4  # the Transformer's attention span: shorter than the sequences the tests use, so the band matters
 
 BUILDERS = {
-    "nade": lambda: models.build_nade(CONTEXT, PITCHES, units=8, hidden=5),
-    "convnade": lambda: models.build_convnade(CONTEXT, PITCHES, filters=3, kernel=3, hidden=5),
-    "rnnnade": lambda: models.build_rnn_nade(num_pitches=PITCHES, units=8, hidden=5),
-    "pitchnade": lambda: models.build_pitch_nade(num_pitches=PITCHES, units=4, hidden=5),
-    "transformernade": lambda: models.build_transformer_nade(window=WINDOW, num_pitches=PITCHES, width=8, hidden=5),
+    "nade": lambda: models.build_nade(NadeParams(units=8, nade_units=5), CONTEXT, PITCHES),
+    "convnade": lambda: models.build_convnade(ConvNadeParams(filters=3, kernel=3, nade_units=5), CONTEXT, PITCHES),
+    "rnnnade": lambda: models.build_rnn_nade(RnnNadeParams(units=8, nade_units=5), WINDOW, PITCHES),
+    "pitchnade": lambda: models.build_pitch_nade(PitchNadeParams(units=4, nade_units=5), WINDOW, PITCHES),
+    "transformernade": lambda: models.build_transformer_nade(
+        TransformerNadeParams(width=8, nade_units=5), WINDOW, PITCHES
+    ),
 }
 WINDOW_NADES = ("nade", "convnade")
 SEQUENCE_NADES = ("rnnnade", "pitchnade", "transformernade")

@@ -2,9 +2,12 @@
 unknown key or a value of the wrong type an error that names the file, the key and what would do.
 
     params = load_params()                    # the whole file; every section is checked, whichever is asked for
-    params.train.epochs                       # 80
+    params.train.epochs                       # 100
     load_params("generate").sampling          # 'bernoulli'
-    validate("train", {"model": "seed"})      # a dict checked and completed with the defaults: a TrainParams
+    validate("train", {"model": "article"})   # a dict checked and completed with the defaults: a TrainParams
+
+Each model's sizes are params too, under its name in `train:` (`train.transformernade.width`): a block per
+model, so each key has one default (the sizes the model was chosen with) whichever model is trained.
 
 params.yaml says what each key means and lists every key with its default; tests/test_params.py checks that it
 and these models agree. Choices (`Literal`) repeat names defined where they are used (`rollgen.models.builders.MODELS`,
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -27,6 +30,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -80,7 +84,78 @@ class WindowsParams(Section):
         return self
 
 
-ModelName = Literal["seed", "convlstm", "lstm", "nade", "convnade", "rnnnade", "pitchnade", "transformernade"]
+ModelName = Literal["article", "convlstm", "lstm", "nade", "convnade", "rnnnade", "pitchnade", "transformernade"]
+RENAMED_MODELS = {"seed": "article"}  # train.model names of old params and saved models -> their names now
+Dropout = Annotated[float, Field(ge=0, lt=1)]
+
+
+class ModelSizes(Section):
+    """The sizes of one model, under its name in `train:`; the model train.model names reads its own."""
+
+
+class TransformerNadeParams(ModelSizes):
+    """transformernade: a causal Transformer (rollgen.models.encoders.TransformerEncoder) under a NADE head."""
+
+    width: PositiveInt = 128
+    heads: PositiveInt = 4
+    layers: PositiveInt = 2
+    expansion: PositiveInt = 4  # the feed-forward network's width, in multiples of `width`
+    activation: Literal["relu", "gelu"] = "relu"  # rollgen.models.encoders.ACTIVATIONS
+    dropout: Dropout = 0.1
+    attention_dropout: Dropout = 0.0
+    nade_units: PositiveInt = 128
+
+    @model_validator(mode="after")
+    def _heads_share_the_width(self) -> TransformerNadeParams:
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
+        return self
+
+
+class RnnNadeParams(ModelSizes):
+    """rnnnade: LSTM layers over the sequence (rollgen.models.encoders.LstmEncoder) under a NADE head."""
+
+    units: PositiveInt = 256
+    layers: PositiveInt = 1
+    dropout: Dropout = 0.1
+    nade_units: PositiveInt = 64
+
+
+class PitchNadeParams(ModelSizes):
+    """pitchnade: one LSTM shared by every pitch (rollgen.models.encoders.PitchEncoder) under a NADE head."""
+
+    units: PositiveInt = 32
+    filters: PositiveInt = 16
+    dropout: Dropout = 0.1
+    nade_units: PositiveInt = 64
+
+
+class ConvNadeParams(ModelSizes):
+    """convnade: a ConvLSTM over the window (rollgen.models.builders.convlstm_features) under a NADE head."""
+
+    filters: PositiveInt = 16
+    kernel: PositiveInt = 7
+    nade_units: PositiveInt = 64
+
+
+class NadeParams(ModelSizes):
+    """nade: an LSTM over the window under a NADE head."""
+
+    units: PositiveInt = 128
+    nade_units: PositiveInt = 64
+
+
+class ConvLstmParams(ModelSizes):
+    """convlstm: a ConvLSTM over the window, one sigmoid per pitch."""
+
+    filters: PositiveInt = 16
+    kernel: PositiveInt = 7
+
+
+class LstmParams(ModelSizes):
+    """lstm: an LSTM over the window, one sigmoid per pitch."""
+
+    units: PositiveInt = 128
 
 
 class TrainParams(Section):
@@ -96,6 +171,26 @@ class TrainParams(Section):
     seed: NonNegativeInt = 42
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.training.train.STRATEGIES
     slices: PositiveInt | Literal["auto"] = "auto"  # rollgen.training.train.batch_slices
+    # Each model's sizes under its name (the article's network has none: it is the article's, layer for layer).
+    transformernade: TransformerNadeParams = TransformerNadeParams()
+    rnnnade: RnnNadeParams = RnnNadeParams()
+    pitchnade: PitchNadeParams = PitchNadeParams()
+    convnade: ConvNadeParams = ConvNadeParams()
+    nade: NadeParams = NadeParams()
+    convlstm: ConvLstmParams = ConvLstmParams()
+    lstm: LstmParams = LstmParams()
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _not_an_old_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in RENAMED_MODELS:
+            raise ValueError(f"{value} is now called {RENAMED_MODELS[value]}")
+        return value
+
+    @property
+    def architecture(self) -> ModelSizes | None:
+        """The sizes of the model `model` names (None for the article's network, which has none to set)."""
+        return getattr(self, self.model) if self.model in type(self).model_fields else None
 
 
 class EvaluateParams(Section):
@@ -198,6 +293,14 @@ _BOUNDS = {"greater_than": "greater than", "greater_than_equal": "at least", "le
            "less_than_equal": "at most"}  # fmt: skip
 
 
+def _model_at(location: tuple[str, ...]) -> type[BaseModel]:
+    """The typed model of the mapping at `location`: ("train",) -> TrainParams, ("train", "lstm") -> LstmParams."""
+    model: type[BaseModel] = SECTIONS[location[0]]
+    for key in location[1:]:
+        model = model.model_fields[key].annotation
+    return model
+
+
 def _reason(problem: dict, location: tuple[str, ...]) -> str:
     """What is wrong at `location` (section, key), in words."""
     kind, value, context = problem["type"], problem.get("input"), problem.get("ctx") or {}
@@ -205,10 +308,10 @@ def _reason(problem: dict, location: tuple[str, ...]) -> str:
     if kind == "extra_forbidden" and len(location) == 1:
         return f"{name} is not a section; valid: {', '.join(SECTIONS)}"
     if kind == "extra_forbidden":
-        section = location[0]
-        article = "an" if section[0] in "aeiou" else "a"
-        valid = ", ".join(sorted(SECTIONS[section].model_fields))
-        return f"{name} is not {article} {section} parameter; valid: {valid}"
+        within = ".".join(location[:-1])
+        article = "an" if within[0] in "aeiou" else "a"
+        valid = ", ".join(sorted(_model_at(location[:-1]).model_fields))
+        return f"{name} is not {article} {within} parameter; valid: {valid}"
     if kind in _TYPES:
         return f"{name} must be {_TYPES[kind]}, not {value!r}"
     if kind == "literal_error":

@@ -11,7 +11,7 @@ from rollgen.evaluation.mixture import TranspositionMixture
 from rollgen.evaluation.scores import frame_scores
 from rollgen.models import frame_model
 from rollgen.models.nade import Decoder
-from rollgen.params import EvaluateParams
+from rollgen.params import EvaluateParams, TrainParams
 from tests.archives import write_archive, write_windows
 from tests.tiny import PITCHES, every_frame, joint, prefix_by_hand, tiny, tiny_data
 
@@ -36,7 +36,7 @@ def test_persistence_learns_how_often_a_pitch_stays_on():
 def test_the_stage_scores_model_and_baselines_on_the_chosen_pitches(tmp_path):
     written = write_windows(tmp_path)
     keras.utils.set_random_seed(0)
-    frame_model.build("lstm").keras.save(tmp_path / "model.keras")
+    frame_model.build(TrainParams(model="lstm"), context=9).keras.save(tmp_path / "model.keras")
     full = evaluate.run(alone(), tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
     piano = evaluate.run(alone(highest_pitch=108), tmp_path / "model.keras", tmp_path, tmp_path / "eval88.json")
     assert full["pitches"] == "21..126" and piano["pitches"] == "21..108"

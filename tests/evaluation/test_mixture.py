@@ -10,6 +10,7 @@ from rollgen.evaluation.mixture import TranspositionMixture, mixture_conditional
 from rollgen.evaluation.scores import frame_scores
 from rollgen.models import builders as models
 from rollgen.models import frame_model
+from rollgen.params import LstmParams
 from tests.archives import sequences
 from tests.tiny import CONTEXT, PITCHES, every_frame, joint, tiny, tiny_data
 
@@ -36,7 +37,7 @@ def test_the_mixtures_next_frame_probabilities_sum_to_one(name):
 def _tiny_lstm():
     """A factorised window model: its conditionals ignore the notes below."""
     keras.utils.set_random_seed(3)
-    return models.build_lstm(CONTEXT, PITCHES, units=4)
+    return models.build_lstm(LstmParams(units=4), CONTEXT, PITCHES)
 
 
 def test_the_mixtures_frame_probability_is_the_mean_of_its_experts():

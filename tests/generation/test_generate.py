@@ -18,6 +18,7 @@ from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
 from rollgen.music.audio import AudioError, render_wav
 from rollgen.music.midi import read_midi
+from rollgen.params import TrainParams
 from tests.archives import random_pieces, sequences, write_archive
 from tests.conftest import build_midi
 from tests.tiny import CONTEXT, PITCHES, tiny
@@ -26,7 +27,7 @@ from tests.tiny import CONTEXT, PITCHES, tiny
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    return frame_model.build("seed")
+    return frame_model.build(TrainParams(model="article"), context=9)
 
 
 def four_four(pieces: int, steps: int) -> np.ndarray:
@@ -223,10 +224,10 @@ def test_run_writes_pieces_page_and_quality_report(tmp_path, model):
     assert set(metrics["overlap"]) >= {"notes_per_step", "pitch_range"} and metrics["primer"] == "test"
 
 
-@pytest.mark.parametrize(("name", "primer"), [("seed", "none"), ("rnnnade", "val")])
+@pytest.mark.parametrize(("name", "primer"), [("article", "none"), ("rnnnade", "val")])
 def test_run_generates_from_nothing_or_the_validation_pieces(tmp_path, name, primer):
     keras.utils.set_random_seed(2)
-    frame_model.build(name).keras.save(tmp_path / "model.keras")
+    frame_model.build(TrainParams(model=name), context=9).keras.save(tmp_path / "model.keras")
     windows = tmp_path / "windows"
     write_archive(windows / "test.npz", sequences(random_pieces(2, 30, seed=1)))
     write_archive(windows / "val.npz", sequences(random_pieces(1, 30, seed=2)))
@@ -264,7 +265,7 @@ def test_a_window_nade_draws_each_pitch_from_its_conditional_given_the_pitches_b
 
 @pytest.mark.parametrize("name", ["nade", "rnnnade"])
 def test_note_caps_are_refused_for_a_nade_model(name):
-    nade = frame_model.build(name)
+    nade = frame_model.build(TrainParams(model=name), context=9)
     primers = np.zeros((1, 4, 106), np.float32)
     with pytest.raises(ValueError, match="nade"):
         capped = make_sampler("bernoulli", max_notes=3)

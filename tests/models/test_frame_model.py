@@ -12,7 +12,9 @@ from rollgen.models import batches, frame_model
 from rollgen.models.builders import build_lstm
 from rollgen.models.frame_model import Batching
 from rollgen.models.sampling import make_sampler
+from rollgen.models.sequence_model import STEPS_PER_CALL
 from rollgen.music import meter
+from rollgen.params import LstmParams
 from tests.tiny import CONTEXT, LENGTHS, PITCHES, SEQUENCE_NADES, WINDOW, prefix_by_hand, tiny, tiny_data
 
 
@@ -37,7 +39,7 @@ def windows_by_hand(data: Sequences) -> np.ndarray:
 @pytest.mark.parametrize("target_gap", [0, 1])  # next mode, and article mode's frame after the next
 @pytest.mark.parametrize("name", ["lstm", "nade"])
 def test_a_window_model_scores_every_frame_as_the_keras_model_does_on_its_window(name, target_gap):
-    keras_model = build_lstm(CONTEXT, PITCHES, units=4) if name == "lstm" else tiny("nade", seed=1)
+    keras_model = build_lstm(LstmParams(units=4), CONTEXT, PITCHES) if name == "lstm" else tiny("nade", seed=1)
     model = frame_model.wrap(keras_model)
     data = tiny_data(target_gap=target_gap)
     truth = data.frames > 127
@@ -98,7 +100,7 @@ def test_window_training_batches_score_what_predict_scores():
     keras_model = tiny("nade", seed=4)
     model = frame_model.wrap(keras_model)
     data = tiny_data()
-    batching = Batching(batch_size=5, seed=None)
+    batching = Batching(batch_size=5, seed=None, transpose=0, sequence_steps=WINDOW)  # unshuffled
     taught = [model.teacher_forced(batch, training=False) for batch in model.training_batches(data, batching, 0)]
     assert len(taught) == model.batch_count(data, batching) == -(-sum(LENGTHS) // 5)
     probabilities = np.concatenate([np.asarray(p) for p, _, _ in taught])
@@ -113,7 +115,7 @@ def test_a_stretch_from_a_pieces_first_frame_is_taught_what_predict_scores(name)
     (predict) agree on every stretch that starts where its piece starts; padding is masked out."""
     model = frame_model.wrap(tiny(name, seed=5))
     data = tiny_data([10, 3, 40, 1, 2], seed=6)
-    batching = Batching(batch_size=3, seed=2, sequence_steps=WINDOW)
+    batching = Batching(batch_size=3, seed=2, transpose=0, sequence_steps=WINDOW)
     table, placed = batches.stretch_rows(data.offsets, WINDOW, 2, 1, model.encoder.packs)
     assert (placed[:, 1] > 0).any() == model.encoder.packs  # the Transformer packs short stretches together
     scored = model.predict(data).probabilities
@@ -203,7 +205,7 @@ def test_generation_from_nothing_starts_from_silence_and_the_initial_state():
 
 
 def test_a_window_model_generates_by_sliding_its_window_over_what_it_drew():
-    keras_model = build_lstm(CONTEXT, PITCHES, units=4)
+    keras_model = build_lstm(LstmParams(units=4), CONTEXT, PITCHES)
     model = frame_model.wrap(keras_model)
     primer = (np.random.default_rng(2).random((2, 2, PITCHES)) < 0.5).astype(np.float32)  # shorter than the window
     sampler = make_sampler("threshold", threshold=0.45)
@@ -219,7 +221,7 @@ def test_a_window_model_generates_by_sliding_its_window_over_what_it_drew():
 
 def test_note_caps_are_refused_for_a_nade_model_and_allowed_for_a_factorised_one():
     capped = make_sampler("bernoulli", max_notes=3)
-    frame_model.wrap(build_lstm(CONTEXT, PITCHES, units=4)).check(capped)
+    frame_model.wrap(build_lstm(LstmParams(units=4), CONTEXT, PITCHES)).check(capped)
     for name in ("nade", "rnnnade"):
         with pytest.raises(ValueError, match="max_notes/min_notes apply to factorised models"):
             frame_model.wrap(tiny(name)).check(capped)
@@ -227,12 +229,12 @@ def test_note_caps_are_refused_for_a_nade_model_and_allowed_for_a_factorised_one
 
 @pytest.mark.parametrize("name", ["transformernade", "rnnnade"])
 def test_generating_many_steps_at_once_draws_what_stepping_one_at_a_time_draws(name):
-    """`generate` draws in compiled chunks of GENERATED_CHUNK steps: over two chunks, a part-filled one last,
+    """`generate` draws STEPS_PER_CALL steps per compiled call: over two calls, a part-filled one last,
     it gives the frames and the state that calling `step` once per frame gives, with the same random numbers."""
     keras_model = tiny(name, seed=9)
     keras_model.get_layer("nade").visible_bias.assign(np.zeros(PITCHES, np.float32))
     model = frame_model.wrap(keras_model)
-    steps = frame_model.GENERATED_CHUNK + 5
+    steps = STEPS_PER_CALL + 5
     positions = meter.default_positions(4)[None].repeat(2, axis=0).astype(np.int32)
     primers = (np.random.default_rng(3).random((2, 3, PITCHES)) < 0.4).astype(np.float32)
     sampler = make_sampler("bernoulli", temperature=1.2)

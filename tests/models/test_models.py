@@ -6,15 +6,17 @@ import numpy as np
 import pytest
 
 from rollgen.models import frame_model
-from rollgen.models.builders import MODELS, build_convlstm, build_convnade, build_seed, entry, load_model
-from rollgen.models.frame_model import SequenceModel, WindowModel
+from rollgen.models.builders import MODELS, build_article, build_convlstm, build_convnade, entry, load_model
 from rollgen.models.nade import NadeHead
+from rollgen.models.sequence_model import SequenceModel
+from rollgen.models.window_model import WindowModel
 from rollgen.music import meter
+from rollgen.params import ConvLstmParams, ConvNadeParams, TrainParams
 from tests.tiny import PITCHES, SEQUENCE_NADES, WINDOW, WINDOW_NADES, every_frame, joint, tiny
 
 
-def test_seed_model_has_the_articles_251370_parameters():
-    model = build_seed()
+def test_the_articles_network_has_its_251370_parameters():
+    model = build_article(context=9)
     assert model.count_params() == 251_370
     trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
     assert trainable == 251_242  # the article's summary: 128 non-trainable (BatchNorm moving stats)
@@ -25,12 +27,12 @@ def test_seed_model_has_the_articles_251370_parameters():
 
 def test_unknown_model_names_are_a_clear_error():
     with pytest.raises(ValueError, match="'transformer-xl' is unknown; choose one of"):
-        frame_model.build("transformer-xl")
+        entry("transformer-xl")
 
 
 def test_build_gives_each_family_its_interface_and_size():
     for name, model_entry in MODELS.items():
-        model = frame_model.build(name, context=16, sequence_steps=24)
+        model = frame_model.build(TrainParams(model=name, sequence_steps=24), context=16)
         assert model.keras.name == name  # a loaded model finds its MODELS entry by its name
         assert model.family == model_entry.family
         if model.family == "window":
@@ -39,9 +41,10 @@ def test_build_gives_each_family_its_interface_and_size():
         else:
             assert isinstance(model, SequenceModel) and model.head is not None
             assert model.keras.output_shape == (None, None, 106)
-    assert frame_model.build("transformernade", sequence_steps=24).encoder.window == 24  # its attention span
+    attending = frame_model.build(TrainParams(model="transformernade", sequence_steps=24), context=16)
+    assert attending.encoder.window == 24  # its attention span
     assert {name for name, found in MODELS.items() if found.family == "window"} == {
-        "seed", "convlstm", "lstm", "nade", "convnade"
+        "article", "convlstm", "lstm", "nade", "convnade"
     }  # fmt: skip
 
 
@@ -60,7 +63,7 @@ def model_inputs(model: keras.Model, rng: np.random.Generator, batch: int = 2, s
 @pytest.mark.parametrize("name", sorted(MODELS))  # every model, at full size
 def test_every_model_reloads_in_safe_mode_with_the_same_outputs(tmp_path, name):
     keras.utils.set_random_seed(1)
-    model = frame_model.build(name, context=9, sequence_steps=8)
+    model = frame_model.build(TrainParams(model=name, sequence_steps=8), context=9)
     model.keras.save(tmp_path / f"{name}.keras")
     again = frame_model.load(tmp_path / f"{name}.keras")
     assert type(again) is type(model) and again.keras.count_params() == model.keras.count_params()
@@ -146,11 +149,11 @@ def test_nade_sampling_follows_its_own_conditionals(name):
 
 def test_convnade_shares_the_convlstm_features_and_adds_a_nade_head():
     """convnade differs from convlstm only in its output: the same ConvLSTM feature layers, then a NADE head."""
-    factorised, joint_model = build_convlstm(), build_convnade()
+    factorised, joint_model = build_convlstm(ConvLstmParams(), 9), build_convnade(ConvNadeParams(), 9)
     kinds = lambda model: [type(layer).__name__ for layer in model.layers]  # noqa: E731
     assert kinds(factorised)[1:6] == kinds(joint_model)[1:6] == ["Reshape", "ConvLSTM1D", "Conv1D", "Conv1D", "Flatten"]
     assert kinds(joint_model)[-1] == "NadeHead"
-    features, pitches, hidden = 4 * 106, 106, 64
+    features, pitches, hidden = 4 * 106, 106, ConvNadeParams().nade_units
     dense = features * pitches + pitches
     head = features * (pitches + hidden) + pitches + hidden + 2 * pitches * hidden
     assert joint_model.count_params() == factorised.count_params() - dense + head

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from rollgen.cli import app
 from rollgen.models import frame_model
-from rollgen.params import GenerateParams
+from rollgen.params import GenerateParams, TrainParams
 from rollgen.tracking import generator_model as generation_model
 from rollgen.tracking import registry
 from tests.conftest import build_midi
@@ -27,7 +27,7 @@ def keras_file(tmp_path_factory) -> Path:
     """An untrained window NADE model (its notes are random, but they are the seed's)."""
     path = tmp_path_factory.mktemp("generator") / "model.keras"
     keras.utils.set_random_seed(0)
-    frame_model.build("nade").keras.save(path)
+    frame_model.build(TrainParams(model="nade"), context=9).keras.save(path)
     return path
 
 

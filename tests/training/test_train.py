@@ -24,11 +24,12 @@ from rollgen.models import frame_model
 from rollgen.models.builders import MODELS, load_model
 from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
+from rollgen.params import TrainParams, TransformerNadeParams
 from rollgen.tracking import registry
 from rollgen.training import train
 from tests.archives import write_windows
 
-PARAMS = {"model": "seed", "loss": "bce", "epochs": 2, "batch_size": 16, "learning_rate": 0.002,
+PARAMS = {"model": "article", "loss": "bce", "epochs": 2, "batch_size": 16, "learning_rate": 0.002,
           "lr_schedule": "constant", "patience": 0, "transpose": 2, "seed": 3, "sequence_steps": 32}  # fmt: skip
 
 
@@ -88,14 +89,14 @@ def trained(tmp_path_factory, windows):
     return train_model
 
 
-@pytest.mark.parametrize("name", ["seed", "lstm", "nade", "convnade", "rnnnade"])
+@pytest.mark.parametrize("name", ["article", "lstm", "nade", "convnade", "rnnnade"])
 def test_each_kind_of_model_trains_saves_loads_in_safe_mode_and_generates(trained, windows, name):
     out = trained(name)
     metrics = json.loads((out / "train.json").read_text())
     model = frame_model.load(out / "model.keras")  # safe_mode on
     assert metrics["model"] == name and metrics["family"] == model.family == MODELS[name].family
     assert metrics["params"] == model.keras.count_params() and metrics["epochs"] == 2
-    if name == "seed":
+    if name == "article":
         assert metrics["params"] == 251_370  # the article's network, unchanged
     assert metrics["train_frames"] == 4 * 80
     val = load_sequences("val", windows)
@@ -122,7 +123,7 @@ def test_the_model_is_chosen_on_every_validation_frame_and_never_reads_the_test_
     assert metrics["val_f1"] == pytest.approx(scores["f1"], abs=1e-6)
 
 
-@pytest.mark.parametrize("model", ["seed", "rnnnade"])  # the article's network and a sequence model
+@pytest.mark.parametrize("model", ["article", "rnnnade"])  # the article's network and a sequence model
 def test_two_runs_with_one_seed_give_identical_weights(tmp_path, windows, trained, unlogged, model):
     again = train_once(tmp_path, "again", PARAMS | {"model": model}, windows)  # transposed, and rnnnade drops out
     for one, two in zip(weights(trained(model) / "model.keras"), weights(again / "model.keras")):
@@ -131,7 +132,7 @@ def test_two_runs_with_one_seed_give_identical_weights(tmp_path, windows, traine
 
 def test_the_mirrored_strategy_trains_the_same_model_on_this_machine(tmp_path, windows, trained, unlogged):
     mirrored = train_once(tmp_path, "mirrored", PARAMS | {"distribute": "mirrored"}, windows)
-    plain_metrics = json.loads((trained("seed") / "train.json").read_text())
+    plain_metrics = json.loads((trained("article") / "train.json").read_text())
     mirrored_metrics = json.loads((mirrored / "train.json").read_text())
     assert mirrored_metrics["distribute"] == "mirrored" and mirrored_metrics["replicas"] >= 1
     if mirrored_metrics["replicas"] == 1:  # one device (CPU only): the same arithmetic, the same weights
@@ -236,12 +237,11 @@ def tiny_transformer() -> frame_model.FrameModel:
     """A small Transformer NADE without dropout: its step's arithmetic is all there is to compare."""
     import keras
 
-    from rollgen.models.builders import sequence_nade
-    from rollgen.models.encoders import TransformerEncoder
+    from rollgen.models.builders import build_transformer_nade
 
     keras.utils.set_random_seed(0)
-    encoder = TransformerEncoder(16, heads=2, depth=1, window=8, dropout=0.0, name="encoder")
-    return frame_model.wrap(sequence_nade(encoder, "transformernade", hidden=8))
+    sizes = TransformerNadeParams(width=16, heads=2, layers=1, dropout=0.0, nade_units=8)
+    return frame_model.wrap(build_transformer_nade(sizes, sequence_steps=8))
 
 
 @pytest.mark.parametrize("rows", [5, 1])  # 1: fewer rows than slices, so the batch is not cut
@@ -274,9 +274,10 @@ def test_a_batch_cut_into_slices_takes_the_whole_batchs_step(windows, rows):
 def test_the_articles_batch_normalisation_keeps_its_batches_whole():
     import tensorflow as tf
 
-    assert not train.rows_independent(frame_model.build("seed").keras)
-    assert train.Steps(frame_model.build("seed"), "mse", tf.distribute.get_strategy(), 4).slices == 1
-    assert train.Steps(frame_model.build("rnnnade"), "bce", tf.distribute.get_strategy(), 4).slices == 4
+    article, rnnnade = (frame_model.build(TrainParams(model=name), context=9) for name in ("article", "rnnnade"))
+    assert not train.rows_independent(article.keras)
+    assert train.Steps(article, "mse", tf.distribute.get_strategy(), 4).slices == 1
+    assert train.Steps(rnnnade, "bce", tf.distribute.get_strategy(), 4).slices == 4
 
 
 def test_slices_get_their_share_of_the_cores_before_tensorflow_starts():

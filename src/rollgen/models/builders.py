@@ -1,6 +1,6 @@
 """Model builders by name (`train.model`), in two families.
 
-Window models (`seed`, `lstm`, `convlstm`, `nade`, `convnade`) read a window of `context` frames (the
+Window models (`article`, `lstm`, `convlstm`, `nade`, `convnade`) read a window of `context` frames (the
 article's 9) and give, per pitch, the probability that it sounds in the next frame: the factorised ones 106
 independent probabilities; the NADE ones also take the next frame itself and give each pitch's probability
 given the pitches below it (teacher forcing), which is how they learn which notes sound together.
@@ -24,9 +24,20 @@ from keras import layers
 from rollgen.models.encoders import LstmEncoder, PitchEncoder, SequenceEncoder, TransformerEncoder
 from rollgen.models.nade import NadeHead
 from rollgen.music.roll import NUM_PITCHES
+from rollgen.params import (
+    RENAMED_MODELS,
+    ConvLstmParams,
+    ConvNadeParams,
+    LstmParams,
+    NadeParams,
+    PitchNadeParams,
+    RnnNadeParams,
+    TrainParams,
+    TransformerNadeParams,
+)
 
 
-def build_seed(context: int = 9, num_pitches: int = NUM_PITCHES) -> keras.Model:
+def build_article(context: int, num_pitches: int = NUM_PITCHES) -> keras.Model:
     """The article's network, layer for layer: 251,370 parameters for 9 frames of 106 pitches.
 
     The article fed each window as (1, 9, 106): a sequence of one "subsequence", so its Conv1D layers
@@ -51,11 +62,11 @@ def build_seed(context: int = 9, num_pitches: int = NUM_PITCHES) -> keras.Model:
             layers.BatchNormalization(),
             layers.Dense(num_pitches, activation="sigmoid"),
         ],
-        name="seed",
+        name="article",
     )
 
 
-def convlstm_features(window, filters: int = 16, kernel: int = 7):
+def convlstm_features(window, filters: int, kernel: int):
     """A real ConvLSTM over a window (batch, context, pitches): a ConvLSTM1D layer recurs over time and
     convolves along the pitch axis, so an interval pattern learnt at one pitch applies at every pitch (a
     7-semitone kernel spans a fifth; the dilated convolution after it, two octaves). Gives 4 features per
@@ -70,27 +81,27 @@ def convlstm_features(window, filters: int = 16, kernel: int = 7):
     return layers.Flatten()(x)
 
 
-def build_convlstm(context: int = 9, num_pitches: int = NUM_PITCHES, filters: int = 16, kernel: int = 7) -> keras.Model:
+def build_convlstm(sizes: ConvLstmParams, context: int, num_pitches: int = NUM_PITCHES) -> keras.Model:
     """The ConvLSTM (convlstm_features) with one independent sigmoid per pitch."""
     window = keras.Input(shape=(context, num_pitches))
-    features = convlstm_features(window, filters, kernel)
+    features = convlstm_features(window, sizes.filters, sizes.kernel)
     return keras.Model(window, layers.Dense(num_pitches, activation="sigmoid")(features), name="convlstm")
 
 
-def build_lstm(context: int = 9, num_pitches: int = NUM_PITCHES, units: int = 128) -> keras.Model:
+def build_lstm(sizes: LstmParams, context: int, num_pitches: int = NUM_PITCHES) -> keras.Model:
     """A plain LSTM over the frames, then one sigmoid per pitch: the 'LSTM' row of the classic tables, and
-    the simplest model that sees the frames in order (the seed network pools that order away)."""
+    the simplest model that sees the frames in order (the article's network pools that order away)."""
     return keras.Sequential(
         [
             keras.Input(shape=(context, num_pitches)),
-            layers.LSTM(units),
+            layers.LSTM(sizes.units),
             layers.Dense(num_pitches, activation="sigmoid"),
         ],
         name="lstm",
     )
 
 
-def build_nade(context: int = 9, num_pitches: int = NUM_PITCHES, units: int = 128, hidden: int = 64) -> keras.Model:
+def build_nade(sizes: NadeParams, context: int, num_pitches: int = NUM_PITCHES) -> keras.Model:
     """RNN-NADE: an LSTM reads the window; a NADE head (NadeHead) models the next frame's notes jointly.
 
     Inputs: the window and the next frame (its true notes, teacher forcing); output: each pitch's probability
@@ -98,72 +109,88 @@ def build_nade(context: int = 9, num_pitches: int = NUM_PITCHES, units: int = 12
     """
     window = keras.Input(shape=(context, num_pitches), name="window")
     frame = keras.Input(shape=(num_pitches,), name="frame")
-    features = layers.LSTM(units, name="encoder")(window)
-    probabilities = NadeHead(hidden, name="nade")([features, frame])
+    features = layers.LSTM(sizes.units, name="encoder")(window)
+    probabilities = NadeHead(sizes.nade_units, initial_bias=0.0, name="nade")([features, frame])
     return keras.Model([window, frame], probabilities, name="nade")
 
 
-def build_convnade(
-    context: int = 9, num_pitches: int = NUM_PITCHES, filters: int = 16, kernel: int = 7, hidden: int = 64
-) -> keras.Model:
+def build_convnade(sizes: ConvNadeParams, context: int, num_pitches: int = NUM_PITCHES) -> keras.Model:
     """The ConvLSTM's features (convlstm_features) under a NADE head: interval patterns shared across
     pitches, as in convlstm, and whole chords, as in nade. Inputs and outputs as build_nade's."""
     window = keras.Input(shape=(context, num_pitches), name="window")
     frame = keras.Input(shape=(num_pitches,), name="frame")
-    features = convlstm_features(window, filters, kernel)
-    probabilities = NadeHead(hidden, name="nade")([features, frame])
+    features = convlstm_features(window, sizes.filters, sizes.kernel)
+    probabilities = NadeHead(sizes.nade_units, initial_bias=0.0, name="nade")([features, frame])
     return keras.Model([window, frame], probabilities, name="convnade")
 
 
-def sequence_nade(encoder: SequenceEncoder, name: str, num_pitches: int = NUM_PITCHES, hidden: int = 64):
+def sequence_nade(encoder: SequenceEncoder, name: str, num_pitches: int, nade_units: int) -> keras.Model:
     """A sequence model: `encoder` over (previous frames, positions), a NADE head per step.
 
     Inputs: the frame before each step (silence first), each step's bar position (int rows, see
     rollgen.models.encoders) and each step's true frame (teacher forcing); output: each pitch's probability given
-    the notes below it, for every step. Their Bernoulli NLL summed over pitches is the exact frame NLL.
+    the notes below it, for every step. Their Bernoulli NLL summed over pitches is the exact frame NLL. The
+    head starts each pitch at a logit of -3 (few of 106 pitches sound at once).
     """
     previous = keras.Input(shape=(None, num_pitches), name="previous")
     position = keras.Input(shape=(None, 4), dtype="int32", name="position")
     frame = keras.Input(shape=(None, num_pitches), name="frame")
     features = encoder([previous, position])
-    probabilities = NadeHead(hidden, initial_bias=-3.0, name="nade")([features, frame])
+    probabilities = NadeHead(nade_units, initial_bias=-3.0, name="nade")([features, frame])
     return keras.Model([previous, position, frame], probabilities, name=name)
 
 
-def build_rnn_nade(window: int = 128, num_pitches: int = NUM_PITCHES, units: int = 256, hidden: int = 64):
-    """RNN-NADE proper (Boulanger-Lewandowski et al., 2012): an LSTM over the whole sequence, a NADE per frame."""
-    return sequence_nade(LstmEncoder(units, name="encoder"), "rnnnade", num_pitches, hidden)
+def build_rnn_nade(sizes: RnnNadeParams, sequence_steps: int, num_pitches: int = NUM_PITCHES) -> keras.Model:
+    """RNN-NADE proper (Boulanger-Lewandowski et al., 2012): an LSTM over the whole sequence, a NADE per frame.
+    It reads pieces of any length: `sequence_steps` shapes its training batches only."""
+    encoder = LstmEncoder(sizes.units, sizes.layers, sizes.dropout, name="encoder")
+    return sequence_nade(encoder, "rnnnade", num_pitches, sizes.nade_units)
 
 
-def build_pitch_nade(window: int = 128, num_pitches: int = NUM_PITCHES, units: int = 32, hidden: int = 64):
-    """Interval patterns shared by every pitch (one LSTM per pitch, tied, over the sequence), a NADE per frame."""
-    return sequence_nade(PitchEncoder(num_pitches, units, name="encoder"), "pitchnade", num_pitches, hidden)
+def build_pitch_nade(sizes: PitchNadeParams, sequence_steps: int, num_pitches: int = NUM_PITCHES) -> keras.Model:
+    """Interval patterns shared by every pitch (one LSTM per pitch, tied, over the sequence), a NADE per frame.
+    It reads pieces of any length: `sequence_steps` shapes its training batches only."""
+    encoder = PitchEncoder(num_pitches, sizes.units, sizes.filters, sizes.dropout, name="encoder")
+    return sequence_nade(encoder, "pitchnade", num_pitches, sizes.nade_units)
 
 
-def build_transformer_nade(window: int = 128, num_pitches: int = NUM_PITCHES, width: int = 128, hidden: int = 128):
-    """A causal Transformer attending `window` steps back, a NADE per frame.
+def build_transformer_nade(
+    sizes: TransformerNadeParams, sequence_steps: int, num_pitches: int = NUM_PITCHES
+) -> keras.Model:
+    """A causal Transformer attending `sequence_steps` back (the stretches it trains on), a NADE per frame.
 
-    Chosen on validation (docs/design.md): a ReLU feed-forward network, no dropout on the attention weights
-    and a head of 128 hidden units (the other NADE models have 64) make a step ~1.25x faster than GELU,
-    attention dropout and 192 units, and 100 epochs of it reach a lower validation NLL (2.059) than 80 of
-    the slower one (2.063) in less time.
+    Its default sizes were chosen on validation (docs/design.md): a ReLU feed-forward network, no dropout on
+    the attention weights and a head of 128 hidden units (the other NADE models have 64) make a step ~1.25x
+    faster than GELU, attention dropout and 192 units, and 100 epochs of it reach a lower validation NLL
+    (2.059) than 80 of the slower one (2.063) in less time.
     """
-    encoder = TransformerEncoder(width, window=window, activation="relu", attention_dropout=0.0, name="encoder")
-    return sequence_nade(encoder, "transformernade", num_pitches, hidden)
+    encoder = TransformerEncoder(
+        sizes.width,
+        sizes.heads,
+        sizes.layers,
+        window=sequence_steps,
+        dropout=sizes.dropout,
+        expansion=sizes.expansion,
+        activation=sizes.activation,
+        attention_dropout=sizes.attention_dropout,
+        name="encoder",
+    )
+    return sequence_nade(encoder, "transformernade", num_pitches, sizes.nade_units)
 
 
 @dataclass(frozen=True)
 class Entry:
     """A model `train.model` can name: its builder and its family.
 
-    family "window": built for `context` frames; "sequence": built for stretches of `window` steps."""
+    family "window": built for `context` frames; "sequence": built for stretches of `sequence_steps` steps.
+    The builder takes the model's sizes (train.<name>) first, except the article's, which has none."""
 
     build: Callable[..., keras.Model]
     family: str
 
 
 MODELS: dict[str, Entry] = {
-    "seed": Entry(build_seed, "window"),
+    "article": Entry(build_article, "window"),
     "convlstm": Entry(build_convlstm, "window"),
     "lstm": Entry(build_lstm, "window"),
     "nade": Entry(build_nade, "window"),
@@ -174,11 +201,28 @@ MODELS: dict[str, Entry] = {
 }
 
 
+def model_name(name: str) -> str:
+    """The MODELS name of a model saved as `name`: a model saved before a rename (`seed`) loads as what it is."""
+    return RENAMED_MODELS.get(name, name)
+
+
 def entry(name: str) -> Entry:
-    """The MODELS entry called `name`, or a clear error naming the choices."""
-    if name not in MODELS:
+    """The MODELS entry called `name` (or called so before a rename), or a clear error naming the choices."""
+    if model_name(name) not in MODELS:
         raise ValueError(f"train.model '{name}' is unknown; choose one of {sorted(MODELS)}")
-    return MODELS[name]
+    return MODELS[model_name(name)]
+
+
+def build(params: TrainParams, context: int) -> keras.Model:
+    """A new Keras model `params.model` of its sizes (train.<model>): a window model reads `context` frames
+    (windows.steps), a sequence model trains on stretches of `params.sequence_steps`. It carries what built it
+    (`built_with`), which save_model writes into the file."""
+    model_entry = entry(params.model)
+    steps = context if model_entry.family == "window" else params.sequence_steps
+    sizes = params.architecture
+    model = model_entry.build(steps) if sizes is None else model_entry.build(sizes, steps)
+    model.built_with = {"model": params.model, "architecture": sizes.model_dump() if sizes else {}}
+    return model
 
 
 def load_model(path) -> keras.Model:
@@ -190,14 +234,16 @@ MODEL_INFO = "rollgen.json"  # inside the .keras zip: what the model was trained
 
 
 def save_model(model: keras.Model, path, info: dict) -> None:
-    """Saves `model` as .keras atomically, with `info` (e.g. its grid, steps_per_quarter) inside the file, so
-    whoever loads the model knows what it was trained on."""
+    """Saves `model` as .keras atomically, with `info` (e.g. its grid, steps_per_quarter) and, for a model
+    `build` made, its name and sizes (`built_with`) inside the file, so whoever loads the model knows what it
+    was trained on and what built it."""
     from rollgen import files
 
+    recorded = {**getattr(model, "built_with", {}), **info}
     with files.atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(MODEL_INFO, json.dumps(info, sort_keys=True))
+            archive.writestr(MODEL_INFO, json.dumps(recorded, sort_keys=True))
 
 
 def model_info(path) -> dict:

@@ -4,8 +4,8 @@ the phrase and where the bar is, not only the last two beats.
 An encoder reads, at every step t, the frame before (silence at t = 0) and the bar position of frame t, and
 gives features from which the NADE head predicts frame t: what it heard, and the position and the frame
 before themselves, so "this pitch goes on sounding", the commonest event at 16th notes, is one weight.
-`advance` reads a chunk of steps from a state and gives the state after it, so a piece can be scored in
-chunks and generated one step at a time at a cost per step that does not grow with its length; `call`
+`advance` reads a run of steps from a state and gives the state after it, so a piece can be scored a run
+at a time and generated one step at a time at a cost per step that does not grow with its length; `call`
 reads from the initial state (training).
 
 Positions are int rows (step_in_beat, steps_per_beat, step_in_bar, steps_per_bar), as rollgen.music.meter
@@ -19,11 +19,12 @@ import math
 import keras
 from keras import layers, ops
 
-from rollgen.music.roll import LOWEST_PITCH, NUM_PITCHES
+from rollgen.music.roll import LOWEST_PITCH
 
 BEAT_SLOTS = 16  # one-hot slots for the step within the beat (16 = a half-note beat of 32nd notes)
 BAR_SLOTS = 12  # one-hot slots for the beat within the bar (12/8 has 4, 12/4 has 12)
 POSITION_FEATURES = BEAT_SLOTS + BAR_SLOTS + 2
+ACTIVATIONS = ("relu", "gelu")  # the Transformer's feed-forward network's, as train.transformernade.activation
 
 
 @keras.utils.register_keras_serializable(package="rollgen")
@@ -59,13 +60,13 @@ class SequenceEncoder(layers.Layer):
     """
 
     packs = False
-    chunk_steps = 512  # steps read per `advance` call when a whole piece is scored
+    steps_per_read = 512  # steps read per `advance` call when a whole piece is scored
 
     def initial_state(self, batch_size) -> list:
         raise NotImplementedError
 
     def advance(self, previous, positions, state, training=None):
-        """Features for a chunk of steps read after `state`, and the state after them."""
+        """Features for the steps read after `state`, and the state after them."""
         raise NotImplementedError
 
     def call(self, inputs, training=None, segments=None):
@@ -78,7 +79,7 @@ class SequenceEncoder(layers.Layer):
 class LstmEncoder(SequenceEncoder):
     """RNN-NADE's recurrent part: LSTM layers over the frames and their bar positions."""
 
-    def __init__(self, units: int = 256, depth: int = 1, dropout: float = 0.1, **kwargs) -> None:
+    def __init__(self, units: int, depth: int, dropout: float, **kwargs) -> None:
         super().__init__(**kwargs)
         self.units, self.depth, self.dropout_rate = units, depth, dropout
         self.positions = PositionFeatures()
@@ -116,9 +117,7 @@ class PitchEncoder(SequenceEncoder):
     position; its 4 features per pitch, side by side, let the NADE head place the patterns in register.
     The LSTM's batch is pieces x pitches, so its weights are shared by all 106."""
 
-    def __init__(
-        self, pitches: int = NUM_PITCHES, units: int = 32, filters: int = 16, dropout: float = 0.1, **kwargs
-    ) -> None:
+    def __init__(self, pitches: int, units: int, filters: int, dropout: float, **kwargs) -> None:
         super().__init__(**kwargs)
         self.pitches, self.units, self.filters, self.dropout_rate = pitches, units, filters, dropout
         self.positions = PositionFeatures()
@@ -179,29 +178,28 @@ class TransformerEncoder(SequenceEncoder):
     packs = True
 
     @property
-    def chunk_steps(self) -> int:
-        """A chunk of `window` steps attends to itself and the `window` - 1 cached steps before it: longer
-        chunks compute masked scores for keys they never use (512 steps: ~4x slower than 64)."""
+    def steps_per_read(self) -> int:
+        """`window` steps read at once attend to themselves and the `window` - 1 cached steps before them:
+        longer reads compute masked scores for keys they never use (512 steps: ~4x slower than 64)."""
         return self.window
 
     def __init__(
         self,
-        width: int = 128,
-        heads: int = 4,
-        depth: int = 2,
-        window: int = 128,
-        dropout: float = 0.1,
-        expansion: int = 4,
-        activation: str = "gelu",
-        attention_dropout: float | None = None,
+        width: int,
+        heads: int,
+        depth: int,
+        window: int,
+        dropout: float,
+        expansion: int,
+        activation: str,
+        attention_dropout: float,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.width, self.heads, self.depth, self.window, self.dropout_rate = width, heads, depth, window, dropout
         self.expansion = expansion  # the feed-forward network's width, in multiples of `width`
-        self.activation = activation  # the feed-forward network's
-        # dropout on the attention weights (None: `dropout`, as models saved before this option have it)
-        self.attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.activation = activation  # the feed-forward network's (ACTIVATIONS)
+        self.attention_dropout = attention_dropout  # dropout on the attention weights
         self.positions = PositionFeatures()
         self.embed = layers.Dense(width)
         # One pre-norm block per layer: attention, then a feed-forward network, each added to its input.
@@ -275,3 +273,11 @@ class TransformerEncoder(SequenceEncoder):
             "activation": self.activation,
             "attention_dropout": self.attention_dropout,
         }
+
+    @classmethod
+    def from_config(cls, config: dict) -> TransformerEncoder:
+        """The encoder a saved config describes. Files saved before an option existed load as they were
+        trained: a feed-forward network 4 x `width` wide (before `expansion`), GELU and dropout on the
+        attention weights at the `dropout` rate (before `activation` and `attention_dropout`)."""
+        earlier = {"expansion": 4, "activation": "gelu", "attention_dropout": config["dropout"]}
+        return cls(**{**earlier, **config})

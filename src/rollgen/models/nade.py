@@ -18,7 +18,7 @@ class NadeHead(keras.layers.Layer):
     logit; a negative one (few of 106 pitches sound at once) spares the first thousand steps of training.
     """
 
-    def __init__(self, hidden: int = 64, initial_bias: float = 0.0, **kwargs) -> None:
+    def __init__(self, hidden: int, initial_bias: float, **kwargs) -> None:
         super().__init__(**kwargs)
         self.hidden, self.initial_bias = hidden, initial_bias
 
@@ -100,6 +100,11 @@ class NadeHead(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "hidden": self.hidden, "initial_bias": self.initial_bias}
+
+    @classmethod
+    def from_config(cls, config: dict) -> NadeHead:
+        """The head a saved config describes; files saved before `initial_bias` existed started from 0."""
+        return cls(**{"initial_bias": 0.0, **config})
 
 
 class Decoder:

@@ -28,8 +28,8 @@ def check_autoregressive_caps(max_notes: int, min_notes: int) -> None:
     """Raises ValueError for note caps, which a model that draws each chord pitch by pitch cannot honour."""
     if max_notes or min_notes:
         raise ValueError(
-            "generate.max_notes/min_notes apply to factorised models; a NADE model (convnade, nade) draws whole"
-            " chords pitch by pitch (set both to 0)"
+            "generate.max_notes/min_notes apply to factorised models; a NADE model (nade, convnade, rnnnade,"
+            " pitchnade, transformernade) draws whole chords pitch by pitch (set both to 0)"
         )
 
 

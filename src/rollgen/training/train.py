@@ -339,7 +339,7 @@ def run(
     epochs = params["epochs"]
 
     def build() -> FrameModel:
-        return frame_model.build(params["model"], context=train_data.context, sequence_steps=params["sequence_steps"])
+        return frame_model.build(validate("train", params), context=train_data.context)
 
     state_path = checkpoint_dir / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else None

@@ -1,0 +1,148 @@
+"""Model sizes are params (train.<model>): the defaults build the models chosen on validation, every size
+reaches its model, a saved model records what built it, and files saved before keep loading as trained."""
+
+import json
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from rollgen.models import frame_model
+from rollgen.models.builders import MODELS, build_article, build_transformer_nade, save_model
+from rollgen.models.encoders import POSITION_FEATURES
+from rollgen.music import meter
+from rollgen.params import PitchNadeParams, TrainParams, TransformerNadeParams
+from tests.tiny import PITCHES, WINDOW, tiny
+
+SIZED = [name for name in MODELS if TrainParams(model=name).architecture is not None]
+
+
+def transformer_nade_parameters(sizes: TransformerNadeParams, pitches: int = 106) -> int:
+    """A Transformer NADE's parameter count, by hand from its sizes."""
+    width, inner, hidden = sizes.width, sizes.expansion * sizes.width, sizes.nade_units
+    embed = (pitches + POSITION_FEATURES) * width + width  # a step's frame before and its bar position
+    block = (
+        2 * 2 * width  # two layer norms
+        + 4 * (width * width + width)  # query, key, value and output projections, all heads together
+        + (width * inner + inner)
+        + (inner * width + width)  # the feed-forward network
+    )
+    features = width + POSITION_FEATURES + pitches  # what the NADE head reads
+    head = features * (pitches + hidden) + pitches + hidden + 2 * pitches * hidden
+    return embed + sizes.layers * block + 2 * width + head
+
+
+def test_the_default_params_build_the_transformer_nade_chosen_on_validation():
+    params = TrainParams()
+    model = frame_model.build(params, context=9)
+    assert model.name == params.model == "transformernade"
+    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade)  # 503,482
+    encoder = model.encoder.get_config()
+    assert (encoder["activation"], encoder["attention_dropout"], model.head.hidden) == ("relu", 0.0, 128)
+    assert model.encoder.window == params.sequence_steps  # it attends as far back as it trains on
+    other = TransformerNadeParams(width=48, heads=3, layers=1, expansion=2, nade_units=16)
+    smaller = frame_model.build(TrainParams(transformernade=other), context=9)
+    assert smaller.keras.count_params() == transformer_nade_parameters(other)
+
+
+def changed(value):
+    """Another valid value for a size: twice a count (a multiple of the heads still), a higher rate, the other
+    activation."""
+    if isinstance(value, str):
+        return "gelu" if value == "relu" else "relu"
+    return value + 0.2 if isinstance(value, float) else 2 * value
+
+
+def layer_configs(model: keras.Model) -> list[dict]:
+    """Each layer's configuration, without the names Keras numbers as it goes."""
+    return [{key: value for key, value in layer.get_config().items() if key != "name"} for layer in model.layers]
+
+
+@pytest.mark.parametrize("name", SIZED)
+def test_every_size_reaches_its_model(name):
+    params = TrainParams(model=name, sequence_steps=8)
+    built = layer_configs(frame_model.build(params, context=4).keras)
+    for key, value in params.architecture.model_dump().items():
+        sizes = params.architecture.model_copy(update={key: changed(value)})
+        other = frame_model.build(params.model_copy(update={name: sizes}), context=4)
+        assert layer_configs(other.keras) != built, f"train.{name}.{key} changes nothing"
+
+
+def test_a_saved_model_records_its_name_and_sizes(tmp_path):
+    params = TrainParams(model="pitchnade", pitchnade=PitchNadeParams(units=8, filters=4, nade_units=16))
+    path = tmp_path / "model.keras"
+    save_model(frame_model.build(params, context=9).keras, path, {"grid": "sample", "steps_per_quarter": 2})
+    loaded = frame_model.load(path)
+    assert loaded.info["model"] == "pitchnade" and (loaded.grid, loaded.steps_per_quarter) == ("sample", 2)
+    assert PitchNadeParams(**loaded.info["architecture"]) == params.pitchnade  # enough to build it again
+
+
+def test_a_file_without_rollgen_info_loads_as_trained_before_models_carried_it(tmp_path):
+    frame_model.build(TrainParams(model="lstm"), context=9).keras.save(tmp_path / "model.keras")
+    loaded = frame_model.load(tmp_path / "model.keras")
+    assert (loaded.grid, loaded.steps_per_quarter, loaded.info["architecture"]) == ("nearest", 4, None)
+    untrained = frame_model.build(TrainParams(model="lstm"), context=9)
+    with pytest.raises(ValueError, match="lstm: no grid in its info"):
+        print(untrained.grid)  # a model not yet trained was trained on no grid
+
+
+def rewrite_config(path: Path, change) -> None:
+    """The .keras file at `path` with its config.json changed by `change`: a file as an older rollgen saved it."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(entries["config.json"])
+    change(config)
+    entries["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+def layer_config(config: dict, class_name: str) -> dict:
+    return next(layer["config"] for layer in config["config"]["layers"] if layer["class_name"] == class_name)
+
+
+def sequence_inputs(steps: int = 2 * WINDOW) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    previous = (rng.random((2, steps, PITCHES)) < 0.3).astype(np.float32)
+    positions = np.repeat(meter.default_positions(steps)[None], 2, axis=0).astype(np.int32)
+    return [previous, positions, (rng.random((2, steps, PITCHES)) < 0.3).astype(np.float32)]
+
+
+def test_a_transformer_saved_before_its_options_loads_as_it_was_trained(tmp_path):
+    """Before `expansion`, `activation` and `attention_dropout` (and the head's `initial_bias`) were saved, the
+    feed-forward network was 4 x width of GELU and the attention weights dropped at the `dropout` rate."""
+    relu = tiny("transformernade", seed=1)
+    relu.save(tmp_path / "old.keras")
+
+    def older(config: dict) -> None:
+        for key in ("expansion", "activation", "attention_dropout"):
+            del layer_config(config, "TransformerEncoder")[key]
+        del layer_config(config, "NadeHead")["initial_bias"]
+
+    rewrite_config(tmp_path / "old.keras", older)
+    loaded = frame_model.load(tmp_path / "old.keras")
+    encoder = loaded.encoder
+    assert (encoder.expansion, encoder.activation, encoder.attention_dropout, loaded.head.initial_bias) == (
+        4, "gelu", encoder.dropout_rate, 0.0
+    )  # fmt: skip
+    sizes = TransformerNadeParams(width=8, nade_units=5, activation="gelu", attention_dropout=encoder.dropout_rate)
+    gelu = build_transformer_nade(sizes, WINDOW, PITCHES)
+    gelu.set_weights(relu.get_weights())
+    inputs = sequence_inputs()
+    np.testing.assert_allclose(np.asarray(loaded.keras(inputs)), np.asarray(gelu(inputs)), atol=1e-6)
+    assert not np.allclose(np.asarray(loaded.keras(inputs)), np.asarray(relu(inputs)), atol=1e-4)
+
+
+def test_a_model_saved_as_seed_loads_as_the_articles_network(tmp_path):
+    """`train.model: seed` is now `article`; a model trained under the old name still loads, as what it is."""
+    keras.utils.set_random_seed(0)
+    article = build_article(context=9)
+    article.save(tmp_path / "seed.keras")
+    rewrite_config(tmp_path / "seed.keras", lambda config: config["config"].update(name="seed"))
+    loaded = frame_model.load(tmp_path / "seed.keras")
+    assert loaded.keras.name == "seed" and (loaded.name, loaded.family) == ("article", "window")
+    window = np.random.default_rng(1).random((2, 9, 106)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(loaded.keras(window)), np.asarray(article(window)))
