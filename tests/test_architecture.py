@@ -35,8 +35,6 @@ LONG_BECAUSE = "Long because"
 KNOWN_LONG = {
     "rollgen/training/train.py",  # the training split
     "rollgen/training/train.py::run",
-    "rollgen/music/midi.py::_pair_py_midicsv_events",  # music: split, or give the reason
-    "rollgen/music/smf.py::check_structure",
 }
 
 

@@ -139,7 +139,10 @@ def _pair_note_events(structure: Structure, include_drums: bool) -> tuple:
 
 
 def _pair_py_midicsv_events(structure: Structure, include_drums: bool) -> tuple:
-    """Notes from py_midicsv's parse of the rebuilt file, one event at a time: the reference reader."""
+    """Notes from py_midicsv's parse of the rebuilt file, one event at a time: the reference reader.
+
+    Long because it is one event loop over shared state (open notes, silent note-offs, track ends) with the
+    two closures that end notes; cut into functions, that state would travel through every call."""
     try:
         rows = py_midicsv.midi_to_csv(io.BytesIO(structure.data), strict=True)
     except (

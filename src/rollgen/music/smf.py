@@ -249,6 +249,9 @@ def check_structure(data: bytes, max_quarters: float = 1_000_000, rebuild: bool 
     allocated). With `rebuild`, `Structure.data` is the file written again for py_midicsv, with unknown or
     misshapen meta events and foreign chunks left out and missing end-of-track events added; each repair
     is counted either way.
+
+    Long because the header, the chunk walk and the rebuilt file share one running offset and byte buffer;
+    each track's events are walked by `_walk_track`.
     """
     data = unwrap_riff(data)
     if data[:4] != b"MThd":
