@@ -29,11 +29,12 @@ import numpy as np
 
 from rollgen import paths
 from rollgen.data.archive import load_sequences
-from rollgen.generation.generate import excerpt_primers, sample_frames, sampler_from_params
+from rollgen.generation.generate import generate_pieces, sample_frames
+from rollgen.generation.primers import excerpt_primers
 from rollgen.models import frame_model
 from rollgen.models.builders import build_article, load_model
 from rollgen.models.sampling import make_sampler
-from rollgen.params import load_params
+from rollgen.params import load_params, validate
 
 TARGETS = {"one_piece": 50.0, "many_pieces": 300.0}  # the issue's goals: article / rollgen per step per piece
 
@@ -85,8 +86,8 @@ def main() -> None:
     article_keras = load_model(args.article_model) if args.article_model else build_article(context=9)
     article = frame_model.wrap(article_keras)
     test = load_sequences("test", args.windows)
-    generate_params = load_params("generate").model_dump()
-    primer_steps = generate_params["primer_steps"]
+    generate_params = load_params("generate")
+    primer_steps = generate_params.primer_steps
 
     primers, positions = excerpt_primers(test, args.article_pieces, article.context, np.random.default_rng(args.seed))
     article_keras.predict(primers[:1], verbose=0)  # Keras builds its predict function on the first call: not timed
@@ -97,11 +98,12 @@ def main() -> None:
         )
         article_times.append(took)
 
-    def rollgen_run(network, count: int, steps: int, sampler_of=None):
-        rng = np.random.default_rng(args.seed)
-        starts, where = excerpt_primers(test, count, primer_steps, rng)
-        sampler = sampler_of() if sampler_of else sampler_from_params(generate_params)
-        return sample_frames(network, starts, where, steps, sampler, rng, progress=False)
+    def rollgen_run(network, count: int, steps: int):
+        """`count` pieces of `steps` steps, as `rollgen generate` makes them: params.yaml's sampling, a random
+        excerpt of the test pieces before each."""
+        params = validate("generate", {**generate_params.model_dump(), "pieces": count, "steps": steps,
+                                       "seed": args.seed})  # fmt: skip
+        return generate_pieces(network, params, test, progress=False)
 
     same_times, same_frames = [], None
     for _ in range(args.repeats):
@@ -159,7 +161,7 @@ def main() -> None:
         "model": model.name,
         "xla": model.jit_compile,
         "article_model": article_keras.name,
-        "sampling": generate_params["sampling"],
+        "sampling": generate_params.sampling,
         "primer_steps": primer_steps,
         "article_pieces": args.article_pieces,
         "article_steps": args.article_steps,

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from rollgen.data.archive import load_sequences, sounding
+from rollgen.errors import RollgenError
 from rollgen.evaluation.quality import quality_report
-from rollgen.generation import generate
+from rollgen.generation.generate import generate_pieces
 from rollgen.models import frame_model
-from rollgen.models.sampling import make_sampler
-from rollgen.params import load_params
+from rollgen.params import load_params, validate
 
 DEFAULT_GRID = [
     *(["bernoulli", temperature, 0, 0] for temperature in (0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1)),
@@ -33,13 +33,14 @@ DEFAULT_GRID = [
 
 
 def main() -> None:
+    generate = load_params("generate")  # params.yaml's: the sweep's defaults
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=Path("models/model.keras"))
     parser.add_argument("--windows", type=Path, default=Path("data/processed/windows"))
     parser.add_argument("--pieces", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=256)
-    parser.add_argument("--primer-steps", type=int, default=load_params("generate").primer_steps)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=generate.steps)
+    parser.add_argument("--primer-steps", type=int, default=generate.primer_steps)
+    parser.add_argument("--seed", type=int, default=generate.seed)
     parser.add_argument("--settings", type=json.loads, default=DEFAULT_GRID)
     args = parser.parse_args()
 
@@ -48,18 +49,16 @@ def main() -> None:
     val_rolls = [sounding(val.sequence(number).T) for number in range(len(val))]
     report = None
     for mode, value, min_notes, max_notes in args.settings:
-        rng = np.random.default_rng(args.seed)
-        primers, positions = generate.excerpt_primers(val, args.pieces, args.primer_steps, rng)
         knob = {"threshold": value} if mode == "threshold" else {"temperature": value} if mode == "bernoulli" else {}
-        sampler = make_sampler(mode, min_notes=min_notes, max_notes=max_notes, **knob)
+        sampling = {"sampling": mode, "min_notes": min_notes, "max_notes": max_notes, **knob}
         try:
-            frames = generate.sample_frames(model, primers, positions, args.steps, sampler, rng, progress=False)
-        except ValueError as error:  # note caps on a NADE model: say so and go on with the next setting
+            run = {"pieces": args.pieces, "steps": args.steps, "primer": "val", "primer_steps": args.primer_steps}
+            params = validate("generate", {**run, "seed": args.seed, **sampling})
+            rolls = generate_pieces(model, params, val, progress=False)
+        except RollgenError as error:  # note caps on a NADE model: say so and go on with the next setting
             print(json.dumps({"mode": mode, "value": value, "skipped": str(error)}), flush=True)
             continue
-        report = quality_report(
-            [piece.T.astype(bool) for piece in frames], val_rolls, model.steps_per_quarter, reference_name="val"
-        )
+        report = quality_report(rolls, val_rolls, model.steps_per_quarter, reference_name="val")
         overlaps = [value for value in report["overlap"].values() if value is not None]
         setting = {"mode": mode, "value": value, "min_notes": min_notes, "max_notes": max_notes}
         print(json.dumps({**setting, **report["generated"], "mean_overlap": float(np.mean(overlaps))}), flush=True)

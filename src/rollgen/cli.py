@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from rollgen import paths
 from rollgen.errors import RollgenError
 from rollgen.params import GenerateParams, ImagesParams, IngestParams, ParamsError, validate
 
@@ -165,14 +166,17 @@ def generate(
     ),
     primer: str = typer.Option(
         GENERATE.primer,
-        help="What starts every piece: 'test' (a random excerpt of the --windows archive per piece), 'none'"
-        " (nothing: from a bar line), or a MIDI file whose first --primer-steps steps start every piece.",
+        help="What starts every piece: 'test' or 'val' (a random excerpt of that split's pieces per piece, from"
+        " --windows), 'none' (nothing: from a bar line), or a MIDI file whose first --primer-steps steps start"
+        " every piece. As the generate stage reads generate.primer.",
     ),
     primer_steps: int = typer.Option(
         GENERATE.primer_steps, min=0, help="Steps of the primer the model reads before it generates."
     ),
     windows: Path = typer.Option(
-        Path("data/processed/windows/test.npz"), help="Archive to draw random primers from (with --primer test)."
+        paths.WINDOWS_DIR,
+        help="The windows stage's folder, whose test.npz or val.npz --primer test or val draws from; or one"
+        " archive file to draw from.",
     ),
     num: int = typer.Option(GENERATE.pieces, min=1, help="Number of pieces."),
     steps: int = typer.Option(
@@ -202,12 +206,10 @@ def generate(
     """
     import tempfile
 
-    import numpy as np
-
-    from rollgen.data.archive import read_sequences
-    from rollgen.generation import generate as generation
+    from rollgen.generation.gallery import write_pieces
+    from rollgen.generation.generate import generate_pieces
+    from rollgen.generation.primers import SPLIT_PRIMERS, primer_source
     from rollgen.models import frame_model
-    from rollgen.music.audio import AudioError
     from rollgen.tracking import registry
 
     options = {
@@ -216,34 +218,18 @@ def generate(
         "tempo": tempo, "soundfont": soundfont, "seed": seed,
     }  # fmt: skip
     try:
-        params = validate("generate", options).model_dump()  # vanish_proof's offset and growth: the defaults
+        params = validate("generate", options)  # vanish_proof's offset and growth: the defaults
     except ParamsError as error:
         raise typer.BadParameter(str(error)) from None
+    if primer in SPLIT_PRIMERS and not windows.exists():
+        raise typer.BadParameter(f"{windows} does not exist", param_hint="--windows")
     with tempfile.TemporaryDirectory() as folder:  # a model from the store is downloaded here
         keras_file = registry.keras_file(model, Path(folder))
         if not keras_file.is_file():
             raise typer.BadParameter(f"{model} does not exist", param_hint="--model")
         network = frame_model.load(keras_file)
-    try:
-        sampler = generation.sampler_from_params(params)
-        network.check(sampler)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from error
-    rng = np.random.default_rng(seed)
-    source = None
-    if primer == "test":
-        if not windows.is_file():
-            raise typer.BadParameter(f"{windows} does not exist", param_hint="--windows")
-        source = read_sequences(windows)
-    grid = network.steps_per_quarter  # the grid the model was trained on, saved with it
-    primers, positions = generation.make_primers(primer, num, primer_steps, rng, source, grid, network.grid)
-    frames = generation.sample_frames(network, primers, positions, steps, sampler, rng)
-    rolls = [piece.T.astype(bool) for piece in frames]
-    try:
-        page = generation.write_pieces(rolls, out, grid, tempo, soundfont, generation.sampling_settings(params))
-    except AudioError as error:
-        typer.echo(str(error), err=True)
-        raise typer.Exit(1) from error
+    rolls = generate_pieces(network, params, primer_source(primer, windows))
+    page = write_pieces(rolls, out, network.steps_per_quarter, params)
     typer.echo(f"{page}: {len(rolls)} pieces")
 
 

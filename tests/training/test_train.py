@@ -19,7 +19,8 @@ from rollgen.data.archive import load_sequences
 from rollgen.errors import RollgenError
 from rollgen.evaluation.scores import frame_scores
 from rollgen.files import sha256_file
-from rollgen.generation.generate import excerpt_primers, sample_frames
+from rollgen.generation.generate import sample_frames
+from rollgen.generation.primers import excerpt_primers
 from rollgen.models import frame_model
 from rollgen.models.builders import MODELS, load_model
 from rollgen.models.sampling import make_sampler

@@ -7,7 +7,7 @@ nothing is pickled; loading it reads the .keras file with safe_mode on.
     answer = model.predict(pd.DataFrame({"primer": [""], "steps": [64], "temperature": [0.8], "seed": [7]}))
     midi = base64.b64decode(answer["midi"][0])  # a MIDI file: 64 new 16th-note steps, from nothing
 
-Generation is rollgen's own (rollgen.generation.generate through the model's FrameModel interface): the primer's first
+Generation is rollgen's own (rollgen.generation.generate.generate_pieces): the primer's first
 `generate.primer_steps` steps are read, then `steps` frames drawn by Bernoulli sampling at `temperature`, the
 random numbers from `seed`, so one request always gives the same music — the music `rollgen generate
 --primer none --num 1 --steps S --temperature T --seed N` writes. The MIDI holds the new steps only.
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -40,30 +39,20 @@ class GenerationError(ValueError):
 def generate_midi(model: FrameModel, primer: bytes, steps: int, temperature: float, seed: int) -> bytes:
     """The MIDI file of `steps` new frames (16th notes on the default grid) that `model` draws after the start
     of the MIDI file `primer` (b"": from nothing, at a bar line), sampled at `temperature` from `seed`."""
-    from rollgen.generation import generate
-    from rollgen.music.midi import MidiError
+    from rollgen.errors import RollgenError
+    from rollgen.generation.generate import generate_pieces
     from rollgen.music.roll import roll_to_midi
-    from rollgen.params import ParamsError, validate
+    from rollgen.params import validate
 
     if not 1 <= steps <= MAX_STEPS:
         raise GenerationError(f"steps must be 1..{MAX_STEPS}, not {steps}")
+    request = {"pieces": 1, "steps": steps, "sampling": "bernoulli", "temperature": temperature, "seed": seed}
     try:
-        params = validate("generate", {"sampling": "bernoulli", "temperature": temperature, "seed": seed}).model_dump()
-    except ParamsError as error:
+        params = validate("generate", request)
+        [roll] = generate_pieces(model, params, primer or None, progress=False)
+    except RollgenError as error:  # params out of range, a primer that is no MIDI file or has no notes
         raise GenerationError(str(error)) from None
-    rng = np.random.default_rng(params["seed"])
-    if primer:
-        try:
-            primers, positions = generate.primers_from_midi(
-                primer, params["primer_steps"], 1, model.steps_per_quarter, model.grid
-            )
-        except (MidiError, ValueError) as error:
-            raise GenerationError(f"primer: {error}") from error
-    else:
-        primers, positions = generate.make_primers("none", 1, 0, rng, steps_per_quarter=model.steps_per_quarter)
-    sampler = generate.sampler_from_params(params)
-    frames = generate.sample_frames(model, primers, positions, steps, sampler, rng, progress=False)
-    return roll_to_midi(frames[0].T.astype(bool), steps_per_quarter=model.steps_per_quarter, tempo_bpm=params["tempo"])
+    return roll_to_midi(roll, steps_per_quarter=model.steps_per_quarter, tempo_bpm=params.tempo)
 
 
 def _value(row: pd.Series, column: str, default):

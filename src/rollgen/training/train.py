@@ -501,7 +501,8 @@ def sample_roll_picture(
 ) -> None:
     """A piece of `steps` frames drawn from the model (Bernoulli, temperature 1) after a bar of a validation
     piece."""
-    from rollgen.generation.generate import excerpt_primers, sample_frames
+    from rollgen.generation.generate import sample_frames
+    from rollgen.generation.primers import excerpt_primers
     from rollgen.models.sampling import make_sampler
     from rollgen.music.pictures import save_roll_picture
 
