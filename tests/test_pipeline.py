@@ -92,7 +92,7 @@ def test_every_stage_output_is_there_and_sound(repo):
 
 
 @pytest.mark.slow
-def test_mlflow_has_the_run_with_params_metrics_and_model(repo):
+def test_mlflow_has_the_run_with_params_metrics_and_model(repo, tmp_path):
     from mlflow.tracking import MlflowClient
 
     train = json.loads((repo / "metrics/train.json").read_text())
@@ -107,6 +107,11 @@ def test_mlflow_has_the_run_with_params_metrics_and_model(repo):
     assert run_info.data.tags["model_family"] == train["family"]
     artifacts = [item.path for item in client.list_artifacts(run_info.info.run_id, "model")]
     assert artifacts == ["model/model.keras"]
+    # generate adds its numbers and the roll of the first piece it wrote to the model's run.
+    generated = json.loads((repo / "metrics/generate.json").read_text())
+    assert run_info.data.metrics["generate.generated.frames"] == generated["generated"]["frames"]
+    picture = client.download_artifacts(run_info.info.run_id, "sampled_roll.png", str(tmp_path))
+    assert Path(picture).read_bytes() == (repo / "generated/000.png").read_bytes()
     # The project's own SQLite store keeps the registry too: the run's generator is the champion.
     assert client.get_model_version_by_alias("rollgen", "champion").run_id == run_info.info.run_id
 

@@ -40,8 +40,9 @@ def mlflow_server(tmp_path_factory) -> Iterator[dict]:
 @pytest.fixture(scope="module")
 def trained(tiny_repro, mlflow_server, tmp_path_factory) -> dict:
     """The train stage of a tiny project, rerun for 2 epochs with MLFLOW_TRACKING_URI naming the server (system
-    metrics sampled every second, so a run of seconds has some); its version made champion as the evaluate
-    stage makes it (tests/test_pipeline.py runs the stage, in the project's own store)."""
+    metrics sampled every second, so a run of seconds has some), then generate, which adds the roll of a piece
+    its model generated to the run; its version made champion as the evaluate stage makes it
+    (tests/test_pipeline.py runs the stage, in the project's own store)."""
     import mlflow
 
     from rollgen.tracking import registry
@@ -51,7 +52,7 @@ def trained(tiny_repro, mlflow_server, tmp_path_factory) -> dict:
     params["train"]["epochs"] = 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = project_env(MLFLOW_TRACKING_URI=mlflow_server["url"], MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
-    run(["dvc", "repro", "train"], project, env=env)
+    run(["dvc", "repro", "generate"], project, env=env)
     assert not (project / "mlflow.db").exists()  # the explicit URI wins over the project's own store
     run_id = json.loads((project / "metrics/train.json").read_text())["mlflow_run_id"]
     previous = mlflow.get_tracking_uri()
