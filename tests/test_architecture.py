@@ -40,7 +40,11 @@ KNOWN_LONG = {
 
 # Layer breaks of today, being moved by the training split (issue #25): {module: rollgen module it imports}.
 KNOWN_IMPORTS = {
-    "rollgen.training.train": {"rollgen.generation", "rollgen.generation.generate"},  # sample_roll_picture
+    "rollgen.training.train": {
+        "rollgen.generation",
+        "rollgen.generation.generate",
+        "rollgen.generation.primers",  # excerpt_primers moved there with generation's split
+    },  # sample_roll_picture
 }
 
 

@@ -80,9 +80,11 @@ def test_note_caps_hold_in_every_generated_frame(model):
     assert counts.min() >= 2 and counts.max() <= 3
 
 
-def test_generate_pieces_draws_the_primers_then_the_frames_from_the_params_seed(model):
+def test_generate_pieces_draws_the_primers_then_the_frames_from_the_params_seed(model, tmp_path):
     """One random generator, seeded from params.seed, draws the excerpts and then every frame: the order
     rollgen has always used, so a seed gives the same music from the stage, the CLI and the served model."""
+    model.keras.save(tmp_path / "model.keras")
+    model = frame_model.load(tmp_path / "model.keras")  # loaded: it knows its grid, as a trained model does
     data = sequences(random_pieces(3, [30, 25, 40], seed=5))
     params = validate("generate", {"pieces": 3, "steps": 10, "primer_steps": 9, "seed": 4, "temperature": 1.2})
     rolls = generate.generate_pieces(model, params, data, progress=False)
