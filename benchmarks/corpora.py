@@ -1,0 +1,321 @@
+"""The quality of rollgen's default pipeline on many corpora: each corpus runs as a real `dvc exp run` in a
+temporary clone of this checkout (your workspace is not touched), and one table (corpora.md, corpora.json)
+gives per corpus the data, model size, training time, validation and test NLL (network and ensemble), the
+generated pieces against the corpus's reference pieces with the quality gates of issue #27, and, for the
+published sets, the published figures beside (benchmarks/corpora_table.py).
+
+    python benchmarks/corpora.py                                     # every corpus, params.yaml's training
+    python benchmarks/corpora.py --corpora JSB_Chorales,Nottingham --epochs 50
+    python benchmarks/corpora.py --folder mine=/data/my_midi --corpora mine   # any folder: train/ valid/ test/
+    python benchmarks/corpora.py --corpora JSB_Chorales,ryansMammoth --epochs 2 --limit 20 --pieces 4 --steps 32
+
+What it runs is the committed HEAD (uncommitted changes are not benchmarked; the header says so) with params.yaml
+plus each corpus's settings. Every training run lands in one MLflow store, MLFLOW_TRACKING_URI or this project's
+mlflow.db, in the experiment `--experiment` (default 'corpora'), named and tagged by its corpus; DVC names the
+experiment corpora-NAME (DVC_EXP_NAME, the run's `dvc_experiment` tag). Logs go to OUT/logs/NAME.log and each
+run's metrics files to OUT/metrics/NAME/; the table is rewritten after every corpus. Imports nothing of rollgen:
+the pipeline is driven through dvc and read back through its metrics files only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+if __package__:  # imported as benchmarks.corpora (the tests)
+    from benchmarks.corpora_table import corpus_row, markdown
+else:  # run as a script: benchmarks/ is first on the path
+    from corpora_table import corpus_row, markdown
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ("ingest", "windows", "train", "eval", "generate")  # metrics/NAME.json, as dvc.yaml declares them
+SPLIT_FOLDERS = ("train", "valid", "val", "test")  # what windows.split: auto recognises in a source folder
+# music21's corpus by the name getComposer knows: 'schumann' gives nothing, Robert's scores are 'schumann_robert'.
+MUSIC21 = {
+    "palestrina": "palestrina",  # 1318 .krn mass movements
+    "monteverdi": "monteverdi",  # 49 .mxl madrigals (the .rntxt analyses beside them are skipped)
+    "beethoven": "beethoven",  # string quartets, 22 .mxl + 4 .krn (two editions of the same movements)
+    "mozart": "mozart",  # 16 .mxl quartet movements
+    "haydn": "haydn",  # 9 .mxl quartet movements
+    "schumann": "schumann_robert",  # 7 .mxl/.xml: Dichterliebe no. 2, op. 41 no. 1, op. 48 no. 2
+    "ryansMammoth": "ryansMammoth",  # 1059 .abc fiddle tunes, one tune per file
+}
+# The published sets (../shared/corpora/README.md): their grid, scored on the 88 keys; `sample` draws what
+# sounds at each step's start, which is what their frames hold.
+PUBLISHED_GRIDS = {"JSB_Chorales": ("JSB", 1), "Nottingham": ("Nottingham", 2), "Piano_midi": ("Piano-midi.de", 2)}
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One corpus: `source` is ingest.source (music21:NAME or an absolute folder), `settings` its params."""
+
+    name: str
+    source: str
+    settings: dict = field(default_factory=dict)
+    published: str | None = None  # its column in the published figures
+
+
+def registry(shared: Path) -> dict[str, Corpus]:
+    """Every built-in corpus by name: music21's (default grid) and the published sets under `shared`."""
+    corpora = {name: Corpus(name, f"music21:{composer}") for name, composer in MUSIC21.items()}
+    for name, (column, steps_per_quarter) in PUBLISHED_GRIDS.items():
+        settings = {"images.steps_per_quarter": steps_per_quarter, "images.grid": "sample"}
+        settings["evaluate.highest_pitch"] = 108
+        corpora[name] = Corpus(name, str((shared / name).resolve()), settings, column)
+    return corpora
+
+
+def parse_setting(text: str) -> tuple[str | None, str, object]:
+    """'[CORPUS:]key=value' -> (corpus or None for all, key, value typed as YAML reads it, as dvc's -S does)."""
+    key, separator, value = text.partition("=")
+    corpus, _, key = key.rpartition(":") if ":" in key else (None, "", key)
+    if not separator or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+", key):
+        raise ValueError(f"'{text}' is not [CORPUS:]section.key=value")
+    return corpus or None, key, yaml.safe_load(value)
+
+
+def corpus_settings(corpus: Corpus, args: argparse.Namespace, extra: list[tuple]) -> dict:
+    """The params one corpus runs with on top of params.yaml: its own, then the options', then --set's."""
+    settings = dict(corpus.settings)
+    settings.update({"generate.pieces": args.pieces, "generate.steps": args.steps})
+    if args.epochs:
+        settings["train.epochs"] = args.epochs
+    if args.limit and not split_folders(corpus.source):
+        settings["ingest.limit"] = args.limit  # split folders are cut per split instead (limited_source)
+    settings.update({key: value for name, key, value in extra if name in (None, corpus.name)})
+    return settings
+
+
+def split_folders(source: str) -> list[Path]:
+    """The split folders (train/, valid/, ...) a source folder holds; none for music21 or a plain folder."""
+    if source.startswith("music21:"):
+        return []
+    return [Path(source) / name for name in SPLIT_FOLDERS if (Path(source) / name).is_dir()]
+
+
+def limited_source(source: str, limit: int, target: Path) -> Path:
+    """A folder of links to the first `limit` files (sorted) of each split folder of `source`: a small run keeps
+    the published split (ingest.limit would take the first files overall, test/ before train/)."""
+    for folder in split_folders(source):
+        chosen = sorted(path for path in folder.rglob("*") if path.is_file())[:limit]
+        for path in chosen:
+            link = target / folder.name / path.relative_to(folder)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(path)
+    return target
+
+
+def set_params(params_file: Path, settings: dict) -> None:
+    """Writes `settings` ({'section.key': value}) into a params.yaml."""
+    params = yaml.safe_load(params_file.read_text())
+    for dotted, value in settings.items():
+        *sections, key = dotted.split(".")
+        node = params
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[key] = value
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def git(*arguments: str, cwd: Path) -> str:
+    # git from PATH, as the user runs it, with an argument list and no shell.
+    result = subprocess.run(["git", *arguments], cwd=cwd, capture_output=True, text=True, check=True, timeout=600)  # noqa: S603, S607 - see above
+    return result.stdout.strip()
+
+
+def make_clone(target: Path) -> Path:
+    """A clone of this checkout's HEAD at `target`, with this project's environment linked as .venv."""
+    git("clone", "-q", str(REPO), str(target), cwd=REPO)
+    git("config", "user.name", "rollgen corpora benchmark", cwd=target)
+    git("config", "user.email", "corpora@rollgen.invalid", cwd=target)
+    if (REPO / ".venv").exists():
+        (target / ".venv").symlink_to((REPO / ".venv").resolve())
+    (target / "data" / "raw").mkdir(parents=True, exist_ok=True)  # ingest's dep, whatever the source
+    for name in METRICS:  # committed metrics of another run must not pass for this one's
+        (target / "metrics" / f"{name}.json").unlink(missing_ok=True)
+    return target
+
+
+def pipeline_env(clone: Path, tracking_uri: str, experiment: str) -> dict[str, str]:
+    """The stages' environment: this Python first on PATH, the clone's code first on the import path, one MLflow
+    store and experiment; nothing that would resume or redirect a run."""
+    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_RUN_ID", "DVC_ROOT", "DVC_EXP_NAME")}
+    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(clone / "src")
+    env.update(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_EXPERIMENT_NAME=experiment)
+    return env
+
+
+def run_pipeline(command: list[str], clone: Path, env: dict, log: Path, timeout_s: float | None) -> str:
+    """Runs `command` in `clone` with its output in `log`; '' on success, else why not. On a timeout the whole
+    process group it started (dvc and its stages) is stopped."""
+    with log.open("w") as output:
+        output.write(f"$ {' '.join(command)}\n")
+        output.flush()
+        process = subprocess.Popen(command, cwd=clone, env=env, stdout=output, stderr=subprocess.STDOUT,  # noqa: S603 - an argument list of dvc's
+                                   start_new_session=True)  # fmt: skip
+        try:
+            code = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+            return f"stopped after {timeout_s:.0f} s (--timeout-minutes); see {log}"
+    return "" if code == 0 else f"dvc exp run exited with {code}; see {log}"
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> None:
+    """Creates the MLflow experiment `name` where it is missing, its artifacts beside a local store: a stage
+    creating it would put them in the temporary clone, deleted with it."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    if client.get_experiment_by_name(name) is None:
+        local = tracking_uri.startswith(("sqlite:", "file:"))
+        client.create_experiment(name, artifact_location=(REPO / "mlartifacts").as_uri() if local else None)
+
+
+def tag_run(tracking_uri: str, run_id: str | None, corpus: Corpus) -> None:
+    """Names the training run by its corpus and tags it with the corpus and its source."""
+    from mlflow import MlflowClient
+
+    if not run_id:
+        return
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(run_id)
+    client.update_run(run_id, name=f"{corpus.name}: {run.info.run_name}")
+    client.set_tag(run_id, "corpus", corpus.name)
+    client.set_tag(run_id, "corpus_source", corpus.source)
+
+
+def run_corpus(corpus: Corpus, settings: dict, args: argparse.Namespace, scratch: Path) -> tuple[dict, float, str]:
+    """One corpus through the whole pipeline in a fresh clone: (metrics by stage, wall seconds, error or '')."""
+    clone = make_clone(scratch / corpus.name)
+    source = corpus.source
+    if args.limit and split_folders(source):
+        source = str(limited_source(source, args.limit, scratch / "sources" / corpus.name))
+    set_params(clone / "params.yaml", {"ingest.source": source, **settings})
+    command = [sys.executable, "-m", "dvc", "exp", "run", "-n", f"corpora-{corpus.name}"]
+    log = args.out / "logs" / f"{corpus.name}.log"
+    started = time.perf_counter()
+    error = run_pipeline(command, clone, pipeline_env(clone, args.tracking_uri, args.experiment), log,
+                         args.timeout_minutes * 60 or None)  # fmt: skip
+    seconds = time.perf_counter() - started
+    metrics = {}
+    for name in METRICS:
+        path = clone / "metrics" / f"{name}.json"
+        if path.is_file():
+            metrics[name] = json.loads(path.read_text())
+            kept = args.out / "metrics" / corpus.name / path.name
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, kept)
+    tag_run(args.tracking_uri, metrics.get("train", {}).get("mlflow_run_id"), corpus)
+    if not args.keep:
+        shutil.rmtree(clone)
+    return metrics, seconds, error
+
+
+def write_report(out: Path, header: dict, rows: list[dict]) -> None:
+    """corpora.json and corpora.md in `out`, each written whole to a temporary name first."""
+    for name, text in (("corpora.json", json.dumps({"header": header, "rows": rows}, indent=2)),
+                       ("corpora.md", markdown(header, rows))):  # fmt: skip
+        temporary = out / f".{name}.tmp"
+        temporary.write_text(text)
+        temporary.replace(out / name)
+
+
+def header_of(args: argparse.Namespace) -> dict:
+    """How the benchmark ran: command, commit (and whether the workspace had changes it left out), machine."""
+    dirty = git("status", "--porcelain", "--untracked-files=no", cwd=REPO)
+    return {
+        "command": " ".join(["python", *sys.argv]),
+        "commit": git("rev-parse", "--short", "HEAD", cwd=REPO) + (" (uncommitted changes left out)" if dirty else ""),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{platform.node()}, {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
+        "generated": f"{args.pieces} pieces x {args.steps} steps per corpus",
+        "mlflow": f"{args.tracking_uri}, experiment '{args.experiment}'",
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpora", help="comma-separated names (default: every corpus, --folder ones too)")
+    parser.add_argument("--folder", action="append", default=[], metavar="NAME=PATH",
+                        help="add a folder of MIDI/score files (train/ valid/ test/ in it: that split)")  # fmt: skip
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "corpora",
+                        help="where the published sets lie (default: ../shared/corpora)")  # fmt: skip
+    parser.add_argument("--epochs", type=int, default=0, help="train.epochs (default: params.yaml's)")
+    parser.add_argument("--limit", type=int, default=0, help="pieces per corpus (per split for split folders)")
+    parser.add_argument("--pieces", type=int, default=32, help="generate.pieces")
+    parser.add_argument("--steps", type=int, default=256, help="generate.steps")
+    parser.add_argument("--set", action="append", default=[], metavar="[CORPUS:]KEY=VALUE",
+                        help="another param, for all or one corpus (JSB_Chorales:train.batch_size=8)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=REPO / "build" / "corpora", help="corpora.md/.json, logs")
+    parser.add_argument("--experiment", default="corpora", help="the MLflow experiment of the runs")
+    parser.add_argument("--timeout-minutes", type=float, default=0, help="per corpus (0: none)")
+    parser.add_argument("--keep", action="store_true", help="keep each corpus's clone (its DVC experiment)")
+    args = parser.parse_args(argv)
+    args.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(REPO / 'mlflow.db').resolve()}"
+    corpora = registry(args.shared)
+    for text in args.folder:
+        name, _, path = text.partition("=")
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) or not Path(path).is_dir():
+            parser.error(f"--folder {text}: give NAME=PATH, NAME of letters, digits, _ . -, PATH a folder")
+        corpora[name] = Corpus(name, str(Path(path).resolve()))
+    args.corpora = [name.strip() for name in args.corpora.split(",")] if args.corpora else list(corpora)
+    unknown = [name for name in args.corpora if name not in corpora]
+    if unknown:
+        parser.error(f"unknown corpora {unknown}; known: {', '.join(corpora)}")
+    missing = [corpora[name].source for name in args.corpora if corpora[name].source.startswith("/")
+               and not Path(corpora[name].source).is_dir()]  # fmt: skip
+    if missing:
+        parser.error(f"no such folder: {missing} (the published sets: --shared)")
+    try:
+        args.settings = [parse_setting(text) for text in args.set]
+    except ValueError as error:
+        parser.error(str(error))
+    args.selected = [corpora[name] for name in args.corpora]
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "logs").mkdir(exist_ok=True)
+    ensure_experiment(args.tracking_uri, args.experiment)
+    header, rows = header_of(args), []
+    scratch = Path(tempfile.mkdtemp(prefix="rollgen-corpora-"))
+    for corpus in args.selected:
+        settings = corpus_settings(corpus, args, args.settings)
+        print(f"corpora: {corpus.name} ({corpus.source}) with {settings}; log: {args.out / 'logs'}", flush=True)
+        metrics, seconds, error = run_corpus(corpus, settings, args, scratch)
+        shown = (
+            {**settings, "pieces per split": args.limit} if args.limit and split_folders(corpus.source) else settings
+        )
+        described = {"corpus": corpus.name, "source": corpus.source, "settings": shown, "published": corpus.published}
+        rows.append(corpus_row(described, metrics, seconds, error))
+        write_report(args.out, header, rows)
+        print(f"corpora: {corpus.name} {rows[-1]['status']} in {seconds:.0f} s", flush=True)
+    if args.keep:
+        print(f"corpora: the clones are in {scratch}")
+    else:
+        shutil.rmtree(scratch)
+    print((args.out / "corpora.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""The corpora benchmark's table (benchmarks/corpora.py): one row per corpus built from the metrics files a
+pipeline run writes, the quality gates of issue #27, the published figures, and the markdown. Pure: dicts in,
+dicts and text out, so it is tested without training anything (tests/test_corpora_benchmark.py).
+
+The metrics files are read by their keys, as the stages write them today:
+- metrics/windows.json: pieces and frames per split; metrics/ingest.json: files accepted, rejected, merged notes
+- metrics/train.json: params, epochs (run), best_epoch, train_seconds, frames_per_second, val_nll (the network)
+- metrics/eval.json: test scores; `model` is the ±N ensemble where `network` (the network alone) is beside it,
+  else the network alone. A split nested as `val` / `test` (same shape) is read too, should evaluate add one.
+- metrics/generate.json: `generated` and the reference pieces' statistics under their split's name (`test`
+  today, `val` once generate compares with the validation pieces): the table says which.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# --- The published figures ---------------------------------------------------------------------------------
+
+PUBLISHED_SOURCE = (
+    "../shared/corpora/README.md, 'The published figures (nats per frame, test, lower is better)': every-frame"
+    " NLL over the 88 keys (MIDI 21..108); a bound is only an upper limit on that model's NLL"
+)
+PUBLISHED_SETS = ("JSB", "Nottingham", "Piano-midi.de", "MuseData")
+# (model as the README names it, its figure per set in PUBLISHED_SETS' order (None: not published), kind)
+PUBLISHED = (
+    ("RNN (as reported by Fraccaro et al. 2016)", (8.71, 4.46, 8.37, 8.13), "exact"),
+    ("LSTM (Bai et al. 2018, TCN paper)", (8.45, 3.29, None, None), "exact"),
+    ("TCN (Bai et al. 2018)", (8.10, 3.07, None, None), "exact"),
+    ("RNN-RBM (Boulanger-Lewandowski et al. 2012)", (6.27, 2.39, 7.09, 6.01), "estimate"),
+    ("DMM (Krishnan et al. 2017)", (6.39, 2.77, 7.83, 6.83), "bound"),
+    ("DMM-Aug + NADE emission (Krishnan et al. 2017)", (5.12, None, None, None), "bound"),
+    ("SRNN (Fraccaro et al. 2016)", (4.74, 2.94, 8.20, 6.28), "bound"),
+    ("RNN-NADE, best (Boulanger-Lewandowski et al. 2012)", (5.19, 2.31, 7.05, 5.60), "exact"),
+    ("DBN-LSTM (Vohra et al. 2015; not reproduced since)", (3.47, 1.32, None, None), "reported"),
+)
+BEST_RNN_NADE = "RNN-NADE, best (Boulanger-Lewandowski et al. 2012)"
+
+
+def published_figures(published_set: str) -> dict[str, dict]:
+    """{model: {"nll": figure, "kind": kind}} of every model with a figure on `published_set` ('JSB', ...)."""
+    column = PUBLISHED_SETS.index(published_set)
+    return {
+        model: {"nll": figures[column], "kind": kind}
+        for model, figures, kind in PUBLISHED
+        if figures[column] is not None
+    }
+
+
+# --- Quality gates (issue #27): generated pieces against the corpus's reference pieces ---------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One target: `feature` of the generated pieces against the reference pieces' value.
+
+    rule 'within': |generated - data| <= tolerance x data; 'at_most_plus': generated <= data + tolerance;
+    'at_least_minus': generated >= data - tolerance; 'at_most': generated <= tolerance (no data needed).
+    """
+
+    name: str
+    feature: str
+    rule: str
+    tolerance: float
+
+    def describe(self) -> str:
+        return {
+            "within": f"within {self.tolerance:.0%} of the data's",
+            "at_most_plus": f"at most the data's + {self.tolerance * 100:g} points",
+            "at_least_minus": f"at least the data's - {self.tolerance:g}",
+            "at_most": f"at most {self.tolerance:.0%}",
+        }[self.rule]
+
+    def check(self, generated: float | None, data: float | None) -> str:
+        """'PASS', 'FAIL', or 'n/a' where a value it needs is missing (not reported, or NaN)."""
+        if not _number(generated) or (self.rule != "at_most" and not _number(data)):
+            return "n/a"
+        passed = {
+            "within": lambda: abs(generated - data) <= self.tolerance * abs(data),
+            "at_most_plus": lambda: generated <= data + self.tolerance,
+            "at_least_minus": lambda: generated >= data - self.tolerance,
+            "at_most": lambda: generated <= self.tolerance,
+        }[self.rule]()
+        return "PASS" if passed else "FAIL"
+
+
+# `long_note_share`: the share of generated notes held past the reference pieces' 99th-percentile note length.
+# generate.json does not report it yet; the gate reads 'n/a' until it does.
+GATES = (
+    Gate("notes per step", "notes_per_step", "within", 0.15),
+    Gate("mean polyphony", "mean_polyphony", "within", 0.15),
+    Gate("silent steps", "silent_fraction", "at_most_plus", 0.03),
+    Gate("empty beats", "empty_beat_rate", "at_most_plus", 0.03),
+    Gate("scale consistency", "scale_consistency", "at_least_minus", 0.03),
+    Gate("long notes", "long_note_share", "at_most", 0.02),
+)
+REFERENCE_SPLITS = ("val", "valid", "test")  # generate.json's reference section, the first found
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def reference_split(generate: dict) -> str | None:
+    """The split whose pieces generate.json compares the generated pieces with ('val' or 'test'), or None."""
+    return next((split for split in REFERENCE_SPLITS if isinstance(generate.get(split), dict)), None)
+
+
+def check_gates(generate: dict) -> dict[str, dict]:
+    """Every gate of GATES on generate.json: {name: {result, generated, data, target}}."""
+    split = reference_split(generate)
+    generated = generate.get("generated", {})
+    data = generate.get(split, {}) if split else {}
+    return {
+        gate.name: {
+            "result": gate.check(generated.get(gate.feature), data.get(gate.feature)),
+            "generated": generated.get(gate.feature),
+            "data": data.get(gate.feature),
+            "target": gate.describe(),
+        }
+        for gate in GATES
+    }
+
+
+# --- Scores ------------------------------------------------------------------------------------------------
+
+
+def _nlls(section: dict) -> dict[str, float]:
+    """The NLL-like numbers of one scored section: 'nll' (sounding) and any onset NLL beside it."""
+    return {key: value for key, value in section.items() if "nll" in key and _number(value)}
+
+
+def split_scores(scores: dict) -> dict[str, dict]:
+    """{'network': nlls, 'ensemble': nlls} of one split's scores as evaluate writes them: `model` is the
+    ensemble where `network` is beside it, else the network alone."""
+    model, network = scores.get("model", {}), scores.get("network")
+    if network is None:
+        return {"network": _nlls(model), "ensemble": {}}
+    return {"network": _nlls(network), "ensemble": _nlls(model)}
+
+
+def nll_table(train: dict, evaluation: dict) -> dict[str, dict]:
+    """{'val': ..., 'test': ...} of split_scores; validation falls back on train.json's val_nll (the network's,
+    at its best epoch) where eval.json scores no validation split."""
+    test = evaluation.get("test", evaluation)
+    val = evaluation.get("val")
+    if isinstance(val, dict) and "model" in val:
+        val_scores = split_scores(val)
+    else:
+        val_nll = train.get("val_nll")
+        val_scores = {"network": {"nll": val_nll} if _number(val_nll) else {}, "ensemble": {}}
+    return {"val": val_scores, "test": split_scores(test)}
+
+
+# --- One row per corpus ------------------------------------------------------------------------------------
+
+
+def corpus_row(corpus: dict, metrics: dict[str, dict], wall_seconds: float, error: str = "") -> dict:
+    """The table's row for one corpus: `corpus` says what ran (name, source, settings, published set), `metrics`
+    holds the run's metrics files by stage name ('windows', 'ingest', 'train', 'eval', 'generate'; missing
+    ones are empty), `error` why the run failed ('' when it did not)."""
+    windows, ingest, train = metrics.get("windows", {}), metrics.get("ingest", {}), metrics.get("train", {})
+    generate = metrics.get("generate", {})
+    split = reference_split(generate)
+    fps, frames = train.get("frames_per_second"), windows.get("train", {}).get("frames")
+    row = {
+        **corpus,
+        "status": f"failed: {error}" if error else "ok",
+        "wall_seconds": round(wall_seconds, 1),
+        "pieces": {name: windows.get(name, {}).get("pieces") for name in ("train", "val", "test")},
+        "frames": {name: windows.get(name, {}).get("frames") for name in ("train", "val", "test")},
+        "ingest": {key: ingest.get(key) for key in ("files", "accepted", "rejected", "duplicate")}
+        | {"merged_in_file_share": ingest.get("merged_in_file_share_in_range")},
+        **{key: train.get(key) for key in ("model", "params", "epochs", "best_epoch", "train_seconds")},
+        "frames_per_second": fps,
+        "seconds_per_epoch": round(frames / fps, 2) if _number(fps) and fps and _number(frames) else None,
+        "mlflow_run_id": train.get("mlflow_run_id"),
+        "nll": nll_table(train, metrics.get("eval", {})) if train else {},
+        "reference": split,
+        "generated": generate.get("generated", {}),
+        "data": generate.get(split, {}) if split else {},
+        "gates": check_gates(generate) if generate else {},
+    }
+    if corpus.get("published"):
+        row["published_figures"] = published_figures(corpus["published"])
+    return row
+
+
+# --- Markdown ----------------------------------------------------------------------------------------------
+
+SPLIT_KINDS = (("val", "network"), ("val", "ensemble"), ("test", "network"), ("test", "ensemble"))
+
+
+def _cell(value, digits: int = 3) -> str:
+    if isinstance(value, bool) or value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value).replace("|", "\\|")
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+
+
+def nll_columns(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """(split, kind, key) of every NLL some row has, sounding ('nll') always, val before test, network first."""
+    found = {(split, kind, "nll") for split, kind in SPLIT_KINDS}
+    for row in rows:
+        for split, kind in SPLIT_KINDS:
+            found |= {(split, kind, key) for key in row.get("nll", {}).get(split, {}).get(kind, {})}
+    order = {pair: number for number, pair in enumerate(SPLIT_KINDS)}
+    return sorted(found, key=lambda column: (column[2] != "nll", column[2], order[column[:2]]))
+
+
+def scores_table(rows: list[dict]) -> list[str]:
+    """Per corpus: data, model size, training and the NLLs (nats per frame, every frame of every piece)."""
+    columns = nll_columns(rows)
+    header = ["corpus", "source", "settings", "pieces train/val/test", "train frames", "params", "epochs (best)"]
+    header += ["train s", "s/epoch"] + [f"{split} {kind} {key}".replace(" nll", " NLL") for split, kind, key in columns]
+    body = []
+    for row in rows:
+        pieces = "/".join(_cell(row["pieces"][split]) for split in ("train", "val", "test"))
+        epochs = f"{_cell(row['epochs'])} ({_cell(row['best_epoch'])})" if row["epochs"] is not None else None
+        nlls = [row.get("nll", {}).get(split, {}).get(kind, {}).get(key) for split, kind, key in columns]
+        settings = " ".join(f"{key}={value}" for key, value in row.get("settings", {}).items()) or "defaults"
+        body.append([row["corpus"], row["source"], settings, pieces, row["frames"]["train"], row["params"], epochs,
+                     row["train_seconds"], row["seconds_per_epoch"], *nlls])  # fmt: skip
+    return _table(header, body)
+
+
+def quality_table(rows: list[dict]) -> list[str]:
+    """Per corpus: each gate's feature, generated against the reference pieces, and PASS / FAIL / n/a."""
+    header = ["corpus", "compared with", *(f"{gate.name} ({gate.describe()})" for gate in GATES), "gates passed"]
+    body = []
+    for row in rows:
+        gates = row.get("gates", {})
+        cells = []
+        for gate in GATES:
+            result = gates.get(gate.name, {})
+            shown = f"{_cell(result.get('generated'))} vs {_cell(result.get('data'))} {result.get('result', 'n/a')}"
+            cells.append(shown)
+        passed = sum(result["result"] == "PASS" for result in gates.values())
+        checked = sum(result["result"] != "n/a" for result in gates.values())
+        reference = f"{row['reference']} pieces" if row.get("reference") else None
+        body.append([row["corpus"], reference, *cells, f"{passed}/{checked}" if gates else None])
+    return _table(header, body)
+
+
+def published_table(rows: list[dict]) -> list[str]:
+    """rollgen's test NLLs on the published sets beside the published figures (empty without such rows)."""
+    ran = [row for row in rows if row.get("published")]
+    if not ran:
+        return []
+    header = ["model", *(row["published"] for row in ran), "kind"]
+    body = []
+    for kind in ("network", "ensemble"):
+        body.append([f"rollgen {kind} (this run)", *(row["nll"].get("test", {}).get(kind, {}).get("nll")
+                                                    if row.get("nll") else None for row in ran), "exact"])  # fmt: skip
+    for model, figures, kind in PUBLISHED:
+        shown = [figures[PUBLISHED_SETS.index(row["published"])] for row in ran]
+        if any(figure is not None for figure in shown):
+            body.append([model, *shown, kind])
+    return _table(header, body)
+
+
+def markdown(header: dict, rows: list[dict]) -> str:
+    """The benchmark's report: how it ran, then the scores, quality and published tables, and any failure."""
+    lines = ["# Corpora benchmark", ""] + [f"- {key}: {_cell(value)}" for key, value in header.items()]
+    lines += ["", "## Likelihood and training (nats per frame, lower is better)", "", *scores_table(rows)]
+    lines += ["", "## Generated pieces against the corpus's reference pieces (generated vs data)", ""]
+    lines += quality_table(rows)
+    published = published_table(rows)
+    if published:
+        lines += ["", "## Beside the published figures (test, nats per frame)", "", f"Source: {PUBLISHED_SOURCE}."]
+        lines += ["", *published]
+    failed = [row for row in rows if row["status"] != "ok"]
+    if failed:
+        lines += ["", "## Failed", ""] + [f"- {row['corpus']}: {row['status']}" for row in failed]
+    return "\n".join(lines) + "\n"
