@@ -150,12 +150,21 @@ def make_clone(target: Path) -> Path:
     return target
 
 
+def environment_bin() -> Path:
+    """This Python environment's bin/ by its real path. A virtual environment reached through a link would
+    give music21's corpus files (listed by their real paths) and rollgen's corpus folder (the link's) two
+    spellings, and a music21:NAME source fails to list (rollgen.music.corpus, seen 2026-12-06)."""
+    if sys.prefix == sys.base_prefix:
+        return Path(sys.executable).parent
+    return Path(sys.prefix).resolve() / "bin"
+
+
 def pipeline_env(clone: Path, tracking_uri: str, experiment: str) -> dict[str, str]:
     """The stages' environment: this Python first on PATH, the clone's code first on the import path, one MLflow
     store and experiment; nothing that would resume or redirect a run."""
     env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_RUN_ID", "DVC_ROOT", "DVC_EXP_NAME")}
     env.pop("MLFLOW_EXPERIMENT_ID", None)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{environment_bin()}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(clone / "src")
     env.update(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_EXPERIMENT_NAME=experiment)
     return env
@@ -209,7 +218,7 @@ def run_corpus(corpus: Corpus, settings: dict, args: argparse.Namespace, scratch
     if args.limit and split_folders(source):
         source = str(limited_source(source, args.limit, scratch / "sources" / corpus.name))
     set_params(clone / "params.yaml", {"ingest.source": source, **settings})
-    command = [sys.executable, "-m", "dvc", "exp", "run", "-n", f"corpora-{corpus.name}"]
+    command = [str(environment_bin() / "python"), "-m", "dvc", "exp", "run", "-n", f"corpora-{corpus.name}"]
     log = args.out / "logs" / f"{corpus.name}.log"
     started = time.perf_counter()
     error = run_pipeline(command, clone, pipeline_env(clone, args.tracking_uri, args.experiment), log,

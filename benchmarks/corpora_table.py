@@ -228,8 +228,9 @@ def scores_table(rows: list[dict]) -> list[str]:
         epochs = f"{_cell(row['epochs'])} ({_cell(row['best_epoch'])})" if row["epochs"] is not None else None
         nlls = [row.get("nll", {}).get(split, {}).get(kind, {}).get(key) for split, kind, key in columns]
         settings = " ".join(f"{key}={value}" for key, value in row.get("settings", {}).items()) or "defaults"
+        seconds = round(row["train_seconds"]) if row["train_seconds"] is not None else None
         body.append([row["corpus"], row["source"], settings, pieces, row["frames"]["train"], row["params"], epochs,
-                     row["train_seconds"], row["seconds_per_epoch"], *nlls])  # fmt: skip
+                     seconds, row["seconds_per_epoch"], *nlls])  # fmt: skip
     return _table(header, body)
 
 
