@@ -20,6 +20,7 @@ the pipeline is driven through dvc and read back through its metrics files only.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -147,6 +148,7 @@ def make_clone(target: Path) -> Path:
     (target / "data" / "raw").mkdir(parents=True, exist_ok=True)  # ingest's dep, whatever the source
     for name in METRICS:  # committed metrics of another run must not pass for this one's
         (target / "metrics" / f"{name}.json").unlink(missing_ok=True)
+    (target / "metrics" / "train_history.csv").unlink(missing_ok=True)
     return target
 
 
@@ -224,18 +226,29 @@ def run_corpus(corpus: Corpus, settings: dict, args: argparse.Namespace, scratch
     error = run_pipeline(command, clone, pipeline_env(clone, args.tracking_uri, args.experiment), log,
                          args.timeout_minutes * 60 or None)  # fmt: skip
     seconds = time.perf_counter() - started
-    metrics = {}
-    for name in METRICS:
-        path = clone / "metrics" / f"{name}.json"
-        if path.is_file():
-            metrics[name] = json.loads(path.read_text())
-            kept = args.out / "metrics" / corpus.name / path.name
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, kept)
+    metrics = read_metrics(clone / "metrics", args.out / "metrics" / corpus.name)
     tag_run(args.tracking_uri, metrics.get("train", {}).get("mlflow_run_id"), corpus)
     if not args.keep:
         shutil.rmtree(clone)
     return metrics, seconds, error
+
+
+def read_metrics(folder: Path, keep: Path) -> dict:
+    """The metrics files a run wrote in `folder`, by stage name, and train_history.csv's rows as 'history';
+    each file also copied to `keep`."""
+    metrics: dict = {}
+    keep.mkdir(parents=True, exist_ok=True)
+    for name in (*METRICS, "train_history"):
+        path = folder / (f"{name}.json" if name in METRICS else f"{name}.csv")
+        if not path.is_file():
+            continue
+        shutil.copy2(path, keep / path.name)
+        if name in METRICS:
+            metrics[name] = json.loads(path.read_text())
+        else:
+            with path.open(newline="") as rows:
+                metrics["history"] = list(csv.DictReader(rows))
+    return metrics
 
 
 def write_report(out: Path, header: dict, rows: list[dict]) -> None:

@@ -5,6 +5,7 @@ dicts and text out, so it is tested without training anything (tests/test_corpor
 The metrics files are read by their keys, as the stages write them today:
 - metrics/windows.json: pieces and frames per split; metrics/ingest.json: files accepted, rejected, merged notes
 - metrics/train.json: params, epochs (run), best_epoch, train_seconds, frames_per_second, val_nll (the network)
+- metrics/train_history.csv: each epoch's seconds (the first also builds and compiles the model)
 - metrics/eval.json: test scores; `model` is the ±N ensemble where `network` (the network alone) is beside it,
   else the network alone. A split nested as `val` / `test` (same shape) is read too, should evaluate add one.
 - metrics/generate.json: `generated` and the reference pieces' statistics under their split's name (`test`
@@ -153,17 +154,28 @@ def nll_table(train: dict, evaluation: dict) -> dict[str, dict]:
     return {"val": val_scores, "test": split_scores(test)}
 
 
+def epoch_seconds(history: list[dict]) -> float | None:
+    """The median seconds of an epoch after the first, from train_history.csv's rows (the first epoch also builds
+    and compiles the model: in a short run it is most of the time); the first's alone, None without epochs."""
+    seconds = [float(epoch["seconds"]) for epoch in history]
+    steady = sorted(seconds[1:] or seconds)
+    if not steady:
+        return None
+    middle = len(steady) // 2
+    return steady[middle] if len(steady) % 2 else (steady[middle - 1] + steady[middle]) / 2
+
+
 # --- One row per corpus ------------------------------------------------------------------------------------
 
 
 def corpus_row(corpus: dict, metrics: dict[str, dict], wall_seconds: float, error: str = "") -> dict:
     """The table's row for one corpus: `corpus` says what ran (name, source, settings, published set), `metrics`
     holds the run's metrics files by stage name ('windows', 'ingest', 'train', 'eval', 'generate'; missing
-    ones are empty), `error` why the run failed ('' when it did not)."""
+    ones are empty) and train_history.csv's rows as 'history', `error` why the run failed ('' when it did not)."""
     windows, ingest, train = metrics.get("windows", {}), metrics.get("ingest", {}), metrics.get("train", {})
     generate = metrics.get("generate", {})
     split = reference_split(generate)
-    fps, frames = train.get("frames_per_second"), windows.get("train", {}).get("frames")
+    frames, epoch = windows.get("train", {}).get("frames"), epoch_seconds(metrics.get("history", []))
     row = {
         **corpus,
         "status": f"failed: {error}" if error else "ok",
@@ -173,8 +185,9 @@ def corpus_row(corpus: dict, metrics: dict[str, dict], wall_seconds: float, erro
         "ingest": {key: ingest.get(key) for key in ("files", "accepted", "rejected", "duplicate")}
         | {"merged_in_file_share": ingest.get("merged_in_file_share_in_range")},
         **{key: train.get(key) for key in ("model", "params", "epochs", "best_epoch", "train_seconds")},
-        "frames_per_second": fps,
-        "seconds_per_epoch": round(frames / fps, 2) if _number(fps) and fps and _number(frames) else None,
+        "frames_per_second": train.get("frames_per_second"),
+        "seconds_per_epoch": epoch,
+        "steady_frames_per_second": round(frames / epoch, 1) if epoch and _number(frames) else None,
         "mlflow_run_id": train.get("mlflow_run_id"),
         "nll": nll_table(train, metrics.get("eval", {})) if train else {},
         "reference": split,

@@ -20,6 +20,7 @@ from benchmarks.corpora_table import (
     Gate,
     check_gates,
     corpus_row,
+    epoch_seconds,
     markdown,
     nll_table,
     published_figures,
@@ -44,7 +45,8 @@ GENERATED = {"notes_per_step": 1.1, "mean_polyphony": 3.0, "silent_fraction": 0.
 GENERATE = {"generated": GENERATED, "test": DATA, "overlap": {}, "primer": "test"}
 JSB = {"corpus": "JSB_Chorales", "source": "/shared/JSB_Chorales", "settings": {"images.steps_per_quarter": 1},
        "published": "JSB"}  # fmt: skip
-METRICS = {"windows": WINDOWS, "ingest": INGEST, "train": TRAIN, "eval": EVAL, "generate": GENERATE}
+HISTORY = [{"epoch": "1", "seconds": "20.0"}, {"epoch": "2", "seconds": "3.0"}, {"epoch": "3", "seconds": "5.0"}]
+METRICS = {"windows": WINDOWS, "ingest": INGEST, "train": TRAIN, "eval": EVAL, "generate": GENERATE, "history": HISTORY}
 
 
 @pytest.mark.parametrize(
@@ -112,7 +114,8 @@ def test_a_row_holds_data_cost_scores_gates_and_the_published_figures():
     assert row["pieces"] == {"train": 20, "val": 3, "test": 3}
     assert row["frames"]["train"] == 1200
     assert (row["params"], row["epochs"], row["train_seconds"]) == (503482, 2, 12.0)
-    assert row["seconds_per_epoch"] == 6.0  # 1200 frames at 200 a second
+    assert row["seconds_per_epoch"] == 4.0  # the median of the epochs after the first (which also compiles)
+    assert row["steady_frames_per_second"] == 300.0
     assert row["wall_seconds"] == 61.2
     assert row["reference"] == "test"
     assert row["ingest"]["merged_in_file_share"] == 0.25
@@ -136,7 +139,7 @@ def test_markdown_shows_every_table_and_the_failures():
     text = markdown({"command": "python benchmarks/corpora.py", "commit": "abc1234"}, rows)
     assert "- commit: abc1234" in text
     jsb = next(line for line in text.splitlines() if line.startswith("| JSB_Chorales | /shared"))
-    assert "| 20/3/3 | 1,200 | 503,482 | 2 (2) |" in jsb
+    assert "| 20/3/3 | 1,200 | 503,482 | 2 (2) | 12 | 4.000 |" in jsb
     assert "| 9.500 | – | 9.200 | 8.900 |" in jsb  # val network, val ensemble, test network, test ensemble
     assert "1.100 vs 1.000 PASS" in text and "3.000 vs 4.000 FAIL" in text and "| test pieces |" in text
     assert "| 3/5 |" in text  # three of the five gates it could check
@@ -144,9 +147,16 @@ def test_markdown_shows_every_table_and_the_failures():
     assert f"| {BEST_RNN_NADE} | 5.190 | exact |" in text
     assert "| LSTM (Bai et al. 2018, TCN paper) | 8.450 | exact |" in text
     assert "- mozart: failed: boom" in text
-    tables = [line for line in text.splitlines() if line.startswith("|")]
-    widths = {line.count(" | ") for line in tables if "---" not in line}
-    assert len(widths) == 3  # the three tables, each with rows as wide as its header
+    tables = [block.splitlines() for block in text.split("\n\n") if block.startswith("|")]
+    assert len(tables) == 3
+    for table in tables:  # every row as wide as its header
+        assert {line.count("|") for line in table} == {table[0].count("|")}
+
+
+def test_an_epochs_time_leaves_out_the_first_which_also_compiles():
+    assert epoch_seconds([{"seconds": "9"}]) == 9.0
+    assert epoch_seconds([{"seconds": "9"}, {"seconds": "1"}, {"seconds": "2"}, {"seconds": "30"}]) == 2.0
+    assert epoch_seconds([]) is None
 
 
 def test_published_figures_per_set_leave_out_the_missing():
