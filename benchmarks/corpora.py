@@ -1,20 +1,18 @@
 """The quality of rollgen's default pipeline on many corpora: each corpus runs as a real `dvc exp run` in a
-temporary clone of this checkout (your workspace is not touched), and one table (corpora.md, corpora.json)
-gives per corpus the data, model size, training time, validation and test NLL (network and ensemble), the
-generated pieces against the corpus's reference pieces with the quality gates of issue #27, and, for the
-published sets, the published figures beside (benchmarks/corpora_table.py).
+temporary clone of this checkout's HEAD (your workspace is not touched; uncommitted changes are left out, the
+header says so), and one table (corpora.md, corpora.json; benchmarks/corpora_table.py) gives per corpus the data,
+model size, training time, validation and test NLL (network and ensemble), the generated pieces against the
+corpus's reference pieces with issue #27's quality gates, and, for the published sets, the published figures.
 
     python benchmarks/corpora.py                                     # every corpus, params.yaml's training
     python benchmarks/corpora.py --corpora JSB_Chorales,Nottingham --epochs 50
     python benchmarks/corpora.py --folder mine=/data/my_midi --corpora mine   # any folder: train/ valid/ test/
     python benchmarks/corpora.py --corpora JSB_Chorales,ryansMammoth --epochs 2 --limit 20 --pieces 4 --steps 32
 
-What it runs is the committed HEAD (uncommitted changes are not benchmarked; the header says so) with params.yaml
-plus each corpus's settings. Every training run lands in one MLflow store, MLFLOW_TRACKING_URI or this project's
-mlflow.db, in the experiment `--experiment` (default 'corpora'), named and tagged by its corpus; DVC names the
-experiment corpora-NAME (DVC_EXP_NAME, the run's `dvc_experiment` tag). Logs go to OUT/logs/NAME.log and each
-run's metrics files to OUT/metrics/NAME/; the table is rewritten after every corpus. Imports nothing of rollgen:
-the pipeline is driven through dvc and read back through its metrics files only.
+Every training run lands in one MLflow store (MLFLOW_TRACKING_URI, else this project's mlflow.db), experiment
+`--experiment`, named and tagged by its corpus; the DVC experiment is corpora-NAME (the run's `dvc_experiment`
+tag). OUT/logs/NAME.log and OUT/metrics/NAME/ keep each run's log and metrics files; the table is rewritten
+after every corpus. Imports nothing of rollgen: dvc runs the pipeline, its metrics files are read back.
 """
 
 from __future__ import annotations
@@ -58,6 +56,7 @@ MUSIC21 = {
 # The published sets (../shared/corpora/README.md): their grid, scored on the 88 keys; `sample` draws what
 # sounds at each step's start, which is what their frames hold.
 PUBLISHED_GRIDS = {"JSB_Chorales": ("JSB", 1), "Nottingham": ("Nottingham", 2), "Piano_midi": ("Piano-midi.de", 2)}
+PUBLISHED_SETTINGS = {"images.grid": "sample", "evaluate.highest_pitch": 108}
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,7 @@ def registry(shared: Path) -> dict[str, Corpus]:
     """Every built-in corpus by name: music21's (default grid) and the published sets under `shared`."""
     corpora = {name: Corpus(name, f"music21:{composer}") for name, composer in MUSIC21.items()}
     for name, (column, steps_per_quarter) in PUBLISHED_GRIDS.items():
-        settings = {"images.steps_per_quarter": steps_per_quarter, "images.grid": "sample"}
-        settings["evaluate.highest_pitch"] = 108
+        settings = {"images.steps_per_quarter": steps_per_quarter, **PUBLISHED_SETTINGS}
         corpora[name] = Corpus(name, str((shared / name).resolve()), settings, column)
     return corpora
 
@@ -146,9 +144,9 @@ def make_clone(target: Path) -> Path:
     if (REPO / ".venv").exists():
         (target / ".venv").symlink_to((REPO / ".venv").resolve())
     (target / "data" / "raw").mkdir(parents=True, exist_ok=True)  # ingest's dep, whatever the source
-    for name in METRICS:  # committed metrics of another run must not pass for this one's
-        (target / "metrics" / f"{name}.json").unlink(missing_ok=True)
-    (target / "metrics" / "train_history.csv").unlink(missing_ok=True)
+    # Committed metrics of another run must not pass for this one's.
+    for name in (*(f"{name}.json" for name in METRICS), "train_history.csv"):
+        (target / "metrics" / name).unlink(missing_ok=True)
     return target
 
 
@@ -164,8 +162,8 @@ def environment_bin() -> Path:
 def pipeline_env(clone: Path, tracking_uri: str, experiment: str) -> dict[str, str]:
     """The stages' environment: this Python first on PATH, the clone's code first on the import path, one MLflow
     store and experiment; nothing that would resume or redirect a run."""
-    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_RUN_ID", "DVC_ROOT", "DVC_EXP_NAME")}
-    env.pop("MLFLOW_EXPERIMENT_ID", None)
+    left_out = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "DVC_ROOT", "DVC_EXP_NAME")
+    env = {key: value for key, value in os.environ.items() if key not in left_out}
     env["PATH"] = f"{environment_bin()}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(clone / "src")
     env.update(MLFLOW_TRACKING_URI=tracking_uri, MLFLOW_EXPERIMENT_NAME=experiment)
@@ -176,8 +174,7 @@ def run_pipeline(command: list[str], clone: Path, env: dict, log: Path, timeout_
     """Runs `command` in `clone` with its output in `log`; '' on success, else why not. On a timeout the whole
     process group it started (dvc and its stages) is stopped."""
     with log.open("w") as output:
-        output.write(f"$ {' '.join(command)}\n")
-        output.flush()
+        print(f"$ {' '.join(command)}", file=output, flush=True)
         process = subprocess.Popen(command, cwd=clone, env=env, stdout=output, stderr=subprocess.STDOUT,  # noqa: S603 - an argument list of dvc's
                                    start_new_session=True)  # fmt: skip
         try:
@@ -189,31 +186,50 @@ def run_pipeline(command: list[str], clone: Path, env: dict, log: Path, timeout_
     return "" if code == 0 else f"dvc exp run exited with {code}; see {log}"
 
 
-def ensure_experiment(tracking_uri: str, name: str) -> None:
-    """Creates the MLflow experiment `name` where it is missing, its artifacts beside a local store: a stage
-    creating it would put them in the temporary clone, deleted with it."""
-    from mlflow import MlflowClient
+class Store:
+    """The MLflow store of every run: its experiment made where missing (artifacts beside a local store; a stage
+    making it would put them in the temporary clone), each run named and tagged by its corpus, and the registry's
+    `champion` alias (models:/rollgen@champion) put back after each run: evaluate moves it to the best model on
+    that run's validation pieces, which a corpus's own model always is."""
 
-    client = MlflowClient(tracking_uri)
-    if client.get_experiment_by_name(name) is None:
-        local = tracking_uri.startswith(("sqlite:", "file:"))
-        client.create_experiment(name, artifact_location=(REPO / "mlartifacts").as_uri() if local else None)
+    MODEL, ALIAS = "rollgen", "champion"
+
+    def __init__(self, uri: str, experiment: str) -> None:
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(uri)
+        if self.client.get_experiment_by_name(experiment) is None:
+            local = uri.startswith(("sqlite:", "file:"))
+            self.client.create_experiment(
+                experiment, artifact_location=(REPO / "mlartifacts").as_uri() if local else None
+            )
+        self.champion = self.champion_version()
+
+    def champion_version(self) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(self.MODEL, self.ALIAS).version
+        except MlflowException:  # no registered model or no alias yet
+            return None
+
+    def after_run(self, run_id: str | None, corpus: Corpus) -> None:
+        """Names and tags the run and its model versions by `corpus`; puts the champion alias back."""
+        if run_id:
+            self.client.update_run(run_id, name=f"{corpus.name}: {self.client.get_run(run_id).info.run_name}")
+            self.client.set_tag(run_id, "corpus", corpus.name)
+            self.client.set_tag(run_id, "corpus_source", corpus.source)
+            for version in self.client.search_model_versions(f"run_id='{run_id}'"):
+                self.client.set_model_version_tag(self.MODEL, version.version, "corpus", corpus.name)
+        if self.champion_version() == self.champion:
+            return
+        if self.champion is None:
+            self.client.delete_registered_model_alias(self.MODEL, self.ALIAS)
+        else:
+            self.client.set_registered_model_alias(self.MODEL, self.ALIAS, self.champion)
 
 
-def tag_run(tracking_uri: str, run_id: str | None, corpus: Corpus) -> None:
-    """Names the training run by its corpus and tags it with the corpus and its source."""
-    from mlflow import MlflowClient
-
-    if not run_id:
-        return
-    client = MlflowClient(tracking_uri)
-    run = client.get_run(run_id)
-    client.update_run(run_id, name=f"{corpus.name}: {run.info.run_name}")
-    client.set_tag(run_id, "corpus", corpus.name)
-    client.set_tag(run_id, "corpus_source", corpus.source)
-
-
-def run_corpus(corpus: Corpus, settings: dict, args: argparse.Namespace, scratch: Path) -> tuple[dict, float, str]:
+def run_corpus(corpus: Corpus, settings: dict, args: argparse.Namespace, scratch: Path, store: Store) -> tuple:
     """One corpus through the whole pipeline in a fresh clone: (metrics by stage, wall seconds, error or '')."""
     clone = make_clone(scratch / corpus.name)
     source = corpus.source
@@ -227,7 +243,7 @@ def run_corpus(corpus: Corpus, settings: dict, args: argparse.Namespace, scratch
                          args.timeout_minutes * 60 or None)  # fmt: skip
     seconds = time.perf_counter() - started
     metrics = read_metrics(clone / "metrics", args.out / "metrics" / corpus.name)
-    tag_run(args.tracking_uri, metrics.get("train", {}).get("mlflow_run_id"), corpus)
+    store.after_run(metrics.get("train", {}).get("mlflow_run_id"), corpus)
     if not args.keep:
         shutil.rmtree(clone)
     return metrics, seconds, error
@@ -318,17 +334,16 @@ def main() -> None:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "logs").mkdir(exist_ok=True)
-    ensure_experiment(args.tracking_uri, args.experiment)
+    store = Store(args.tracking_uri, args.experiment)
     header, rows = header_of(args), []
     scratch = Path(tempfile.mkdtemp(prefix="rollgen-corpora-"))
     for corpus in args.selected:
         settings = corpus_settings(corpus, args, args.settings)
         print(f"corpora: {corpus.name} ({corpus.source}) with {settings}; log: {args.out / 'logs'}", flush=True)
-        metrics, seconds, error = run_corpus(corpus, settings, args, scratch)
-        shown = (
-            {**settings, "pieces per split": args.limit} if args.limit and split_folders(corpus.source) else settings
-        )
-        described = {"corpus": corpus.name, "source": corpus.source, "settings": shown, "published": corpus.published}
+        metrics, seconds, error = run_corpus(corpus, settings, args, scratch, store)
+        per_split = {"pieces per split": args.limit} if args.limit and split_folders(corpus.source) else {}
+        described = {"corpus": corpus.name, "source": corpus.source, "settings": settings | per_split}
+        described["published"] = corpus.published
         rows.append(corpus_row(described, metrics, seconds, error))
         write_report(args.out, header, rows)
         print(f"corpora: {corpus.name} {rows[-1]['status']} in {seconds:.0f} s", flush=True)
