@@ -17,7 +17,7 @@ def music21_corpus_files(composer: str) -> tuple[Path, list[Path]]:
     files = sorted(path for path in corpus.getComposer(composer) if path.suffix.lower() in SCORE_SUFFIXES)
     if not files:
         raise ValueError(f"music21's corpus has no scores for composer '{composer}'")
-    return Path(corpus.__file__).parent, files
+    return Path(corpus.__file__).resolve().parent, files
 
 
 def score_to_midi(path: Path) -> bytes:
