@@ -114,8 +114,9 @@ def remove_leftovers(folders: Iterable[str | os.PathLike], recursive: bool = Fal
     """Removes what killed writes (rollgen's or DVC's) left in `folders` (and below, if `recursive`) and gives
     the paths removed. For a stage that no write may run alongside: DVC's repository lock gives the stages that.
 
-    The next write of a target cleans its own leftovers; this finds those of targets that are not written
-    again, such as an output that DVC checks out of its cache instead of running the stage."""
+    atomic_dir cleans up after its own target when it writes it again; this finds the rest: atomic_path's,
+    DVC's, and those of a target that is not written again, such as an output DVC checks out of its cache
+    instead of running the stage."""
     removed = []
     for folder in map(Path, folders):
         if folder.is_dir():
