@@ -12,13 +12,13 @@ source.json, ingest's dependency, and editing them reruns ingest.
 from rollgen import files, paths, pipeline
 from rollgen.data import ingest
 from rollgen.errors import RollgenError, report_errors
-from rollgen.params import check_written, load_params
+from rollgen.params import load_params
 
 
 def main() -> None:
     params = load_params()
     stages = pipeline.read_stages()
-    check_written({name: stage.params for name, stage in stages.items()})
+    pipeline.check_params_written(stages)  # after load_params: the file is a mapping of sections
     source = params.ingest.source
     inputs = ingest.list_sources(source)
     if not inputs:

@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from rollgen.cli import app
 from rollgen.data import ingest
-from rollgen.params import SECTIONS
+from rollgen.params import SECTIONS, Params, ParamsError, TrainParams, load_params
+from rollgen.pipeline import Stage, check_params_written
 from tests.repro import copy_project, output_digests, project_env, run, stages_run, stale_stages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,6 +100,23 @@ def test_a_source_folder_with_nothing_but_hidden_files_stops_the_check(tmp_path)
     result = run_check(make_project(tmp_path, "empty"))
     assert result.returncode == 1
     assert result.stderr == "check: ingest.source 'empty' holds no files to ingest (hidden files do not count)\n"
+
+
+def test_under_dvc_every_key_a_stage_declares_must_be_written(tmp_path):
+    """Left out, a key is its default to rollgen, but DVC deletes the stage's outputs before saying it is missing."""
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  epochs: 2\nimages:\n  mode: lossless\n")
+    stages = {"train": Stage(["train"], []), "windows": Stage(["windows", "images.steps_per_quarter"], [])}
+    assert load_params(path=path) == Params(train=TrainParams(epochs=2))
+    with pytest.raises(ParamsError) as raised:
+        check_params_written({**stages, "check": Stage([], [])}, path=path)
+    assert str(raised.value).splitlines() == [
+        f"{path}: windows is missing; stage windows reads it (dvc.yaml): write it, as the repository's params.yaml "
+        "does with every key and its default",
+        f"{path}: images.steps_per_quarter is missing; stage windows reads it (dvc.yaml): write it, as the "
+        "repository's params.yaml does with every key and its default",
+    ]
+    check_params_written(stages, path=REPO / "params.yaml")  # the repository's writes every key
 
 
 def test_a_section_left_out_is_named_with_the_stage_that_reads_it(tmp_path):

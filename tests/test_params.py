@@ -21,7 +21,6 @@ from rollgen.params import (
     ParamsError,
     TrainParams,
     TransformerNadeParams,
-    check_written,
     load_params,
     validate,
 )
@@ -250,20 +249,3 @@ def test_the_generate_command_checks_its_options_as_the_stage_checks_params(tmp_
     assert result.exit_code == 2
     shown = " ".join(result.output.replace("│", " ").split())  # as one line, without Rich's box
     assert "generate.sampling must be 'bernoulli', 'threshold' or 'vanish_proof', not 'greedy'" in shown
-
-
-def test_under_dvc_every_key_a_stage_declares_must_be_written(tmp_path):
-    """Left out, a key is its default to rollgen, but DVC deletes the stage's outputs before saying it is missing."""
-    path = tmp_path / "params.yaml"
-    path.write_text("train:\n  epochs: 2\nimages:\n  mode: lossless\n")
-    declared = {"train": ["train"], "windows": ["windows", "images.steps_per_quarter"], "check": []}
-    assert load_params(path=path) == Params(train=TrainParams(epochs=2))
-    with pytest.raises(ParamsError) as raised:
-        check_written(declared, path=path)
-    assert str(raised.value).splitlines() == [
-        f"{path}: windows is missing; stage windows reads it (dvc.yaml): write it, as the repository's params.yaml "
-        "does with every key and its default",
-        f"{path}: images.steps_per_quarter is missing; stage windows reads it (dvc.yaml): write it, as the "
-        "repository's params.yaml does with every key and its default",
-    ]
-    check_written(declared, path=write_params(tmp_path))  # the repository's params.yaml writes every key

@@ -17,7 +17,7 @@ not run; the same test checks each list against its module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -240,48 +240,17 @@ class ParamsError(RollgenError):
 def load_params(section: str | None = None, path: Path = paths.PARAMS) -> Params | Section:
     """The whole params.yaml as `Params`, or one section of it; the whole file is checked either way, so a
     mistake in any section stops every stage."""
-    values = _read(path)
-    try:
-        params = Params.model_validate(values)
-    except ValidationError as error:
-        raise ParamsError(describe(error, source=str(path))) from None
-    return params if section is None else getattr(params, _section_name(section, str(path)))
-
-
-def check_written(declared: Mapping[str, Iterable[str]], path: Path = paths.PARAMS) -> None:
-    """Raises ParamsError naming every key that a stage declares (`declared`: stage -> dotted keys, as dvc.yaml's
-    `params:` lists them) and `path` leaves out.
-
-    Params reads a key left out as its default, but DVC stops a stage whose declared params are missing only
-    after deleting the stage's outputs: in a DVC project every declared key must be written."""
-    values = _read(path)
-    problems = []
-    for stage, keys in declared.items():
-        for key in keys:
-            found: Any = values
-            for part in key.split("."):
-                found = found.get(part, _MISSING) if isinstance(found, dict) else _MISSING
-            if found is _MISSING:
-                problems.append(
-                    f"{path}: {key} is missing; stage {stage} reads it (dvc.yaml): write it, as the repository's "
-                    "params.yaml does with every key and its default"
-                )
-    if problems:
-        raise ParamsError("\n".join(problems))
-
-
-_MISSING = object()
-
-
-def _read(path: Path) -> dict[str, Any]:
-    """The mapping of sections that `path` holds (empty for an empty file)."""
     with open(path, encoding="utf-8") as handle:
         values = yaml.safe_load(handle)
     if values is None:
         values = {}
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: must be a mapping of sections (ingest:, images:, ...), not {values!r}")
-    return values
+    try:
+        params = Params.model_validate(values)
+    except ValidationError as error:
+        raise ParamsError(describe(error, source=str(path))) from None
+    return params if section is None else getattr(params, _section_name(section, str(path)))
 
 
 def validate(section: str, values: Mapping[str, Any]) -> Section:
