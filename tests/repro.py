@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ import yaml
 from rollgen.files import sha256_file, sha256_tree
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT = ["dvc.yaml", "params.yaml", "stages", "src", "data/raw", ".dvcignore", ".gitignore"]
+PROJECT = ["dvc.yaml", "params.yaml", "stages", "src", ".dvcignore", ".gitignore"]
 COPIED = [*PROJECT, ".dvc/config", ".dvc/.gitignore"]
 TINY = {
     "ingest": {"limit": 10, "workers": 2},
@@ -99,3 +100,16 @@ def delete_cache_and_outputs(project: Path) -> None:
         shutil.rmtree(project / name)
     for name in DVC_FILES:
         (project / name).unlink()
+
+
+def stale_stages(project: Path) -> dict:
+    """`dvc status --json` but for the check stage, which DVC runs every time (always_changed): {} when every
+    output is up to date."""
+    status = json.loads(run(["dvc", "status", "--json"], project))
+    assert status.pop("check", None) == ["always changed"], status
+    return status
+
+
+def stages_run(output: str) -> list[str]:
+    """The stages that a `dvc repro` output says it ran, in order."""
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]

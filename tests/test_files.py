@@ -10,6 +10,8 @@ import pytest
 
 from rollgen import files
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
     target = tmp_path / "out.json"
@@ -125,3 +127,51 @@ def test_archives_hold_no_pickles_and_are_reproducible(tmp_path):
     assert files.sha256_file(tmp_path / "one.npz") == files.sha256_file(tmp_path / "two.npz")
     loaded = files.load_npz(tmp_path / "one.npz")
     assert loaded["names"].tolist() == ["a", "b"] and (loaded["x"] == arrays["x"]).all()
+
+
+# What killed writes leave, by who left it; `remove_leftovers` takes them all, and git sees none of them.
+LEFTOVERS = [
+    "data/interim/.images.1a2b3c4d.tmp",  # atomic_dir's new folder, half full
+    "data/processed/.windows.1a2b3c4d.old",  # atomic_dir's old folder, its target already back
+    "models/.model.k3j_x9a2.tmp.keras",  # atomic_path's (mkstemp's letters)
+    "metrics/.train.0f0f0f0f.tmp.json",
+    "data/interim/images/.Zq3-_x7bV9kLmN0pQrStUw.tmp",  # DVC's partial copy, inside an output folder
+]
+KEPT = ["data/interim/images/bwv1.6.png", "data/processed/windows/train.npz", "models/model.keras", "models/.keep"]
+
+
+def test_leftovers_of_killed_writes_are_invisible_to_git_and_the_sweep_removes_them(tmp_path):
+    for name in [*(f"{folder}/bwv1.6.png" for folder in LEFTOVERS[:2]), *LEFTOVERS[2:], *KEPT]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"half")
+    (tmp_path / ".gitignore").write_text((REPO / ".gitignore").read_text())
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=tmp_path, check=True,
+                            capture_output=True, text=True).stdout  # fmt: skip
+    assert sorted(line[3:] for line in status.splitlines()) == sorted([".gitignore", *KEPT])
+
+    folders = [tmp_path / folder for folder in ("data/interim", "data/processed", "models", "metrics")]
+    removed = files.remove_leftovers(folders, recursive=True)
+    assert sorted(path.relative_to(tmp_path).as_posix() for path in removed) == sorted(LEFTOVERS)
+    assert all((tmp_path / name).exists() for name in KEPT)
+    assert files.remove_leftovers(folders, recursive=True) == []
+
+
+def test_the_sweep_puts_back_an_old_folder_whose_target_is_missing(tmp_path):
+    """Killed between atomic_dir's two renames: the old folder is the only complete one."""
+    (tmp_path / ".midi.1a2b3c4d.old").mkdir()
+    (tmp_path / ".midi.1a2b3c4d.old" / "a.mid").write_bytes(b"old")
+    (tmp_path / ".midi.1a2b3c4d.tmp").mkdir()
+    assert files.remove_leftovers([tmp_path]) == [tmp_path / ".midi.1a2b3c4d.tmp"]
+    assert [path.name for path in tmp_path.iterdir()] == ["midi"] and contents(tmp_path / "midi") == {"a.mid": b"old"}
+
+
+def test_a_list_of_inputs_hashes_names_and_contents(tmp_path):
+    (tmp_path / "a.mid").write_bytes(b"a")
+    (tmp_path / "folder.mid").mkdir()
+    listing = [("a.mid", tmp_path / "a.mid"), ("folder.mid", tmp_path / "folder.mid")]
+    before = files.sha256_listing(listing)
+    assert files.sha256_listing(listing) == before
+    assert files.sha256_listing([("b.mid", tmp_path / "a.mid"), listing[1]]) != before  # renamed
+    (tmp_path / "a.mid").write_bytes(b"b")
+    assert files.sha256_listing(listing) != before  # edited

@@ -1,15 +1,18 @@
-"""`dvc push` to a network remote and `dvc pull` back: a real WebDAV server on 127.0.0.1, with a password."""
+"""`dvc push` to a network remote and `dvc pull` back: a real WebDAV server on 127.0.0.1, with a password; and a
+file corrupted in the remote is refused, not checked out."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
 import yaml
 
-from tests.repro import copy_project, delete_cache_and_outputs, output_digests, run
+from tests.repro import copy_project, delete_cache_and_outputs, output_digests, project_env, run, stale_stages
 from tests.servers import free_port, serving
 
 
@@ -59,7 +62,7 @@ def test_push_to_webdav_and_pull_back_restores_every_output(tiny_repro, webdav, 
     delete_cache_and_outputs(project)
     run(["dvc", "pull", "-r", "webdav"], project)
     assert output_digests(project) == before  # every output back, byte for byte
-    assert "Data and pipelines are up to date" in run(["dvc", "status"], project)
+    assert stale_stages(project) == {}
 
 
 @pytest.mark.slow
@@ -77,3 +80,29 @@ def test_webdav_refuses_a_wrong_password(webdav, tmp_path):
     with pytest.raises(AssertionError, match="401|nauthori"):
         run(["dvc", "push"], project)
     assert not any((webdav["folder"] / "rollgen").iterdir())
+
+
+@pytest.mark.slow
+def test_a_file_corrupted_in_the_remote_is_refused_on_pull(tiny_repro, tmp_path):
+    """The default remote verifies what it downloads (.dvc/config: verify = true). Without it, DVC checks the
+    hash of a file output (model.keras) but not of the files inside a folder output: a flipped byte in a PNG
+    came back without a word, and `dvc status` called it up to date."""
+    project = copy_project(tiny_repro, tmp_path / "project")
+    remote = tmp_path / "rollgen-dvc-remote"  # the default remote's url, ../../rollgen-dvc-remote from .dvc/
+    run(["dvc", "push"], project)
+    png = sorted((project / "data/interim/images").glob("*.png"))[0]
+    md5 = hashlib.md5(png.read_bytes()).hexdigest()  # noqa: S324 - DVC's object name, not a safeguard
+    stored = remote / "files" / "md5" / md5[:2] / md5[2:]
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    stored.chmod(0o644)  # DVC stores objects read-only
+    stored.write_bytes(bytes(data))
+
+    delete_cache_and_outputs(project)
+    pull = subprocess.run(["dvc", "pull"], cwd=project, env=project_env(), capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert pull.returncode != 0
+    assert "data/interim/images" in pull.stderr  # "Checkout failed for following targets"
+    assert not (project / "data/interim/images" / png.name).exists()  # nothing corrupt checked out
+    assert (project / "models/model.keras").exists()  # the sound outputs are back
+    assert stale_stages(project) != {}

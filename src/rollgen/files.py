@@ -1,4 +1,11 @@
-"""Atomic writes and content hashes, so a killed stage never leaves a half-written file behind."""
+"""Atomic writes and content hashes, so a killed stage never leaves a half-written file behind.
+
+A write goes to a hidden sibling first (`.NAME.XXXXXXXX.tmp`, `.STEM.XXXXXXXX.tmp.SUFFIX`, a folder's old copy
+`.NAME.XXXXXXXX.old`). A kill leaves that sibling: .gitignore and .dvcignore hide the pattern, so git never
+offers it for a commit and DVC never hashes it; `remove_leftovers` (the pipeline's check stage, at the start
+of every `dvc repro`) removes it, and so does the next atomic_dir call for the same target. (atomic_path leaves
+that to the sweep: a scan of its folder per file would make a folder of n files cost n^2.)
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +57,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _clean_leftovers(target)
+    _clean_leftovers(target.parent, target.name)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     tmp.mkdir()  # with the leftovers gone, 32 random bits make a clash (an error, not a reuse) unlikely
     aside = tmp.with_suffix(".old")
@@ -70,15 +77,54 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     _remove(aside)
 
 
-def _clean_leftovers(target: Path) -> None:
-    """Removes what killed `atomic_dir` calls for `target` left beside it; an old folder moved aside is put
-    back first where `target` itself is missing (killed between the two renames)."""
-    leftover = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{8}}\.(old|tmp)")
-    for path in sorted(path for path in target.parent.iterdir() if leftover.fullmatch(path.name)):
-        if path.suffix == ".old" and not os.path.lexists(target):
-            os.replace(path, target)
+# What a killed write leaves beside its target: atomic_dir's `.NAME.XXXXXXXX.tmp` and `.NAME.XXXXXXXX.old`
+# (hex), atomic_path's `.STEM.XXXXXXXX.tmp.SUFFIX` (mkstemp's letters, digits and _), and DVC's own partial
+# copies `.XXXXXXXXXXXXXXXXXXXXXX.tmp` (dvc_objects' tmp_fname: 22 URL-safe characters, no target).
+_LEFTOVER = re.compile(r"\.(?P<stem>.+?)\.[a-z0-9_]{8}\.(?P<kind>tmp|old)(?P<suffix>\.[^.]+)?")
+_DVC_LEFTOVER = re.compile(r"\.[A-Za-z0-9_-]{22}\.tmp")
+
+
+def _leftover_of(name: str) -> tuple[str, str] | None:
+    """(target name, "tmp" or "old") of a leftover named `name`, ("", "tmp") for DVC's; None for anything else."""
+    match = _LEFTOVER.fullmatch(name)
+    if match is not None and not (match["kind"] == "old" and match["suffix"]):
+        return match["stem"] + (match["suffix"] or ""), match["kind"]
+    return ("", "tmp") if _DVC_LEFTOVER.fullmatch(name) else None
+
+
+def _clean_leftovers(folder: Path, target_name: str | None = None) -> list[Path]:
+    """Removes what killed writes left in `folder` (for `target_name` only, when given) and gives their paths.
+    An old folder that atomic_dir moved aside goes back where its target is missing (killed between the two
+    renames)."""
+    removed = []
+    for path in sorted(folder.iterdir()):
+        leftover = _leftover_of(path.name)
+        if leftover is None or (target_name is not None and leftover[0] != target_name):
+            continue
+        target, kind = leftover
+        if kind == "old" and not os.path.lexists(folder / target):
+            os.replace(path, folder / target)
         else:
             _remove(path)
+            removed.append(path)
+    return removed
+
+
+def remove_leftovers(folders: Iterable[str | os.PathLike], recursive: bool = False) -> list[Path]:
+    """Removes what killed writes (rollgen's or DVC's) left in `folders` (and below, if `recursive`) and gives
+    the paths removed. For a stage that no write may run alongside: DVC's repository lock gives the stages that.
+
+    atomic_dir cleans up after its own target when it writes it again; this finds the rest: atomic_path's,
+    DVC's, and those of a target that is not written again, such as an output DVC checks out of its cache
+    instead of running the stage."""
+    removed = []
+    for folder in map(Path, folders):
+        if folder.is_dir():
+            removed.extend(_clean_leftovers(folder))
+            if recursive:
+                inside = [path for path in sorted(folder.iterdir()) if path.is_dir() and not path.is_symlink()]
+                removed.extend(remove_leftovers(inside, recursive=True))
+    return removed
 
 
 def _remove(path: Path) -> None:
@@ -142,4 +188,21 @@ def sha256_tree(folder: str | os.PathLike) -> str:
         digest.update(path.relative_to(folder).as_posix().encode())
         digest.update(b"\0")
         digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def sha256_listing(named_files: Iterable[tuple[str, str | os.PathLike]]) -> str:
+    """One hash over (name, path) pairs, each name with its file's content: the identity of a list of inputs.
+    A folder or a file that cannot be read counts by its name and what it is (ingest rejects it, unread)."""
+    digest = hashlib.sha256()
+    for name, path in named_files:
+        digest.update(name.encode())
+        digest.update(b"\0")
+        if Path(path).is_dir():
+            digest.update(b"folder")
+            continue
+        try:
+            digest.update(sha256_file(path).encode())
+        except OSError as error:
+            digest.update(f"unreadable: {error.strerror or error}".encode())
     return digest.hexdigest()

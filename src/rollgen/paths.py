@@ -4,9 +4,12 @@ import os
 from pathlib import Path
 
 PARAMS = Path("params.yaml")
+PIPELINE = Path("dvc.yaml")
 
 RAW = Path("data/raw")
 INTERIM = Path("data/interim")
+CHECKED = INTERIM / "checked.json"  # the check stage's mark, a dep of every stage (stages/check.py)
+SOURCE_FINGERPRINT = INTERIM / "source.json"  # the inputs of ingest.source, hashed: a dep of ingest
 MIDI_DIR = INTERIM / "midi"
 MANIFEST = INTERIM / "manifest.csv"
 IMAGES_DIR = INTERIM / "images"

@@ -99,21 +99,26 @@ class Row:
 
 
 def list_sources(source: str) -> list[Source]:
-    """The inputs of `ingest.source`: 'music21:COMPOSER' or a folder searched recursively, sorted by path."""
+    """The inputs of `ingest.source`: 'music21:COMPOSER' or a folder searched recursively, sorted by path.
+    Hidden files and folders (.gitkeep, .DS_Store, .git/, a killed write's .NAME.XXXXXXXX.tmp) are no inputs."""
     if source.startswith(MUSIC21_PREFIX):
-        root, scores = music21_corpus_files(source[len(MUSIC21_PREFIX) :])
+        try:
+            root, scores = music21_corpus_files(source[len(MUSIC21_PREFIX) :])
+        except ValueError as error:
+            raise RollgenError(f"ingest.source '{source}': {error}") from None
         return [Source(path.relative_to(root).as_posix(), str(path)) for path in scores]
     folder = Path(source)
     if not folder.is_dir():
-        raise FileNotFoundError(f"ingest.source '{source}' is neither 'music21:COMPOSER' nor a folder")
+        raise RollgenError(f"ingest.source '{source}' is neither 'music21:COMPOSER' nor a folder")
     found = []
     for directory, subdirectories, filenames in os.walk(folder):
-        subdirectories.sort()
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
         # A folder named like a MIDI file is listed so it is rejected on record, not skipped unseen.
         names = filenames + [name for name in subdirectories if Path(name).suffix.lower() in MIDI_SUFFIXES]
         for name in names:
-            path = Path(directory) / name
-            found.append(Source(path.relative_to(folder).as_posix(), str(path)))
+            if not name.startswith("."):
+                path = Path(directory) / name
+                found.append(Source(path.relative_to(folder).as_posix(), str(path)))
     return sorted(found, key=lambda item: item.path)
 
 
