@@ -13,10 +13,14 @@ from rollgen.music.meter import (
     STEP_IN_BAR,
     STEPS_PER_BAR,
     Meter,
+    commonest_bar,
     default_positions,
     frame_positions,
+    meter_from_positions,
     next_position,
+    positions_after,
     positions_from_rows,
+    signature_of,
 )
 from rollgen.music.midi import read_midi
 from tests.conftest import build_midi
@@ -164,3 +168,63 @@ def test_meters_csv_rows_rebuild_the_pieces_positions():
     assert meter.to_rows() == [("0", 1, 4), ("4", 4, 4), ("73/2", 6, 8)]  # tick 4380 = step 36.5
     assert (positions_from_rows(meter.to_rows(), 80, 4) == frame_positions(meter, 80)).all()
     assert Meter.from_rows([(Fraction(73, 2), 6, 8), ("4", 4, 4), (0, 1, 4)], 4) == meter  # any order, any type
+
+
+def test_positions_after_are_next_position_frame_after_frame():
+    start = frame_positions(Meter.from_steps([(0, 6, 8)]), 8)[-1]
+    expected, position = [], start
+    for _ in range(30):
+        expected.append(position)
+        position = next_position(position)
+    np.testing.assert_array_equal(positions_after(start, 30), np.array(expected))
+
+
+@pytest.mark.parametrize(
+    ("beat", "bar", "steps_per_quarter", "signature"),
+    [(4, 12, 4, (3, 4)), (4, 16, 4, (4, 4)), (8, 16, 4, (2, 2)), (6, 12, 4, (6, 8)), (2, 6, 4, (3, 8)),
+     (6, 24, 4, (12, 8)), (12, 24, 4, (6, 4)), (3, 9, 3, (3, 4)), (6, 18, 4, (9, 8)), (4, 20, 4, (5, 4))],
+)  # fmt: skip
+def test_the_time_signature_of_a_beat_and_a_bar(beat, bar, steps_per_quarter, signature):
+    assert signature_of(beat, bar, steps_per_quarter) == signature
+    positions = frame_positions(Meter.from_steps([(0, *signature)], steps_per_quarter), bar)
+    assert positions[0, 1] == beat and positions[0, 3] == bar  # what frame_positions counts for it
+
+
+def test_no_time_signature_has_a_beat_that_is_no_note_value():
+    assert signature_of(5, 10, 4) is None  # a beat of five 16ths
+    assert signature_of(4, 24, 4) is None  # six quarter beats: 6/4's beat is a dotted half
+
+
+@pytest.mark.parametrize("signature", [(3, 4), (4, 4), (6, 8), (2, 2), (3, 8), (12, 8), (5, 4), (7, 8), (9, 8)])
+@pytest.mark.parametrize("steps_per_quarter", [1, 2, 4, 8])
+@pytest.mark.parametrize("first", [0, 1, 5, 13])
+def test_positions_give_back_a_meter_with_those_positions(signature, steps_per_quarter, first):
+    """What written MIDI carries: an excerpt from any frame on, and generation going on after it, in the time
+    signatures meter_from_positions reads from their positions (a pickup where the excerpt starts mid-bar)."""
+    meter = Meter.from_steps([(0, *signature)], steps_per_quarter)
+    excerpt = frame_positions(meter, 100)[first:]
+    positions = np.concatenate([excerpt, positions_after(next_position(excerpt[-1]), 40)])
+    written = meter_from_positions(positions, steps_per_quarter)
+    again = frame_positions(written, len(positions))
+    lengths = (meter.signatures[0].bar_steps(steps_per_quarter), meter.signatures[0].beat_steps(steps_per_quarter))
+    if all(length.denominator == 1 for length in lengths):
+        np.testing.assert_array_equal(again, positions)
+        assert (written.signatures[-1].numerator, written.signatures[-1].denominator) == signature
+    else:  # a bar or beat off the grid (3/8 at one step a quarter): bars of the rounded length, in range
+        assert (again[-40:, STEPS_PER_BAR] == positions[-1, STEPS_PER_BAR]).all()
+
+
+def test_a_meter_change_and_an_excerpt_from_mid_bar_come_back_as_signatures():
+    positions = frame_positions(Meter.from_steps([(0, 4, 4), (32, 3, 4)]), 60)[5:]
+    written = meter_from_positions(positions, 4)
+    assert [(s.step, s.numerator, s.denominator) for s in written.signatures] == [
+        (0, 11, 16), (11, 4, 4), (27, 3, 4),  # a pickup of the 11 steps left of the first bar
+    ]  # fmt: skip
+    np.testing.assert_array_equal(frame_positions(written, len(positions)), positions)
+
+
+def test_the_commonest_bar_is_counted_in_bars_not_frames():
+    waltz = frame_positions(Meter.from_steps([(0, 3, 4)]), 12 * 5)  # five bars of 3/4
+    common = frame_positions(Meter.from_steps([(0, 4, 4)]), 16 * 4)  # four (longer) bars of 4/4: more frames
+    assert commonest_bar(np.concatenate([waltz, common])) == (4, 12)
+    assert commonest_bar(waltz[1:12]) is None  # no bar starts

@@ -192,3 +192,16 @@ def test_time_signatures_of_format_2_tracks_count_from_the_file_start():
     single = build_midi([events])
     data = single[:8] + b"\x00\x02\x00\x02" + single[12:14] + single[14:] * 2  # the one track, twice, format 2
     assert read_midi(data).time_signatures == ((0, 3, 4), (1440, 3, 4))
+
+
+def test_written_time_signatures_read_back_at_their_ticks():
+    """A waltz stays a waltz: the time signatures given in quarter notes are in the written file (4/4 where
+    none is given, as MIDI's default)."""
+    signatures = [(Fraction(0), 3, 4), (Fraction(6), 6, 8), (Fraction(12), 1, 16)]
+    piece = read_midi(write_midi([60], [Fraction(0)], [Fraction(13)], time_signatures=signatures))
+    tick = piece.ticks_per_quarter
+    assert piece.time_signatures == ((0, 3, 4), (6 * tick, 6, 8), (12 * tick, 1, 16))
+    assert read_midi(write_midi([60], [Fraction(0)], [Fraction(1)])).time_signatures == ((0, 4, 4),)
+    assert write_midi([60], [Fraction(0)], [Fraction(1)], time_signatures=[(Fraction(0), 4, 4)]) == write_midi(
+        [60], [Fraction(0)], [Fraction(1)]
+    )  # 4/4 given is the file written without one, byte for byte

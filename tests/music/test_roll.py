@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from rollgen.music.corpus import score_to_midi
+from rollgen.music.meter import Meter, frame_positions
 from rollgen.music.midi import MidiError, Piece, read_midi
 from rollgen.music.roll import (
     LOWEST_PITCH,
@@ -220,3 +221,20 @@ def test_the_step_limit_holds_every_piece_of_the_quarter_limit(grid):
 def test_an_unknown_grid_is_refused():
     with pytest.raises(ValueError, match="images.grid must be one of"):
         piece_to_roll(piece_of([(C4, 0, 480)]), grid="round")
+
+
+@pytest.mark.parametrize("steps_per_quarter", [4, 12])
+def test_a_roll_is_written_in_its_meter(chorale_files, steps_per_quarter):
+    """The chorale's meter (a pickup of 1/4, then 4/4) goes into the MIDI with its notes, at the same steps."""
+    piece = read_midi(score_to_midi(chorale_files[0]))
+    roll, _ = piece_to_roll(piece, steps_per_quarter)
+    meter = Meter.from_piece(piece, steps_per_quarter)
+    again = read_midi(roll_to_midi(roll, steps_per_quarter, tempo_bpm=80, meter=meter))
+    assert Meter.from_piece(again, steps_per_quarter) == meter and meter.signatures[0].numerator == 1
+    np.testing.assert_array_equal(
+        frame_positions(Meter.from_piece(again, steps_per_quarter), roll.shape[1]),
+        frame_positions(meter, roll.shape[1]),
+    )
+    assert (piece_to_roll(again, steps_per_quarter)[0] == roll).all()
+    with pytest.raises(ValueError, match="a meter of 4 steps a quarter for a roll of 8"):
+        roll_to_midi(roll, 8, meter=Meter.from_piece(piece, 4))

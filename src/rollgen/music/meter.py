@@ -176,6 +176,86 @@ def default_positions(steps: int, steps_per_quarter: int = 4) -> np.ndarray:
     return frame_positions(Meter.from_steps((), steps_per_quarter), steps)
 
 
+def positions_after(position: np.ndarray, steps: int) -> np.ndarray:
+    """The positions (steps, 4) of `steps` frames from one at `position` on: what `next_position` gives, frame
+    after frame, as generation goes on from a primer."""
+    position = np.asarray(position)
+    in_bar = (int(position[STEP_IN_BAR]) + np.arange(steps)) % int(position[STEPS_PER_BAR])
+    positions = np.repeat(position[None], steps, axis=0)
+    positions[:, STEP_IN_BAR] = in_bar
+    positions[:, STEP_IN_BEAT] = in_bar % int(position[STEPS_PER_BEAT])
+    return positions
+
+
+def signature_of(steps_per_beat: int, steps_per_bar: int, steps_per_quarter: int) -> tuple[int, int] | None:
+    """The time signature (numerator, denominator) whose beat and bar are these many steps, as
+    `frame_positions` counts them: simple (the beat the denominator's note) or compound (three of them). At
+    most one fits (a beat cannot be both a power-of-two note and three of one); None when neither does."""
+    if steps_per_bar % steps_per_beat:
+        return None
+    beats = steps_per_bar // steps_per_beat
+    for notes_per_beat in (1, 3):
+        denominator = Fraction(notes_per_beat * 4 * steps_per_quarter, steps_per_beat)
+        if denominator.denominator != 1 or not _power_of_two(denominator.numerator):
+            continue
+        signature = TimeSignature(Fraction(0), notes_per_beat * beats, denominator.numerator)
+        if signature.compound == (notes_per_beat == 3):  # 6/4 is compound: its beat is no quarter
+            return signature.numerator, signature.denominator
+    return None
+
+
+def bar_signature(steps: int, steps_per_quarter: int, preferred_denominator: int = 4) -> tuple[int, int] | None:
+    """A time signature whose bar is `steps` steps exactly: `preferred_denominator` where it gives a whole
+    numerator, else the smallest power of two that does; None when none does (a triplet grid's odd steps)."""
+    denominators = (preferred_denominator, *(2**power for power in range(8)))
+    for denominator in denominators:
+        numerator = Fraction(steps * denominator, 4 * steps_per_quarter)
+        if numerator.denominator == 1 and 1 <= numerator.numerator <= 255:  # MIDI keeps a numerator in a byte
+            return numerator.numerator, denominator
+    return None
+
+
+def meter_from_positions(positions: np.ndarray, steps_per_quarter: int) -> Meter:
+    """A meter whose `frame_positions` are `positions` (frames, 4): what written MIDI carries for frames
+    that know their positions (generated ones, a primer's).
+
+    A new time signature wherever the beat or bar length changes. A stretch that starts inside a bar (an
+    excerpt) opens with a pickup, a bar as long as what is left of it, so the bar lines fall where the
+    positions say. Exact for meters whose bar and beat are whole steps; where a length was rounded up
+    (`frame_positions`), the bar keeps the rounded length, and where no signature has it, 4/4.
+    """
+    positions = np.asarray(positions)
+    lengths = positions[:, [STEPS_PER_BEAT, STEPS_PER_BAR]]
+    starts = [0, *(np.flatnonzero((lengths[1:] != lengths[:-1]).any(axis=1)) + 1).tolist()]
+    signatures: list[tuple[Fraction, int, int]] = []
+    for first, end in zip(starts, [*starts[1:], len(positions)]):
+        beat, bar = int(lengths[first, 0]), int(lengths[first, 1])
+        signature = signature_of(beat, bar, steps_per_quarter) or bar_signature(bar, steps_per_quarter) or DEFAULT
+        left = bar - int(positions[first, STEP_IN_BAR])  # steps to the next bar line
+        pickup = bar_signature(left, steps_per_quarter, signature[1]) if left < bar else None
+        if pickup:
+            signatures.append((Fraction(first), *pickup))
+        if not pickup or first + left < end:  # a stretch that ends before its first bar line is its pickup
+            signatures.append((Fraction(first + left if pickup else first), *signature))
+    return Meter.from_steps(signatures, steps_per_quarter)
+
+
+def commonest_bar(positions: np.ndarray) -> tuple[int, int] | None:
+    """(steps_per_beat, steps_per_bar) of the most bars among frames' positions (an archive's), None where
+    no bar starts; ties go to the shorter beat, then the shorter bar."""
+    positions = np.asarray(positions)
+    bar_starts = positions[positions[:, STEP_IN_BAR] == 0][:, [STEPS_PER_BEAT, STEPS_PER_BAR]]
+    if not len(bar_starts):
+        return None
+    kinds, counts = np.unique(bar_starts, axis=0, return_counts=True)
+    beat, bar = kinds[int(np.argmax(counts))].tolist()
+    return beat, bar
+
+
+def _power_of_two(number: int) -> bool:
+    return number > 0 and number & (number - 1) == 0
+
+
 def positions_from_rows(rows: Iterable[Sequence], steps: int, steps_per_quarter: int) -> np.ndarray:
     """`frame_positions` of one piece's meters.csv rows (step, numerator, denominator)."""
     return frame_positions(Meter.from_rows(rows, steps_per_quarter), steps)

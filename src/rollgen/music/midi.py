@@ -228,14 +228,18 @@ def write_midi(
     starts: Sequence[Fraction],
     durations: Sequence[Fraction],
     tempo_bpm: float = 120.0,
+    time_signatures: Sequence[tuple[Fraction, int, int]] = (),
 ) -> bytes:
-    """MIDI bytes for notes given in quarter notes, written with music21 (piano, one track)."""
-    from music21 import instrument, note, stream, tempo
+    """MIDI bytes for notes given in quarter notes, written with music21 (piano, one track), with a time
+    signature (numerator, denominator) from each start in quarter notes; 4/4 where none is given."""
+    from music21 import instrument, meter, note, stream, tempo
     from music21.midi import translate
 
     part = stream.Stream()
     part.insert(0, instrument.Piano())
     part.insert(0, tempo.MetronomeMark(number=tempo_bpm))
+    for start, numerator, denominator in time_signatures:
+        part.insert(start, meter.TimeSignature(f"{numerator}/{denominator}"))
     for pitch, start, duration in zip(pitches, starts, durations):
         sounding = note.Note(int(pitch), quarterLength=duration)
         part.insert(start, sounding)

@@ -45,10 +45,14 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rollgen.music.midi import MidiError, Piece, write_midi
+
+if TYPE_CHECKING:  # only the type: writing a roll needs no meter code
+    from rollgen.music.meter import Meter
 
 LOWEST_PITCH = 21
 NUM_PITCHES = 106  # MIDI 21..126: the article's image height
@@ -214,8 +218,19 @@ def roll_to_notes(roll: np.ndarray) -> RollNotes:
     )
 
 
-def roll_to_midi(roll: np.ndarray, steps_per_quarter: int = 4, tempo_bpm: float = 120.0) -> bytes:
-    """MIDI bytes (music21, piano) for a bool roll (NUM_PITCHES, steps)."""
+def roll_to_midi(
+    roll: np.ndarray, steps_per_quarter: int = 4, tempo_bpm: float = 120.0, meter: Meter | None = None
+) -> bytes:
+    """MIDI bytes (music21, piano) for a bool roll (NUM_PITCHES, steps), with the time signatures of `meter`
+    (a map in steps of the same grid; rollgen.music.meter), or 4/4 without one."""
     notes = roll_to_notes(roll)
     starts, durations = notes.quarter_lengths(steps_per_quarter)
-    return write_midi(notes.pitches.tolist(), starts, durations, tempo_bpm=tempo_bpm)
+    signatures = []
+    if meter is not None:
+        if meter.steps_per_quarter != steps_per_quarter:
+            raise ValueError(f"a meter of {meter.steps_per_quarter} steps a quarter for a roll of {steps_per_quarter}")
+        signatures = [
+            (signature.step / steps_per_quarter, signature.numerator, signature.denominator)
+            for signature in meter.signatures
+        ]
+    return write_midi(notes.pitches.tolist(), starts, durations, tempo_bpm=tempo_bpm, time_signatures=signatures)
