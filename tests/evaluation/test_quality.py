@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from rollgen.evaluation.quality import (
+    GATES,
+    Gate,
     best_scale,
+    check_gates,
+    long_note_share,
     overlap_area,
     piece_features,
     pitch_class_histogram,
@@ -102,7 +106,7 @@ def test_quality_report_has_both_sets_side_by_side_and_the_overlaps():
     report = quality_report([ARPEGGIO, ARPEGGIO], test, steps_per_quarter=4)
     keys = {
         "silent_fraction", "notes_per_step", "mean_polyphony", "pitch_range", "pitch_class_entropy",
-        "scale_consistency", "empty_beat_rate", "mean_note_length", "frames", "pieces",
+        "scale_consistency", "empty_beat_rate", "mean_note_length", "frames", "pieces", "long_note_share",
     }  # fmt: skip
     assert set(report["generated"]) == keys and set(report["test"]) == keys
     assert report["generated"]["pitch_range"] == 7 and report["generated"]["pieces"] == 2
@@ -113,3 +117,38 @@ def test_quality_report_has_both_sets_side_by_side_and_the_overlaps():
 
 def test_relative_minor():
     assert relative_minor("C major") == "A minor" and relative_minor("Bb major") == "G minor"
+
+
+def test_a_long_note_is_one_held_past_the_reference_s_99th_percentile():
+    reference = [roll_of([(60 + (n % 5), n * 4, 4) for n in range(99)] + [(50, 0, 8)], 400)]  # 99 notes of 4, one of 8
+    report = quality_report([roll_of([(60, 0, 4), (62, 4, 5), (64, 9, 40)], 64)], reference, 4, "val")
+    assert report["long_note_limit"] == pytest.approx(4 + 0.01 * 4)  # numpy's interpolated 99th percentile
+    assert report["generated"]["long_note_share"] == pytest.approx(2 / 3)  # 5 and 40 steps are past it
+    assert report["val"]["long_note_share"] == pytest.approx(1 / 100)
+    assert long_note_share([np.zeros((106, 4), dtype=bool)], 4) is None
+
+
+def test_each_gate_passes_at_its_edge_and_fails_past_it():
+    rules = (("within", 0.15), ("at_most", 0.03), ("at_least", 0.03), ("below", 0.02))
+    within, at_most, at_least, below = (Gate("x", rule, tolerance) for rule, tolerance in rules)
+    assert within.check(1.15, 1.0) == (True, pytest.approx(1.0)) and not within.check(0.84, 1.0)[0]
+    assert at_most.check(0.05, 0.02)[0] and not at_most.check(0.051, 0.02)[0] and at_most.check(0.0, 0.02)[0]
+    assert at_least.check(0.90, 0.93)[0] and not at_least.check(0.899, 0.93)[0] and at_least.check(1.0, 0.93)[0]
+    assert below.check(0.02, 0.01)[0] and not below.check(0.021, 0.0)[0]
+    assert within.check(None, 1.0) == (False, None) and within.check(float("nan"), 1.0) == (False, None)
+
+
+def test_the_gates_of_a_report_name_both_sides_the_rule_and_the_verdict():
+    generated = {"notes_per_step": 0.9, "mean_polyphony": 4.0, "silent_fraction": 0.10, "empty_beat_rate": 0.05,
+                 "scale_consistency": 0.95, "long_note_share": 0.0}  # fmt: skip
+    reference = {"notes_per_step": 1.0, "mean_polyphony": 4.0, "silent_fraction": 0.02, "empty_beat_rate": 0.04,
+                 "scale_consistency": 0.93, "long_note_share": 0.01}  # fmt: skip
+    verdict = check_gates(generated, reference, "val")
+    assert list(verdict["gates"]) == [gate.statistic for gate in GATES]
+    assert verdict["gates"]["silent_fraction"] == {
+        "generated": 0.10, "val": 0.02, "rule": "at most val's + 0.03", "pass": False,
+    }  # fmt: skip
+    assert verdict["gates"]["notes_per_step"]["rule"] == "within 15% of val's"
+    assert verdict["gates_passed"] == 5
+    distances = [0.1 / 0.15, 0, 0.08 / 0.03, 0.01 / 0.03, 0.02 / 0.03, 0.01 / 0.02]
+    assert verdict["gates_distance"] == pytest.approx(np.mean(distances))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import trapezoid
@@ -169,25 +170,128 @@ def summarise(features: list[dict[str, float]]) -> dict[str, float | None]:
     return summary
 
 
+def note_lengths(rolls: Sequence[np.ndarray]) -> np.ndarray:
+    """The length in steps of every note (a run of sounding steps of one pitch) of bool rolls."""
+    return np.concatenate([roll_to_notes(roll).lengths for roll in rolls] or [np.zeros(0, np.int64)])
+
+
+def long_note_share(rolls: Sequence[np.ndarray], limit: float) -> float | None:
+    """The share of the rolls' notes held longer than `limit` steps (None without notes): a stuck note, which
+    a sampler at too low a temperature holds for bars, shows here before it moves any mean."""
+    lengths = note_lengths(rolls)
+    return float((lengths > limit).mean()) if len(lengths) else None
+
+
+def long_note_limit(reference: Sequence[np.ndarray]) -> float:
+    """The length in steps past which a note counts as long: the LONG_NOTE_PERCENTILE of the reference's."""
+    lengths = note_lengths(reference)
+    return float(np.percentile(lengths, LONG_NOTE_PERCENTILE)) if len(lengths) else 0.0
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A statistic the generated pieces must keep near the reference pieces' (rollgen#27): `within` a share
+    `tolerance` of it, `at_most` or `at_least` `tolerance` from it, or `below` `tolerance` whatever it is."""
+
+    statistic: str
+    rule: str
+    tolerance: float
+
+    def describe(self, reference_name: str) -> str:
+        return {
+            "within": f"within {self.tolerance:.0%} of {reference_name}'s",
+            "at_most": f"at most {reference_name}'s + {self.tolerance:g}",
+            "at_least": f"at least {reference_name}'s - {self.tolerance:g}",
+            "below": f"at most {self.tolerance:g}",
+        }[self.rule]
+
+    def check(self, generated: float | None, reference: float | None) -> tuple[bool, float | None]:
+        """Whether `generated` passes, and its distance from `reference` in units of the tolerance (1: at the
+        gate's edge; None where either value is missing, which fails)."""
+        if generated is None or reference is None or not (np.isfinite(generated) and np.isfinite(reference)):
+            return False, None
+        scale = self.tolerance * abs(reference) if self.rule == "within" else self.tolerance
+        distance = abs(generated - reference) / scale if scale > 0 else (0.0 if generated == reference else math.inf)
+        passed = {
+            "within": distance <= 1,
+            "at_most": generated <= reference + self.tolerance,
+            "at_least": generated >= reference - self.tolerance,
+            "below": generated <= self.tolerance,
+        }[self.rule]
+        return bool(passed), distance
+
+
+# Near enough the data's to sound like it (rollgen#27): what the generate stage checks and chooses its temperature by.
+GATES = (
+    Gate("notes_per_step", "within", 0.15),
+    Gate("mean_polyphony", "within", 0.15),
+    Gate("silent_fraction", "at_most", 0.03),
+    Gate("empty_beat_rate", "at_most", 0.03),
+    Gate("scale_consistency", "at_least", 0.03),
+    Gate("long_note_share", "below", 0.02),  # notes held past the reference's 99th-percentile note length
+)
+LONG_NOTE_PERCENTILE = 99
+
+
+def check_gates(generated: dict, reference: dict, reference_name: str) -> dict:
+    """Every gate of GATES on two `quality_report` blocks: per statistic both values, the rule and whether it
+    passed; then how many passed, and the mean distance of the statistics from the reference's in units of
+    their tolerance (over those both sides have), which tells apart settings that pass as many gates."""
+    gates, distances = {}, []
+    for gate in GATES:
+        passed, distance = gate.check(generated.get(gate.statistic), reference.get(gate.statistic))
+        gates[gate.statistic] = {
+            "generated": generated.get(gate.statistic),
+            reference_name: reference.get(gate.statistic),
+            "rule": gate.describe(reference_name),
+            "pass": passed,
+        }
+        if distance is not None and math.isfinite(distance):
+            distances.append(distance)
+    return {
+        "gates": gates,
+        "gates_passed": sum(gate["pass"] for gate in gates.values()),
+        "gates_distance": float(np.mean(distances)) if distances else None,
+    }
+
+
+def describe_set(
+    rolls: Sequence[np.ndarray], steps_per_quarter: int, long_note_limit: float, features: list[dict] | None = None
+) -> dict:
+    """One set of rolls in numbers: `roll_stats` over all their frames, `pieces`, the per-piece means of
+    `piece_features` (`features`, where they are at hand) and the share of notes held past `long_note_limit`
+    steps."""
+    if features is None:
+        features = [piece_features(roll, steps_per_quarter) for roll in rolls]
+    return {
+        **roll_stats(rolls),
+        "pieces": len(rolls),
+        **summarise(features),
+        "long_note_share": long_note_share(rolls, long_note_limit),
+    }
+
+
 def quality_report(
     generated: Sequence[np.ndarray],
     reference: Sequence[np.ndarray],
     steps_per_quarter: int,
     reference_name: str = "test",
 ) -> dict[str, dict]:
-    """Generated and reference rolls side by side (the reference under `reference_name`): `roll_stats` over
-    all their frames, plus the per-piece means of `piece_features` and `pieces`; and `overlap`, per feature of
-    OVERLAP_FEATURES, the overlap area of the generated pieces' values with the reference pieces' (see
-    `overlap_area`)."""
-    report: dict[str, dict] = {}
-    features = {}
-    for name, rolls in (("generated", generated), (reference_name, reference)):
-        features[name] = [piece_features(roll, steps_per_quarter) for roll in rolls]
-        report[name] = {**roll_stats(rolls), "pieces": len(rolls), **summarise(features[name])}
-    report["overlap"] = {
-        feature: overlap_area(
-            [p[feature] for p in features["generated"]], [p[feature] for p in features[reference_name]]
-        )
-        for feature in OVERLAP_FEATURES
+    """Generated and reference rolls side by side (the reference under `reference_name`, see `describe_set`;
+    a note is long past the reference's 99th-percentile note length, `long_note_limit`), then `overlap`, per
+    feature of OVERLAP_FEATURES, the overlap area of the generated pieces' values with the reference pieces'
+    (see `overlap_area`), and the GATES checked (`check_gates`)."""
+    limit = long_note_limit(reference)
+    ours = [piece_features(roll, steps_per_quarter) for roll in generated]
+    theirs = [piece_features(roll, steps_per_quarter) for roll in reference]
+    report: dict = {
+        "generated": describe_set(generated, steps_per_quarter, limit, ours),
+        reference_name: describe_set(reference, steps_per_quarter, limit, theirs),
+        "overlap": {
+            feature: overlap_area([piece[feature] for piece in ours], [piece[feature] for piece in theirs])
+            for feature in OVERLAP_FEATURES
+        },
+        "long_note_limit": limit,
     }
+    report.update(check_gates(report["generated"], report[reference_name], reference_name))
     return report
