@@ -101,8 +101,9 @@ def main() -> None:
     def rollgen_run(network, count: int, steps: int):
         """`count` pieces of `steps` steps, as `rollgen generate` makes them: params.yaml's sampling, a random
         excerpt of the test pieces before each."""
+        fixed = {"temperature": 1.0} if generate_params.temperature == "auto" else {}  # any costs the same
         params = validate("generate", {**generate_params.model_dump(), "pieces": count, "steps": steps,
-                                       "seed": args.seed})  # fmt: skip
+                                       "seed": args.seed, **fixed})  # fmt: skip
         return generate_pieces(network, params, test, progress=False)
 
     same_times, same_frames = [], None

@@ -1,5 +1,6 @@
 """Stage generate: model + primers -> generated/NNN.{mid,wav,png} and index.html, metrics/generate.json
-(generated vs test pieces); the numbers and the first piece's roll (sampled_roll.png) logged to the model's
+(generated steps vs the validation pieces, each quality gate passed or not; an auto temperature's choice and
+curve); the numbers, the first piece's roll (sampled_roll.png) and the temperature curve logged to the model's
 MLflow run, so the run shows what its model plays."""
 
 import json
@@ -9,11 +10,12 @@ from pathlib import Path
 
 from rollgen import paths
 from rollgen.errors import report_errors
-from rollgen.generation import generate
+from rollgen.generation import gallery, generate
 from rollgen.params import load_params
 from rollgen.tracking import runs as tracking
 
 SAMPLED_ROLL = "sampled_roll.png"  # the training run's picture of a piece its model generated
+TEMPERATURE_CURVE = "temperature_curve.png"  # ... and of how its temperature was chosen
 
 
 def main() -> None:
@@ -23,6 +25,9 @@ def main() -> None:
         picture = Path(folder) / SAMPLED_ROLL
         shutil.copyfile(paths.GENERATED / "000.png", picture)
         tracking.log_to_run(run_id, metrics, prefix="generate", artifact=picture)
+        if curve := metrics.get("temperature", {}).get("curve"):
+            plot = gallery.save_temperature_curve(curve, Path(folder) / TEMPERATURE_CURVE)
+            tracking.log_to_run(run_id, {}, prefix="generate", artifact=plot)
 
 
 if __name__ == "__main__":

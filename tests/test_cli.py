@@ -9,8 +9,9 @@ from rollgen.data.archive import load_sequences
 from rollgen.generation import generate
 from rollgen.models import frame_model
 from rollgen.models.builders import build_article
+from rollgen.music import pictures
 from rollgen.music.midi import read_midi
-from rollgen.music.roll import piece_to_roll, roll_to_midi
+from rollgen.music.roll import piece_to_roll
 from rollgen.params import validate
 from tests.archives import random_pieces, sequences, write_archive
 from tests.conftest import build_midi
@@ -61,20 +62,29 @@ def test_render_and_generate(tmp_path, chorale_midi_dir):
     # A MIDI file as the primer: no windows needed; a file shorter than --primer-steps gives what it has.
     short = tmp_path / "short.mid"
     short.write_bytes(build_midi([["0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0"]]))
-    for primer in (midi, short):
+    for primer, primer_steps in ((midi, 16), (short, 4)):
         result = runner.invoke(
             app,
             ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(primer), "--windows", "none.npz",
-             "--out", str(tmp_path / "primed"), "--num", "1", "--steps", "8", "--min-notes", "1", "--max-notes", "3"],
+             "--out", str(tmp_path / "primed"), "--num", "1", "--steps", "8", "--min-notes", "1", "--max-notes", "3",
+             "--temperature", "1"],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         assert "index.html: 1 pieces" in result.output
         primed, _ = piece_to_roll(read_midi((tmp_path / "primed" / "000.mid").read_bytes()))
-        assert primed.shape[1] == 8 and 1 <= primed.sum(axis=0).min() and primed.sum(axis=0).max() <= 3
+        start, _ = piece_to_roll(read_midi(primer.read_bytes()))
+        assert primed.shape[1] == primer_steps + 8 and (primed[:, :primer_steps] == start[:, :primer_steps]).all()
+        generated = primed[:, primer_steps:]  # the primer starts the piece; the caps hold in the new steps
+        assert 1 <= generated.sum(axis=0).min() and generated.sum(axis=0).max() <= 3
+    result = runner.invoke(app, ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(short),
+                                 "--windows", "none.npz", "--out", str(tmp_path / "primed")])  # fmt: skip
+    assert result.exit_code == 1 and "temperature auto is chosen on the validation pieces" in result.output
     (tmp_path / "bad.mid").write_bytes(b"nope")
     result = runner.invoke(
-        app, ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(tmp_path / "bad.mid")]
-    )
+        app,
+        ["generate", "--model", str(tmp_path / "model.keras"), "--primer", str(tmp_path / "bad.mid"), "--temperature",
+         "1"],
+    )  # fmt: skip
     assert result.exit_code == 1
     assert "bad.mid: not a MIDI file" in result.output
 
@@ -102,14 +112,32 @@ def test_generate_from_the_validation_pieces_is_the_generate_stage_s_music(tmp_p
                                    "sampling": "threshold", "seed": 3})  # fmt: skip
     generate.run(params, tmp_path / "model.keras", windows, tmp_path / "stage", tmp_path / "generate.json")
     model = frame_model.load(tmp_path / "model.keras")
-    rolls = generate.generate_pieces(model, params, load_sequences("val", windows), progress=False)
-    for number, roll in enumerate(rolls):
+    pieces = generate.generate_pieces(model, params, load_sequences("val", windows), progress=False)
+    for number, piece in enumerate(pieces):
         written = (outputs["val"] / f"{number:03d}.mid").read_bytes()
         assert written == (tmp_path / "stage" / f"{number:03d}.mid").read_bytes()
-        assert written == roll_to_midi(roll, steps_per_quarter=model.steps_per_quarter, tempo_bpm=params.tempo)
+        assert written == piece.midi(model.steps_per_quarter, params.tempo, params.include_primer)
     # Threshold sampling: the music follows the primer (an untrained model's random draws barely do), so
     # this tells the validation pieces' music from the test pieces'.
     assert (outputs["test"] / "000.mid").read_bytes() != (outputs["val"] / "000.mid").read_bytes()
+
+
+def test_generate_chooses_an_auto_temperature_on_val_and_can_leave_the_primer_out(tmp_path):
+    keras.utils.set_random_seed(0)
+    build_article(context=9).save(tmp_path / "model.keras")
+    windows = tmp_path / "windows"
+    write_archive(windows / "val.npz", sequences(random_pieces(3, 40, seed=2)))
+    command = ["generate", "--model", str(tmp_path / "model.keras"), "--windows", str(windows), "--primer", "val",
+               "--num", "1", "--steps", "8", "--primer-steps", "8", "--min-notes", "1",
+               "--out", str(tmp_path / "out")]  # fmt: skip
+    result = runner.invoke(app, [*command, "--no-primer-in-output"])
+    assert result.exit_code == 0, result.output
+    assert "chosen on the validation pieces" in result.output
+    written, _ = piece_to_roll(read_midi((tmp_path / "out" / "000.mid").read_bytes()))
+    assert written.shape[1] == 8  # the generated steps alone (min-notes 1: the last one sounds)
+    assert Image.open(tmp_path / "out" / "000.png").size[0] == pictures.LABEL_MARGIN + 8 * 4
+    result = runner.invoke(app, [*command, "--temperature", "hot"])
+    assert result.exit_code == 2 and "auto or a number, not 'hot'" in result.output
 
 
 def test_check_lists_every_file_and_fails_when_some_are_rejected(tmp_path, chorale_midi_dir):

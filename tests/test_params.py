@@ -130,6 +130,9 @@ def test_a_misspelled_key_names_the_file_the_section_and_the_valid_keys(tmp_path
             "generate.sampling must be 'bernoulli', 'threshold' or 'vanish_proof', not 'greedy'",
         ),  # fmt: skip
         ("generate", {"soundfont": None}, "generate.soundfont must be a string, not None"),
+        ("generate", {"temperature": "hot"}, "generate.temperature: must be auto or a number above 0, not 'hot'"),
+        ("generate", {"temperature": 0}, "generate.temperature: must be auto or a number above 0, not 0"),
+        ("generate", {"temperatures": [0.9, -1]}, "generate.temperatures.1 must be greater than 0, not -1"),
     ],
 )
 def test_a_wrong_value_names_the_key_what_it_must_be_and_what_it_is(tmp_path, section, values, expected):
@@ -142,8 +145,9 @@ def test_every_section_is_checked_whichever_a_stage_asks_for(tmp_path):
     path = write_params(tmp_path, generate={"temprature": 0.5}, train={"epochs": "ten"})
     assert message(path, "ingest").splitlines() == [
         f"{path}: train.epochs must be an integer, not 'ten'",
-        f"{path}: generate.temprature is not a generate parameter; valid: max_notes, min_notes, pieces, primer, "
-        "primer_steps, sampling, seed, soundfont, steps, temperature, tempo, threshold, vanish_inc, vanish_proof",
+        f"{path}: generate.temprature is not a generate parameter; valid: include_primer, max_notes, min_notes, "
+        "pieces, primer, primer_steps, sampling, seed, soundfont, steps, temperature, temperatures, tempo, threshold, "
+        "vanish_inc, vanish_proof",
     ]
 
 

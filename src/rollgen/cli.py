@@ -183,7 +183,11 @@ def generate(
         GENERATE.steps, min=1, help="Frames generated per piece, on the model's grid (16th notes by default)."
     ),
     sampling: str = typer.Option(GENERATE.sampling, help="bernoulli, threshold, or vanish_proof (the article's loop)."),
-    temperature: float = typer.Option(GENERATE.temperature, help="bernoulli: below 1 sharper, above 1 freer."),
+    temperature: str = typer.Option(
+        GENERATE.temperature,
+        help="bernoulli: below 1 sharper, above 1 freer; auto: the one of generate.temperatures whose pieces are"
+        " most like the validation pieces in --windows (as the generate stage chooses it).",
+    ),
     threshold: float = typer.Option(
         GENERATE.threshold, help="threshold: a pitch sounds when its probability exceeds this."
     ),
@@ -198,6 +202,11 @@ def generate(
     tempo: float = typer.Option(GENERATE.tempo, help="Beats per minute of the written MIDI."),
     soundfont: str = typer.Option(GENERATE.soundfont, help="A .sf2 SoundFont, or auto."),
     seed: int = typer.Option(GENERATE.seed, help="Random seed: the same seed gives the same music."),
+    include_primer: bool = typer.Option(
+        GENERATE.include_primer,
+        "--primer-in-output/--no-primer-in-output",
+        help="Start the written pieces with the primer's steps (shaded in the pictures), or leave them out.",
+    ),
 ) -> None:
     """Generate new pieces with a trained model, each started from real music: MIDI, WAV, PNG and index.html.
 
@@ -207,7 +216,7 @@ def generate(
     import tempfile
 
     from rollgen.generation.gallery import write_pieces
-    from rollgen.generation.generate import generate_pieces
+    from rollgen.generation.generate import generate_pieces, with_temperature
     from rollgen.generation.primers import SPLIT_PRIMERS, primer_source
     from rollgen.models import frame_model
     from rollgen.tracking import registry
@@ -215,8 +224,12 @@ def generate(
     options = {
         "pieces": num, "steps": steps, "sampling": sampling, "temperature": temperature, "threshold": threshold,
         "max_notes": max_notes, "min_notes": min_notes, "primer": primer, "primer_steps": primer_steps,
-        "tempo": tempo, "soundfont": soundfont, "seed": seed,
+        "tempo": tempo, "soundfont": soundfont, "seed": seed, "include_primer": include_primer,
     }  # fmt: skip
+    try:
+        options["temperature"] = temperature if temperature == "auto" else float(temperature)
+    except ValueError:
+        raise typer.BadParameter(f"auto or a number, not {temperature!r}", param_hint="--temperature") from None
     try:
         params = validate("generate", options)  # vanish_proof's offset and growth: the defaults
     except ParamsError as error:
@@ -228,9 +241,12 @@ def generate(
         if not keras_file.is_file():
             raise typer.BadParameter(f"{model} does not exist", param_hint="--model")
         network = frame_model.load(keras_file)
-    rolls = generate_pieces(network, params, primer_source(primer, windows))
-    page = write_pieces(rolls, out, network.steps_per_quarter, params)
-    typer.echo(f"{page}: {len(rolls)} pieces")
+    params, chosen = with_temperature(network, params, windows)
+    if chosen.get("auto"):
+        typer.echo(f"temperature {params.temperature:g}: chosen on the validation pieces in {windows}")
+    pieces = generate_pieces(network, params, primer_source(primer, windows))
+    page = write_pieces(pieces, out, network.steps_per_quarter, params, chosen)
+    typer.echo(f"{page}: {len(pieces)} pieces")
 
 
 if __name__ == "__main__":

@@ -204,7 +204,8 @@ class GenerateParams(Section):
     pieces: PositiveInt = 4
     steps: PositiveInt = 256
     sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.models.sampling.MODES
-    temperature: PositiveFloat = 0.85
+    temperature: PositiveFloat | Literal["auto"] = "auto"  # auto: chosen among `temperatures` on the validation pieces
+    temperatures: list[PositiveFloat] = Field([0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2], min_length=1)
     threshold: float = Field(0.5, ge=0, le=1)
     min_notes: NonNegativeInt = 0
     max_notes: NonNegativeInt = 0
@@ -215,6 +216,14 @@ class GenerateParams(Section):
     tempo: PositiveFloat = 100.0
     soundfont: str = Field("auto", min_length=1)
     seed: NonNegativeInt = 7
+    include_primer: bool = True  # the primer's steps start the written pieces (marked in the pictures)
+
+    @field_validator("temperature", mode="before")
+    @classmethod
+    def _auto_or_a_number(cls, value: Any) -> Any:  # one message, not one per member of the union
+        if value == "auto" or (type(value) in (int, float) and value > 0):
+            return value
+        raise ValueError(f"must be auto or a number above 0, not {value!r}")
 
 
 class Params(BaseModel):

@@ -1,21 +1,27 @@
 """Generation with real (untrained) Keras models: every piece advances together, seeded; the article's loop;
 generate_pieces, the one way rollgen generates; the generate stage's pieces, page and quality report."""
 
+import dataclasses
 import json
 
 import keras
 import numpy as np
 import pytest
 
+from rollgen.data.archive import load_sequences, sounding
 from rollgen.errors import RollgenError
+from rollgen.evaluation.quality import quality_report
 from rollgen.evaluation.stats import roll_stats
 from rollgen.generation import generate
 from rollgen.generation.primers import make_primers
 from rollgen.models import frame_model
 from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
+from rollgen.music.midi import read_midi
+from rollgen.music.roll import roll_to_notes
 from rollgen.params import TrainParams, validate
 from tests.archives import random_pieces, sequences, write_archive
+from tests.generation.test_primers import primer_midi
 from tests.tiny import CONTEXT, PITCHES, tiny
 
 
@@ -87,7 +93,8 @@ def test_generate_pieces_draws_the_primers_then_the_frames_from_the_params_seed(
     model = frame_model.load(tmp_path / "model.keras")  # loaded: it knows its grid, as a trained model does
     data = sequences(random_pieces(3, [30, 25, 40], seed=5))
     params = validate("generate", {"pieces": 3, "steps": 10, "primer_steps": 9, "seed": 4, "temperature": 1.2})
-    rolls = generate.generate_pieces(model, params, data, progress=False)
+    pieces = generate.generate_pieces(model, params, data, progress=False)
+    rolls = [piece.roll for piece in pieces]
     assert len(rolls) == 3 and all(roll.shape == (106, 10) and roll.dtype == bool for roll in rolls)
 
     rng = np.random.default_rng(4)
@@ -95,8 +102,12 @@ def test_generate_pieces_draws_the_primers_then_the_frames_from_the_params_seed(
     sampler = generate.sampler_from_params(params)
     by_hand = generate.sample_frames(model, primers, positions, 10, sampler, rng, progress=False)
     np.testing.assert_array_equal(np.stack(rolls), by_hand.transpose(0, 2, 1).astype(bool))
+    for piece, primer, where in zip(pieces, primers, positions):  # each keeps its primer and every position
+        np.testing.assert_array_equal(piece.primer, primer.T > 0.5)
+        assert piece.positions.shape == (19, 4) and (piece.positions[:10] == where).all()
+        np.testing.assert_array_equal(piece.positions[10:], meter.next_position(piece.positions[9:-1]))
     other = generate.generate_pieces(model, params.model_copy(update={"seed": 5}), data, progress=False)
-    assert not np.array_equal(np.stack(other), np.stack(rolls))
+    assert not np.array_equal(np.stack([piece.roll for piece in other]), np.stack(rolls))
 
 
 def test_the_sampler_is_the_params_one():
@@ -119,6 +130,7 @@ def test_run_writes_pieces_page_and_quality_report(tmp_path, model):
     frames[20:, 64 - 21] = 255
     windows = tmp_path / "windows"
     write_archive(windows / "test.npz", sequences([frames[:20], frames[20:]]))
+    write_archive(windows / "val.npz", sequences([frames[20:]]))
     params = validate("generate", {
         "pieces": 2, "steps": 12, "sampling": "threshold", "threshold": 0.5, "min_notes": 1, "max_notes": 2,
         "primer": "test", "primer_steps": 8, "seed": 3,
@@ -134,6 +146,13 @@ def test_run_writes_pieces_page_and_quality_report(tmp_path, model):
     assert metrics["generated"]["silent_fraction"] == 0  # min_notes 1
     assert metrics["generated"]["mean_polyphony"] <= 2  # max_notes 2
     assert set(metrics["overlap"]) >= {"notes_per_step", "pitch_range"} and metrics["primer"] == "test"
+    # The generated steps are compared with the validation pieces, gate by gate; the primers count nowhere.
+    assert metrics["val"]["frames"] == 20 and metrics["val"]["mean_polyphony"] == 2
+    assert metrics["gates"]["mean_polyphony"]["val"] == 2 and metrics["primer_steps"] == 8
+    assert metrics["gates_passed"] == sum(gate["pass"] for gate in metrics["gates"].values())
+    assert "temperature" not in metrics  # threshold sampling has none
+    written = read_midi((out / "000.mid").read_bytes())
+    assert written.length_quarters > 12 / 4  # the primer's 8 steps before the 12 generated ones
 
 
 @pytest.mark.parametrize(("name", "primer"), [("article", "none"), ("rnnnade", "val")])
@@ -146,6 +165,7 @@ def test_run_generates_from_nothing_or_the_validation_pieces(tmp_path, name, pri
     params = validate("generate", {"pieces": 1, "steps": 20, "temperature": 1.0, "primer": primer, "seed": 3})
     metrics = generate.run(params, tmp_path / "model.keras", windows, tmp_path / "out", tmp_path / "generate.json")
     assert metrics["primer"] == primer and metrics["generated"]["frames"] == 20
+    assert metrics["temperature"] == {"value": 1.0, "auto": False}
     assert (tmp_path / "out" / "000.mid").is_file()
 
 
@@ -179,6 +199,101 @@ def test_note_caps_are_refused_for_a_nade_model(name):
     with pytest.raises(ValueError, match="nade"):
         capped = make_sampler("bernoulli", max_notes=3)
         generate.sample_frames(nade, primers, four_four(1, 5), 2, capped, np.random.default_rng(0), progress=False)
-    capped_params = validate("generate", {"pieces": 1, "steps": 2, "max_notes": 3})
+    capped_params = validate("generate", {"pieces": 1, "steps": 2, "max_notes": 3, "temperature": 1.0})
     with pytest.raises(RollgenError, match=r"generate.max_notes/min_notes apply to factorised models.*set both to 0"):
         generate.generate_pieces(nade, capped_params, None, progress=False)  # the stage's and the CLI's words
+
+
+def in_three_four(data):
+    """The same Sequences, every piece in 3/4 from a bar line."""
+    positions = [meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)]), length) for length in np.diff(data.offsets)]
+    return dataclasses.replace(data, positions=np.concatenate(positions).astype(np.int16))
+
+
+def test_a_waltz_primer_gives_a_waltz_with_its_primer_first_or_left_out(model, tmp_path):
+    model.keras.save(tmp_path / "model.keras")
+    model = frame_model.load(tmp_path / "model.keras")
+    song = tmp_path / "waltz.mid"
+    song.write_bytes(primer_midi(4, three_four=True))  # C4 D4 E4 F4 in 3/4: 16 steps
+    params = validate("generate", {"pieces": 1, "steps": 16, "primer_steps": 8, "temperature": 1.0, "seed": 1})
+    [piece] = generate.generate_pieces(model, params, song, progress=False)
+    assert piece.primer_steps == 8 and piece.positions[:, meter.STEPS_PER_BAR].tolist() == [12] * 24
+    whole = read_midi(piece.midi(4, 100, include_primer=True))
+    assert whole.time_signatures == ((0, 3, 4),)
+    assert whole.pitches[:2].tolist() == [60, 62] and whole.starts[1] == whole.ticks_per_quarter  # the primer first
+    alone = read_midi(piece.midi(4, 100, include_primer=False))
+    quarter = alone.ticks_per_quarter  # the new steps start 8 steps into a bar of 12: a one-beat pickup, then 3/4
+    assert alone.time_signatures == ((0, 1, 4), (quarter, 3, 4))
+    assert len(alone.pitches) == len(roll_to_notes(piece.roll).pitches)  # the generated notes alone
+
+
+def test_from_nothing_a_piece_starts_in_the_training_pieces_commonest_meter(model, tmp_path):
+    model.keras.save(tmp_path / "model.keras")
+    windows = tmp_path / "windows"
+    for split, seed in (("train", 1), ("val", 2), ("test", 3)):
+        write_archive(windows / f"{split}.npz", in_three_four(sequences(random_pieces(2, 40, seed=seed))))
+    params = validate("generate", {"pieces": 1, "steps": 20, "primer": "none", "temperature": 1.0, "seed": 3})
+    generate.run(params, tmp_path / "model.keras", windows, tmp_path / "out", tmp_path / "generate.json")
+    assert read_midi((tmp_path / "out" / "000.mid").read_bytes()).time_signatures == ((0, 3, 4),)
+
+
+def fitting_setup(tmp_path, model):
+    """A saved model, a params with auto temperature over three temperatures, and a windows folder of val.npz."""
+    model.keras.save(tmp_path / "model.keras")
+    windows = tmp_path / "windows"
+    write_archive(windows / "val.npz", sequences(random_pieces(3, 60, seed=2)))
+    params = validate("generate", {"pieces": 1, "steps": 8, "temperatures": [0.5, 1.0, 2.0], "seed": 3})
+    return frame_model.load(tmp_path / "model.keras"), params, windows
+
+
+def test_an_auto_temperature_is_chosen_on_the_validation_pieces_by_the_gates(model, tmp_path):
+    model, params, windows = fitting_setup(tmp_path, model)
+    assert params.temperature == "auto"
+    with pytest.raises(RollgenError, match="generate.temperature is auto"):
+        generate.generate_pieces(model, params, None, progress=False)  # never a silent default
+    fitted, record = generate.with_temperature(model, params, windows)
+    assert record["auto"] and fitted.temperature == record["value"] in (0.5, 1.0, 2.0)
+    assert list(record["curve"]) == ["0.5", "1.0", "2.0"]
+    # Each point of the curve is the quality report of FIT_PIECES pieces of FIT_STEPS steps at that temperature.
+    val = load_sequences("val", windows)
+    trial = params.model_copy(update={"pieces": generate.FIT_PIECES, "steps": generate.FIT_STEPS, "temperature": 2.0})
+    rolls = [piece.roll for piece in generate.generate_pieces(model, trial, val, progress=False)]
+    val_rolls = [sounding(val.sequence(number).T) for number in range(len(val))]
+    report = quality_report(rolls, val_rolls, model.steps_per_quarter, "val")
+    point = record["curve"]["2.0"]
+    assert point["gates_passed"] == report["gates_passed"] and point["gates_distance"] == report["gates_distance"]
+    assert point["silent_fraction"] == report["generated"]["silent_fraction"]
+    # The choice: the most gates passed, then the nearest.
+    best = max(point["gates_passed"] for point in record["curve"].values())
+    nearest = min(p["gates_distance"] for p in record["curve"].values() if p["gates_passed"] == best)
+    assert record["curve"][str(fitted.temperature)]["gates_distance"] == nearest
+
+
+def test_the_test_pieces_never_choose_the_temperature(model, tmp_path):
+    """Whatever test.npz holds, or if there is none, the same choice: only val.npz is read."""
+    model, params, windows = fitting_setup(tmp_path, model)
+    without_test = generate.with_temperature(model, params, windows)
+    write_archive(windows / "test.npz", sequences([np.full((60, 106), 255, np.uint8)]))  # every pitch, always
+    with_garbage = generate.with_temperature(model, params, windows)
+    assert with_garbage == without_test
+    # Naming the test archive itself reads the val.npz beside it, never the file named.
+    assert generate.with_temperature(model, params, windows / "test.npz") == without_test
+    (windows / "val.npz").unlink()
+    with pytest.raises(RollgenError, match=r"validation pieces, .*val.npz, which does not exist"):
+        generate.with_temperature(model, params, windows)
+
+
+def test_a_fixed_temperature_or_another_sampling_chooses_nothing(model, tmp_path):
+    model, params, windows = fitting_setup(tmp_path, model)
+    (windows / "val.npz").unlink()  # not read
+    fixed = params.model_copy(update={"temperature": 0.9})
+    assert generate.with_temperature(model, fixed, windows) == (fixed, {"value": 0.9, "auto": False})
+    threshold = params.model_copy(update={"sampling": "threshold"})
+    assert generate.with_temperature(model, threshold, windows) == (threshold, {})
+
+
+def test_the_best_temperature_passes_the_most_gates_then_lies_nearest_then_comes_first():
+    points = [("0.7", 5, 0.2), ("0.9", 6, 0.9), ("1.0", 6, 0.4), ("1.1", 6, 0.4)]
+    curve = {name: {"gates_passed": passed, "gates_distance": distance} for name, passed, distance in points}
+    assert generate.best_temperature(curve) == 1.0
+    assert generate.best_temperature({"0.8": {"gates_passed": 0, "gates_distance": None}}) == 0.8

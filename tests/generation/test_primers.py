@@ -96,3 +96,19 @@ def test_excerpt_primers_are_stretches_of_the_pieces_at_their_positions():
 def test_no_primer_starts_from_silence_at_a_bar_line():
     primers, positions = primer.make_primers(None, 2, 16, np.random.default_rng(0), **GRID)
     assert primers.shape == (2, 0, 106) and positions.tolist() == [[[0, 4, 0, 16]]] * 2
+
+
+def test_nothing_starts_at_a_bar_line_of_the_training_pieces_commonest_meter(tmp_path):
+    windows = tmp_path / "windows"
+    waltzes = sequences(random_pieces(3, 36, seed=1))  # three bars of 3/4 each, and one 4/4 piece of two bars
+    four_four = meter.default_positions(32)
+    positions = [meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)]), 36)] * 3
+    data = Sequences(np.concatenate([waltzes.frames, np.zeros((32, 106), np.uint8)]),
+                     np.append(waltzes.offsets, waltzes.offsets[-1] + 32), np.concatenate([*positions, four_four]),
+                     np.array(["a", "b", "c", "d"]))  # fmt: skip
+    write_archive(windows / "train.npz", data)
+    silence = primer.primer_source("none", windows)
+    assert silence == primer.Silence(steps_per_beat=4, steps_per_bar=12)
+    assert primer.primer_source("none", windows / "train.npz") == silence  # an archive file: the train.npz beside it
+    primers, where = primer.make_primers(silence, 2, 16, np.random.default_rng(0), **GRID)
+    assert primers.shape == (2, 0, 106) and where.tolist() == [[[0, 4, 0, 12]]] * 2

@@ -43,7 +43,7 @@ def test_a_request_gives_the_music_rollgen_generate_writes_for_its_seed(keras_fi
         result = CliRunner().invoke(
             app,
             ["generate", "--model", str(keras_file), "--primer", primer, "--num", "1", "--steps", "24",
-             "--temperature", "1.0", "--seed", "5", "--out", str(out)],
+             "--temperature", "1.0", "--seed", "5", "--no-primer-in-output", "--out", str(out)],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         assert (out / "000.mid").read_bytes() == expected
@@ -79,11 +79,11 @@ def test_the_logged_pyfunc_answers_base64_midi_and_names_a_bad_row(keras_file, t
     assert list(answer.columns) == ["midi"]
     assert base64.b64decode(answer["midi"][0]) == generation_model.generate_midi(model, b"", 24, 1.0, 5)
     assert base64.b64decode(answer["midi"][1]) == generation_model.generate_midi(model, PRIMER, 8, 0.5, 1)
-    # steps given, temperature and seed left out: generate's defaults (params.yaml's generate section)
+    # steps given, temperature and seed left out: the model's own probabilities and generate's seed
     defaults = loaded.predict(pd.DataFrame({"primer": [""], "steps": [8]}))
     generate = GenerateParams()
     assert base64.b64decode(defaults["midi"][0]) == generation_model.generate_midi(
-        model, b"", 8, generate.temperature, generate.seed
+        model, b"", 8, generation_model.DEFAULT_TEMPERATURE, generate.seed
     )
 
     with pytest.raises(MlflowException, match="row 1: primer is not a base64 string"):

@@ -2,28 +2,36 @@
 
 `generate_pieces` is the one way rollgen generates: the generate stage (`run`), `rollgen generate`, the MLflow
 generator (rollgen.tracking.generator_model) and the benchmarks all call it, so one model, params and primer
-give the same pieces wherever they are asked for.
+give the same pieces wherever they are asked for. A temperature left to `auto` is chosen first, on the
+validation pieces alone (`with_temperature`), by the stage and `rollgen generate` alike.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from rollgen import files, paths
-from rollgen.data.archive import load_sequences, sounding
+from rollgen.data.archive import Sequences, load_sequences, read_sequences, sounding
 from rollgen.errors import RollgenError
-from rollgen.evaluation.quality import quality_report
+from rollgen.evaluation.quality import GATES, describe_set, quality_report
 from rollgen.generation.gallery import write_pieces
+from rollgen.generation.piece import GeneratedPiece
 from rollgen.generation.primers import PrimerSource, make_primers, primer_source
 from rollgen.models import frame_model
 from rollgen.models.frame_model import FrameModel
 from rollgen.models.sampling import Sampler, make_sampler
+from rollgen.music import meter
 from rollgen.params import GenerateParams
 
 PROGRESS_STEPS = 256  # the progress bar moves on every this many generated steps
+# What an auto temperature is chosen on, per temperature tried: enough frames (2,048) for the statistics to
+# settle, few enough that the whole curve costs seconds (rollgen#27).
+FIT_PIECES = 16
+FIT_STEPS = 128
 
 
 def sample_frames(
@@ -54,11 +62,17 @@ def sample_frames(
 
 
 def sampler_from_params(params: GenerateParams) -> Sampler:
-    """The sampler `params` describe (note caps 0 = off)."""
+    """The sampler `params` describe (note caps 0 = off); an auto temperature must have been chosen first
+    (`with_temperature`)."""
+    if params.sampling == "bernoulli" and params.temperature == "auto":
+        raise RollgenError(
+            "generate.temperature is auto: choose it on the validation pieces first"
+            " (rollgen.generation.generate.with_temperature), or give a number"
+        )
     return make_sampler(
         params.sampling,
         threshold=params.threshold,
-        temperature=params.temperature,
+        **({"temperature": params.temperature} if params.sampling == "bernoulli" else {}),
         vanish_proof=params.vanish_proof,
         vanish_inc=params.vanish_inc,
         max_notes=params.max_notes,
@@ -68,10 +82,11 @@ def sampler_from_params(params: GenerateParams) -> Sampler:
 
 def generate_pieces(
     model: FrameModel, params: GenerateParams, primer: PrimerSource, progress: bool = True
-) -> list[np.ndarray]:
-    """`params.pieces` bool rolls (pitches, `params.steps`) of new frames on the model's grid, each after a
-    primer of `params.primer_steps` steps from `primer` (see rollgen.generation.primers; `primer_source` reads
-    `params.primer`), drawn with `params`' sampler, every random number from `params.seed`."""
+) -> list[GeneratedPiece]:
+    """`params.pieces` pieces of `params.steps` new frames on the model's grid, each after a primer of
+    `params.primer_steps` steps from `primer` (see rollgen.generation.primers; `primer_source` reads
+    `params.primer`), drawn with `params`' sampler, every random number from `params.seed`. Each piece keeps
+    its primer and every frame's bar position, the new frames' going on from the primer's."""
     sampler = sampler_from_params(params)
     try:
         model.check(sampler)
@@ -82,7 +97,80 @@ def generate_pieces(
         primer, params.pieces, params.primer_steps, rng, model.steps_per_quarter, model.grid
     )
     frames = sample_frames(model, primers, positions, params.steps, sampler, rng, progress)
-    return [piece.T.astype(bool) for piece in frames]
+    read = primers.shape[1]
+    return [
+        GeneratedPiece(
+            primer=primers[number].T > 0.5,
+            roll=frames[number].T.astype(bool),
+            positions=np.concatenate([where[:read], meter.positions_after(where[read], params.steps)]),
+        )
+        for number, where in enumerate(positions)
+    ]
+
+
+def fit_temperature(model: FrameModel, params: GenerateParams, val: Sequences) -> tuple[float, dict]:
+    """The temperature of `params.temperatures` whose music is most like the validation pieces `val`, and the
+    curve it was read from: per temperature (as text), its `sampling_quality` at FIT_PIECES pieces of
+    FIT_STEPS steps. The same primers and random numbers at every temperature (`params.seed`), so the curve
+    moves with the temperature alone; `best_temperature` chooses. Only `val` is read: the test pieces never
+    choose anything."""
+    val_rolls = [sounding(val.sequence(number).T) for number in range(len(val))]
+    curve = {}
+    for temperature in params.temperatures:
+        trial = params.model_copy(update={"sampling": "bernoulli", "temperature": temperature})
+        curve[str(temperature)] = sampling_quality(model, trial, val, val_rolls, FIT_PIECES, FIT_STEPS)
+    return best_temperature(curve), curve
+
+
+def sampling_quality(
+    model: FrameModel, params: GenerateParams, val: Sequences, val_rolls: list[np.ndarray], pieces: int, steps: int
+) -> dict:
+    """How music drawn with `params`' sampling compares with the validation pieces (`val`, and `val_rolls` its
+    bool rolls): `pieces` pieces of `steps` steps after excerpts of `val` (`params.primer_steps` long, from
+    `params.seed`), their `quality_report` statistics that the gates read, each gate passed or not, how many
+    passed and their distance (rollgen.evaluation.quality.check_gates), and the mean overlap area. The one
+    measure of a sampling setting: `fit_temperature` and benchmarks/sampling_sweep.py both read it."""
+    trial = params.model_copy(update={"pieces": pieces, "steps": steps})
+    rolls = [piece.roll for piece in generate_pieces(model, trial, val, progress=False)]
+    report = quality_report(rolls, val_rolls, model.steps_per_quarter, reference_name="val")
+    overlaps = [value for value in report["overlap"].values() if value is not None]
+    return {
+        **{gate.statistic: report["generated"][gate.statistic] for gate in GATES},
+        "gates": {name: gate["pass"] for name, gate in report["gates"].items()},
+        "gates_passed": report["gates_passed"],
+        "gates_distance": report["gates_distance"],
+        "mean_overlap": float(np.mean(overlaps)) if overlaps else None,
+    }
+
+
+def best_temperature(curve: dict[str, dict]) -> float:
+    """The temperature of a `fit_temperature` curve that passes the most gates, then lies nearest the
+    validation pieces (the smallest gates_distance), then comes first."""
+    return float(min(curve, key=lambda name: (-curve[name]["gates_passed"], _or_inf(curve[name]["gates_distance"]))))
+
+
+def with_temperature(model: FrameModel, params: GenerateParams, windows: Path) -> tuple[GenerateParams, dict]:
+    """`params` with a number for an auto temperature, chosen by `fit_temperature` on the validation pieces:
+    val.npz in `windows` (the windows stage's folder), or beside it where it names an archive file (never
+    that file, which may hold the test pieces); and what the metrics record of it: the temperature, whether
+    it was chosen, and the curve it was chosen from."""
+    if params.sampling != "bernoulli":
+        return params, {}
+    if params.temperature != "auto":
+        return params, {"value": params.temperature, "auto": False}
+    windows = Path(windows)
+    archive = (windows.parent if windows.is_file() else windows) / "val.npz"
+    if not archive.is_file():
+        raise RollgenError(
+            f"generate.temperature auto is chosen on the validation pieces, {archive}, which does not exist:"
+            " run `dvc repro windows`, name the folder that holds it, or give a temperature"
+        )
+    chosen, curve = fit_temperature(model, params, read_sequences(archive))
+    return params.model_copy(update={"temperature": chosen}), {"value": chosen, "auto": True, "curve": curve}
+
+
+def _or_inf(value: float | None) -> float:
+    return math.inf if value is None else value
 
 
 def run(
@@ -93,17 +181,26 @@ def run(
     metrics_path: Path = paths.GENERATE_METRICS,
 ) -> dict:
     """Generates `params.pieces` pieces into `out_dir` (replaced as a whole) on the grid the model was trained
-    on, and compares them with the test pieces in `metrics_path` (rollgen.evaluation.quality.quality_report)."""
-    test = load_sequences("test", windows_dir)
+    on, at the temperature `with_temperature` gives, and writes `metrics_path`: the generated steps (never
+    the primers) compared with the validation pieces, each gate passed or not (rollgen.evaluation.quality),
+    the test pieces' numbers beside them for reference, and the temperature with its curve."""
     model = frame_model.load(model_path)
-    rolls = generate_pieces(model, params, primer_source(params.primer, windows_dir))
+    params, temperature = with_temperature(model, params, windows_dir)
+    pieces = generate_pieces(model, params, primer_source(params.primer, windows_dir))
     with files.atomic_dir(out_dir) as folder:
-        write_pieces(rolls, folder, model.steps_per_quarter, params)
-    test_rolls = [sounding(test.sequence(number).T) for number in range(len(test))]
+        write_pieces(pieces, folder, model.steps_per_quarter, params, temperature)
+    rolls = [piece.roll for piece in pieces]
+    val, test = (load_sequences(split, windows_dir) for split in ("val", "test"))
+    val_rolls, test_rolls = ([sounding(data.sequence(n).T) for n in range(len(data))] for data in (val, test))
+    report = quality_report(rolls, val_rolls, model.steps_per_quarter, reference_name="val")
     metrics = {
-        **quality_report(rolls, test_rolls, model.steps_per_quarter),
+        **report,
+        "test": describe_set(test_rolls, model.steps_per_quarter, report["long_note_limit"]),
         "sampling": params.sampling,
+        **({"temperature": temperature} if temperature else {}),
         "primer": params.primer,
+        "primer_steps": pieces[0].primer_steps,
+        "include_primer": params.include_primer,
     }
     files.write_json(metrics_path, metrics)
     return metrics

@@ -1,11 +1,13 @@
 """What a generated piece starts from: random excerpts of a split's pieces, the start of a MIDI file, or nothing.
 
 `generate.primer` names it in words ('test', 'val', 'none' or a MIDI file's path); `primer_source` turns the
-words into a `PrimerSource`, and `make_primers` turns that into the frames the model reads first.
+words into a `PrimerSource`, and `make_primers` turns that into the frames the model reads first and their
+bar positions, which the written pieces keep (rollgen.generation.piece).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
@@ -19,16 +21,27 @@ from rollgen.music.roll import NUM_PITCHES, piece_to_roll
 
 SPLIT_PRIMERS = ("test", "val")  # generate.primer words that draw excerpts of that split's pieces
 
+
+@dataclass(frozen=True)
+class Silence:
+    """No primer: the piece starts from nothing at a bar line of a meter whose beat and bar are these many
+    steps (the training pieces' commonest, `commonest_meter`)."""
+
+    steps_per_beat: int
+    steps_per_bar: int
+
+
 # A split's archive (random excerpts of its pieces), a MIDI file (its path, or its bytes as a request sends
-# them), or None: nothing, the piece starts at a bar line.
-PrimerSource: TypeAlias = Sequences | Path | bytes | None
+# them), Silence, or None: nothing, the piece starts at a bar line of 4/4.
+PrimerSource: TypeAlias = Sequences | Path | bytes | Silence | None
 
 
 def primer_source(primer: str, windows: Path) -> PrimerSource:
     """What `generate.primer` names: for 'test' or 'val' that split's archive, `windows`/<split>.npz (or the
-    archive file `windows` itself); None for 'none'; else the path of a MIDI file."""
+    archive file `windows` itself); for 'none' Silence in the training pieces' commonest meter
+    (`commonest_meter`; 4/4 without them); else the path of a MIDI file."""
     if primer == "none":
-        return None
+        return commonest_meter(windows)
     if primer not in SPLIT_PRIMERS:
         return Path(primer)
     windows = Path(windows)
@@ -45,9 +58,12 @@ def make_primers(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Primers (count, steps or fewer, 106) in 0..1 and their bar positions (count, primer steps + 1, 4):
     random excerpts of an archive drawn with `rng`; the start of a MIDI file, read on the model's grid
-    (`steps_per_quarter`, `grid`), the same for every piece; or, for None, nothing, from a bar line."""
-    if source is None:
+    (`steps_per_quarter`, `grid`), the same for every piece; or nothing, from a bar line (Silence's meter;
+    4/4 for None)."""
+    if source is None or isinstance(source, Silence):
         start = meter.default_positions(1, steps_per_quarter)
+        if source is not None:
+            start[0, [meter.STEPS_PER_BEAT, meter.STEPS_PER_BAR]] = source.steps_per_beat, source.steps_per_bar
         return np.zeros((count, 0, NUM_PITCHES), np.float32), np.repeat(start[None], count, axis=0).astype(np.int32)
     if isinstance(source, Sequences):
         return excerpt_primers(source, count, steps, rng)
@@ -109,3 +125,15 @@ def primers_from_midi(
     where = meter.frame_positions(meter.Meter.from_piece(piece, steps_per_quarter), steps + 1)
     window = roll[:, :steps].T.astype(np.float32)
     return np.repeat(window[None], count, axis=0), np.repeat(where[None], count, axis=0).astype(np.int32)
+
+
+def commonest_meter(windows: Path) -> Silence | None:
+    """Silence in the commonest meter of the training pieces, train.npz in `windows` (or beside the archive
+    file it names), counted in bars; None (4/4) where there is no such archive or it has no bar."""
+    windows = Path(windows)
+    archive = (windows.parent if windows.is_file() else windows) / "train.npz"
+    if not archive.is_file():
+        return None
+    with np.load(archive, allow_pickle=False) as data:  # the positions alone: not a large archive's frames
+        found = meter.commonest_bar(data["positions"])
+    return Silence(*found) if found else None

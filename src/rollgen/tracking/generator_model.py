@@ -10,7 +10,8 @@ nothing is pickled; loading it reads the .keras file with safe_mode on.
 Generation is rollgen's own (rollgen.generation.generate.generate_pieces): the primer's first
 `generate.primer_steps` steps are read, then `steps` frames drawn by Bernoulli sampling at `temperature`, the
 random numbers from `seed`, so one request always gives the same music — the music `rollgen generate
---primer none --num 1 --steps S --temperature T --seed N` writes. The MIDI holds the new steps only.
+--primer none --num 1 --steps S --temperature T --seed N --no-primer-in-output` writes. The MIDI holds the new
+steps only, in the primer's meter (4/4 without one).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 ARTIFACT_PATH = "generator"
 MAX_STEPS = 4096  # per row: a served endpoint should not be asked for hours of music in one request
 INPUT_EXAMPLE = pd.DataFrame({"primer": [""], "steps": [16], "temperature": [0.8], "seed": [7]})
+# A request without a temperature: the model's own probabilities. The generate stage chooses one on the
+# validation pieces (generate.temperature: auto), which a served model does not have.
+DEFAULT_TEMPERATURE = 1.0
 
 
 class GenerationError(ValueError):
@@ -41,7 +45,6 @@ def generate_midi(model: FrameModel, primer: bytes, steps: int, temperature: flo
     of the MIDI file `primer` (b"": from nothing, at a bar line), sampled at `temperature` from `seed`."""
     from rollgen.errors import RollgenError
     from rollgen.generation.generate import generate_pieces
-    from rollgen.music.roll import roll_to_midi
     from rollgen.params import validate
 
     if not 1 <= steps <= MAX_STEPS:
@@ -49,10 +52,10 @@ def generate_midi(model: FrameModel, primer: bytes, steps: int, temperature: flo
     request = {"pieces": 1, "steps": steps, "sampling": "bernoulli", "temperature": temperature, "seed": seed}
     try:
         params = validate("generate", request)
-        [roll] = generate_pieces(model, params, primer or None, progress=False)
+        [piece] = generate_pieces(model, params, primer or None, progress=False)
     except RollgenError as error:  # params out of range, a primer that is no MIDI file or has no notes
         raise GenerationError(str(error)) from None
-    return roll_to_midi(roll, steps_per_quarter=model.steps_per_quarter, tempo_bpm=params.tempo)
+    return piece.midi(model.steps_per_quarter, params.tempo, include_primer=False)
 
 
 def _value(row: pd.Series, column: str, default):
@@ -95,7 +98,7 @@ class GenerationModel(mlflow.pyfunc.PythonModel):
                     self.model,
                     primer,
                     int(_value(row, "steps", defaults.steps)),
-                    float(_value(row, "temperature", defaults.temperature)),
+                    float(_value(row, "temperature", DEFAULT_TEMPERATURE)),
                     int(_value(row, "seed", defaults.seed)),
                 )
             except GenerationError as error:
@@ -106,7 +109,7 @@ class GenerationModel(mlflow.pyfunc.PythonModel):
 
 def signature():
     """primer: string (base64 MIDI, or empty); steps, seed: long; temperature: double — the last three optional
-    (GenerateParams' defaults). Out: midi, string (base64 MIDI)."""
+    (GenerateParams' defaults; DEFAULT_TEMPERATURE). Out: midi, string (base64 MIDI)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
