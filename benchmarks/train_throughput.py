@@ -8,8 +8,8 @@ On the same training pieces (`data/processed/windows/train.npz`, what `dvc repro
   loss="binary_crossentropy")` and `model.fit(x, y, batch_size=32, shuffle=True)`: one predicted frame per
   window, under TensorFlow's default threads, as the article's code runs;
 - article, rollgen's threads: the same, in a process given the thread settings rollgen's training uses
-  (`rollgen.training.train.share_cores`), which speed up the article's small ops too: the ratio of designs alone;
-- rollgen: params.yaml's `train.model` trained as `rollgen.training.train.run` trains it (`Steps` over the model's
+  (`rollgen.training.distribute.share_cores`), which speed up the article's small ops too: the ratio of designs alone;
+- rollgen: params.yaml's `train.model` trained as `rollgen.training.train.run` trains it (`Trainer` over the model's
   own `training_batches`, cut into `train.slices` slices on their share of the cores; stretches of
   `train.sequence_steps` frames for a sequence model, every frame predicted once per epoch), with
   params.yaml's batch size, learning rate and transposition.
@@ -57,11 +57,10 @@ def article_arrays(frames, starts, context: int):
 def worker(row: str, windows: Path, article_batch_size: int) -> None:
     """Trains one row, an epoch per line read from stdin; answers each with a RESULT line."""
     from rollgen.params import load_params
-    from rollgen.training.train import batch_slices, share_cores
+    from rollgen.training.distribute import batch_slices, share_cores
 
     params = load_params("train")
-    train_params = params.model_dump()
-    slices = batch_slices(train_params["slices"], train_params["batch_size"])
+    slices = batch_slices(params.slices, params.batch_size)
     if row != "article":
         share_cores(slices)  # before TensorFlow's first op
 
@@ -73,9 +72,10 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
     from rollgen.models import batches, frame_model
     from rollgen.models.builders import build_article
     from rollgen.models.frame_model import Batching
-    from rollgen.training.train import LOSSES, Steps, distribute_options, learning_rate
+    from rollgen.training.distribute import distribute_options
+    from rollgen.training.trainer import LOSSES, Trainer, learning_rate
 
-    keras.utils.set_random_seed(train_params["seed"])
+    keras.utils.set_random_seed(params.seed)
     train, val = load_sequences("train", windows), load_sequences("val", windows)
     info: dict = {"threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                               "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}  # fmt: skip
@@ -83,13 +83,13 @@ def worker(row: str, windows: Path, article_batch_size: int) -> None:
         batching = Batching.from_params(params)
         model = frame_model.build(params, train.context)
         steps_per_epoch = model.batch_count(train, batching)
-        model.keras.compile(optimizer=keras.optimizers.Adam(learning_rate(train_params, steps_per_epoch)))
-        steps = Steps(model, train_params["loss"], tf.distribute.get_strategy(), slices)
+        model.keras.compile(optimizer=keras.optimizers.Adam(learning_rate(params, steps_per_epoch)))
+        trainer = Trainer(model, params.loss, tf.distribute.get_strategy(), slices)
 
         def train_epoch(epoch: int) -> None:
-            steps.run_epoch(distribute_options(model.training_batches(train, batching, epoch)), steps_per_epoch)
+            trainer.run_epoch(distribute_options(model.training_batches(train, batching, epoch)), steps_per_epoch)
 
-        info.update(model=model.name, predicted=int(len(train.frames)), slices=steps.slices,
+        info.update(model=model.name, predicted=int(len(train.frames)), slices=trainer.slices,
                     batch_size=batching.batch_size, sequence_steps=batching.sequence_steps)  # fmt: skip
     else:
         starts = batches.window_starts(train.offsets, train.context, 0)
@@ -156,7 +156,7 @@ class Row:
 
 def main() -> None:
     from rollgen import paths
-    from rollgen.training.train import usable_cores
+    from rollgen.training.distribute import usable_cores
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=Path, default=paths.WINDOWS_DIR)

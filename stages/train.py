@@ -6,9 +6,10 @@ from rollgen.training import train
 
 
 def main() -> None:
+    params = load_params()
     # Log what shaped the model: the sections of this stage and of the stages before it, defaults filled in.
-    upstream = load_params().model_dump(include={"ingest", "images", "windows", "train"})
-    train.run(upstream["train"], all_params=upstream)
+    upstream = params.model_dump(include={"ingest", "images", "windows", "train"})
+    train.run(params.train, params.images, logged_params=upstream)
 
 
 if __name__ == "__main__":

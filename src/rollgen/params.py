@@ -160,7 +160,7 @@ class LstmParams(ModelSizes):
 
 class TrainParams(Section):
     model: ModelName = "transformernade"  # rollgen.models.builders.MODELS
-    loss: Literal["bce", "mse"] = "bce"  # rollgen.training.train.LOSSES
+    loss: Literal["bce", "mse"] = "bce"  # rollgen.training.trainer.LOSSES
     epochs: PositiveInt = 100
     batch_size: PositiveInt = 16
     sequence_steps: PositiveInt = 64
@@ -169,8 +169,8 @@ class TrainParams(Section):
     patience: NonNegativeInt = 8
     transpose: NonNegativeInt = 2
     seed: NonNegativeInt = 42
-    distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.training.train.STRATEGIES
-    slices: PositiveInt | Literal["auto"] = "auto"  # rollgen.training.train.batch_slices
+    distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.training.distribute.STRATEGIES
+    slices: PositiveInt | Literal["auto"] = "auto"  # rollgen.training.distribute.batch_slices
     # Each model's sizes under its name (the article's network has none: it is the article's, layer for layer).
     transformernade: TransformerNadeParams = TransformerNadeParams()
     rnnnade: RnnNadeParams = RnnNadeParams()

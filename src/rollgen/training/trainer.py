@@ -1,0 +1,148 @@
+"""The trainer: one compiled training step for any model and any tf.distribute strategy, an epoch of them, and
+the numbers an epoch is judged by (the loss, the optimizer's learning rate, the validation scores)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from rollgen.data.archive import Sequences, sounding
+from rollgen.evaluation.scores import bernoulli_nll, clipped, frame_scores
+from rollgen.models.frame_model import FrameModel
+from rollgen.params import TrainParams
+
+LOSSES = {"mse": "mean_squared_error", "bce": "binary_crossentropy"}
+
+
+class Trainer:
+    """One compiled training step for any tf.distribute strategy.
+
+    Each replica computes its part of the batch; losses are averaged with tf.nn.compute_average_loss and
+    the counts behind the epoch's numbers (loss, NLL, F1) are summed across replicas, so every worker
+    applies the same gradients and reports the same numbers. Keras' Model.fit is not used: it fails under
+    MultiWorkerMirroredStrategy (keras-team/keras#20585), and one loop serves every strategy and model.
+
+    `slices` > 1 cuts a replica's rows into that many slices, each scored and differentiated as a chain of
+    its own, so the executor runs them side by side, one per core (see `distribute.share_cores`); their
+    frames are joined before the loss, so the gradients are the whole batch's. A model whose rows depend on
+    each other (batch statistics: the article's BatchNormalization) is never cut, nor a batch of fewer rows.
+    """
+
+    def __init__(self, model: FrameModel, loss: str, strategy: tf.distribute.Strategy, slices: int = 1) -> None:
+        self.model, self.strategy = model, strategy
+        self.loss = keras.losses.get(LOSSES[loss])
+        self.slices = slices if rows_independent(model.keras) else 1
+        self.compiled: Callable | None = None
+
+    def train(self, batch, spec) -> dict[str, tf.Tensor]:
+        """One step, traced once, for the dataset's `spec` (its element_spec, the same every epoch): a sequence
+        model's batches differ in length (each lasts as long as its longest row) and an epoch's last batch
+        is smaller; one trace of unknown sizes runs them all, so a resumed run computes with the graph an
+        uninterrupted one does (a trace per shape gives other rounding, and other weights)."""
+        if self.compiled is None:
+            self.compiled = tf.function(self.distributed(self.train_replica), input_signature=[spec])
+        return self.compiled(batch)
+
+    def distributed(self, replica_step: Callable) -> Callable:
+        """`replica_step` run on every replica, its counts summed over them."""
+
+        def step(batch):
+            sums = self.strategy.run(replica_step, args=(batch,))
+            return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                    for name, value in sums.items()}  # fmt: skip
+
+        return step
+
+    def counts(self, y, probabilities, per_example_loss, weights) -> dict[str, tf.Tensor]:
+        """Sums over the batch's real frames: loss, and Bernoulli NLL in nats per frame (no F1: a NADE's
+        teacher-forced probabilities saw the true notes below each pitch; F1 is for validation's decoded
+        frames)."""
+        p = tf.clip_by_value(probabilities, 1e-7, 1 - 1e-7)
+        nll = -tf.reduce_sum(tf.where(y > 0.5, tf.math.log(p), tf.math.log(1 - p)), axis=-1)
+        return {
+            "loss": tf.reduce_sum(per_example_loss),
+            "nll": tf.reduce_sum(nll * weights),
+            "frames": tf.reduce_sum(weights),
+        }
+
+    def gradients(self, pieces: list) -> tuple[list, dict[str, tf.Tensor]]:
+        """The gradients of the loss over all frames of `pieces` (slices of one batch), and its counts."""
+        with tf.GradientTape() as tape:
+            scored = [self.model.teacher_forced(piece, training=True) for piece in pieces]
+            probabilities = tf.concat([p for p, _, _ in scored], 0)
+            y = tf.concat([targets for _, targets, _ in scored], 0)
+            weights = tf.concat(
+                [tf.ones(tf.shape(targets)[:1], tf.float32) if w is None else w for _, targets, w in scored], 0
+            )
+            per_example_loss = self.loss(y, probabilities) * weights
+            loss = tf.nn.compute_average_loss(per_example_loss)
+        variables = self.model.keras.trainable_variables
+        return tape.gradient(loss, variables), self.counts(y, probabilities, per_example_loss, weights)
+
+    def train_replica(self, batch) -> dict[str, tf.Tensor]:
+        """One replica's step on its part of the batch, cut into slices where it has rows enough."""
+        if self.slices == 1:
+            gradients, counts = self.gradients([batch])
+        else:
+            rows = tf.shape(tf.nest.flatten(batch)[0])[0]
+            cuts = [rows * number // self.slices for number in range(self.slices + 1)]
+            sliced = [tf.nest.map_structure(lambda t, a=a, b=b: t[a:b], batch) for a, b in zip(cuts, cuts[1:])]
+            gradients, counts = tf.cond(
+                rows >= self.slices, lambda: self.gradients(sliced), lambda: self.gradients([batch])
+            )
+        variables = self.model.keras.trainable_variables
+        self.model.keras.optimizer.apply_gradients(zip(gradients, variables))
+        return counts
+
+    def run_epoch(self, dataset, steps: int | None = None, description: str = "") -> dict[str, float]:
+        """Trains on a dataset; gives the epoch's mean loss and NLL per frame (teacher-forced)."""
+        totals: dict[str, float] = {}
+        distributed = self.strategy.experimental_distribute_dataset(dataset)
+        bar = tqdm(distributed, total=steps, desc=description, unit="batch", leave=False, disable=not steps,
+                   mininterval=0.5 if sys.stderr.isatty() else 30)  # a log file gets a line every 30 s  # fmt: skip
+        for batch in bar:
+            for name, value in self.train(batch, distributed.element_spec).items():
+                totals[name] = totals.get(name, 0.0) + float(value)
+        frames = max(totals.get("frames", 0.0), 1.0)
+        return {"loss": totals.get("loss", 0.0) / frames, "nll": totals.get("nll", 0.0) / frames}
+
+
+def rows_independent(model: keras.Model) -> bool:
+    """Whether each row of a batch is scored from that row alone: no layer pools statistics over the batch."""
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, keras.layers.BatchNormalization):
+            return False
+        stack += getattr(layer, "layers", [])
+    return True
+
+
+def learning_rate(params: TrainParams, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """Adam's learning rate: constant, or cosine decay to 0 over all training steps."""
+    if params.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(params.learning_rate, steps_per_epoch * params.epochs)
+    return params.learning_rate
+
+
+def frame_losses(probabilities: np.ndarray, targets: np.ndarray, loss: str) -> float:
+    """The training loss per frame, averaged over frames, computed from scored probabilities."""
+    p = clipped(probabilities)
+    y = np.asarray(targets, np.float64)
+    if loss == "mse":
+        return float(((p - y) ** 2).mean()) if len(y) else float("nan")
+    return float(bernoulli_nll(p, targets).mean()) if len(y) else float("nan")
+
+
+def validation_scores(model: FrameModel, data: Sequences, loss: str) -> dict[str, float]:
+    """loss, nll and f1 over every frame of the validation pieces, as evaluate scores the test pieces (the
+    NADE models' f1 from greedily decoded frames, which do not see the true notes)."""
+    prediction = model.predict(data)
+    truth = sounding(data.frames)
+    scores = frame_scores(prediction.probabilities, truth, prediction.predicted)
+    return {"loss": frame_losses(prediction.probabilities, truth, loss), "nll": scores["nll"], "f1": scores["f1"]}
