@@ -1,5 +1,4 @@
-"""Stage evaluate: model + test windows -> metrics/eval.json (model and baselines), logged to the model's run;
-the registry's `champion` alias moved to the version with the best validation NLL (never the test scores)."""
+"""Stage evaluate: model + test windows -> metrics/eval.json (model and baselines), logged to the model's run."""
 
 import json
 
@@ -7,7 +6,6 @@ from rollgen import paths
 from rollgen.errors import report_errors
 from rollgen.evaluation import evaluate
 from rollgen.params import load_params
-from rollgen.tracking import registry
 from rollgen.tracking import runs as tracking
 
 
@@ -15,11 +13,6 @@ def main() -> None:
     results = evaluate.run(load_params("evaluate"))
     run_id = json.loads(paths.TRAIN_METRICS.read_text()).get("mlflow_run_id")
     tracking.log_to_run(run_id, results, prefix="test", artifact=paths.EVAL_METRICS)
-    if run_id:
-        tracking.start_experiment()  # the project's store, where train registered the model
-        champion = registry.choose_champion(run_id)
-        if champion is not None:
-            print(f"evaluate: {registry.NAME}@{registry.CHAMPION} is version {champion.version}", flush=True)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,10 @@ def test_mlflow_has_the_run_with_params_metrics_and_model(repo, tmp_path):
     assert run_info.data.metrics["generate.generated.frames"] == generated["generated"]["frames"]
     picture = client.download_artifacts(run_info.info.run_id, "sampled_roll.png", str(tmp_path))
     assert Path(picture).read_bytes() == (repo / "generated/000.png").read_bytes()
-    # The project's own SQLite store keeps the registry too: the run's generator is the champion.
+    # The project's own SQLite store keeps the registry too: the register stage logged the run's generator, the
+    # project's first version and so the champion.
+    assert json.loads((repo / "metrics/register.json").read_text()) == {"version": 1, "champion": True,
+                                                                       "champion_version": 1}  # fmt: skip
     assert client.get_model_version_by_alias("rollgen", "champion").run_id == run_info.info.run_id
 
 

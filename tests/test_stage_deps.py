@@ -61,3 +61,22 @@ def test_stage_deps_list_exactly_the_code_it_runs(name):
     expected = script_closure(script_of(stage), REPO)
     missing, extra = sorted(expected - listed), sorted(listed - expected)
     assert not missing and not extra, f"dvc.yaml, stage {name}: add to deps {missing}, remove from deps {extra}"
+
+
+GENERATION_ONLY = (
+    "src/rollgen/generation/",
+    "src/rollgen/music/audio.py",
+    "src/rollgen/music/pictures.py",
+    "src/rollgen/evaluation/quality.py",
+    "src/rollgen/evaluation/stats.py",
+    "src/rollgen/cli.py",
+)
+
+
+def test_training_runs_no_generation_code():
+    """Editing the gallery, the CLI or audio reruns generation, never training: the register stage, after train,
+    logs the generator (the generate stage, the sampled pieces)."""
+    deps = STAGES["train"]["deps"]
+    assert "src/rollgen/training/train.py" in deps
+    assert not [dep for dep in deps if dep.startswith(GENERATION_ONLY)]
+    assert [dep for dep in STAGES["register"]["deps"] if dep.startswith(GENERATION_ONLY)]  # it is there instead

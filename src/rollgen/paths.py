@@ -24,6 +24,7 @@ INGEST_METRICS = METRICS / "ingest.json"
 WINDOWS_METRICS = METRICS / "windows.json"
 TRAIN_METRICS = METRICS / "train.json"
 TRAIN_HISTORY = METRICS / "train_history.csv"
+REGISTER_METRICS = METRICS / "register.json"
 EVAL_METRICS = METRICS / "eval.json"
 GENERATE_METRICS = METRICS / "generate.json"
 

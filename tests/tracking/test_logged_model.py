@@ -1,5 +1,5 @@
-"""The MLflow model that training logs loads anywhere: its requirements name every distribution its code
-imports, and a fresh virtual environment built from them alone loads it and predicts."""
+"""The MLflow models that training and the register stage log load anywhere: their requirements name every
+distribution their code imports, and a fresh virtual environment built from them alone loads them and predicts."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ from packaging.utils import canonicalize_name
 
 from rollgen import files
 from rollgen.music import meter
+from rollgen.params import ImagesParams, TrainParams
 from rollgen.sources import outside_imports
 from rollgen.tracking import generator_model as generation_model
 from rollgen.tracking import next_frame_model as logged_model
+from rollgen.tracking import registry
 from rollgen.training import train
 
 # Run by a Python that knows nothing of this checkout (-I: no PYTHONPATH, no current folder, no user site):
@@ -85,7 +87,8 @@ def write_tiny_windows(folder: Path, seed: int = 0) -> None:
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory) -> Path:
-    """The MLflow model of a tiny NADE model trained for one epoch by train.run, downloaded to a folder."""
+    """The MLflow model of a tiny NADE model trained for one epoch by train.run, downloaded to a folder; its
+    generator, logged to the same run as the register stage logs it, beside it."""
     import mlflow
 
     folder = tmp_path_factory.mktemp("logged")
@@ -97,11 +100,12 @@ def logged(tmp_path_factory) -> Path:
         previous = mlflow.get_tracking_uri()
         try:
             metrics = train.run(
-                {"model": "nade", "epochs": 1, "batch_size": 16, "patience": 0},
+                TrainParams(model="nade", epochs=1, batch_size=16, patience=0), ImagesParams(),
                 windows_dir=folder / "windows", model_path=folder / "model.keras",
                 metrics_path=folder / "train.json", history_path=folder / "history.csv",
                 checkpoint_dir=folder / "checkpoint",
             )  # fmt: skip
+            registry.register_trained(metrics, folder / "model.keras", folder / "windows" / "val.npz")
             local = mlflow.artifacts.download_artifacts(
                 f"runs:/{metrics['mlflow_run_id']}/{logged_model.ARTIFACT_PATH}", dst_path=str(folder / "model")
             )
@@ -115,7 +119,8 @@ def logged(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def logged_generator(logged) -> Path:
-    """The generator that the same training run logged, downloaded beside the next-frame model."""
+    """The generator that the register stage logged to the same training run, downloaded beside the next-frame
+    model."""
     return logged.parent / generation_model.ARTIFACT_PATH
 
 

@@ -1,5 +1,5 @@
-"""The train stage logging to a real `mlflow server` (SQLite store, artifacts proxied into a folder), read back
-through MlflowClient and seen in the MLflow UI by a headless Chromium."""
+"""The train and register stages logging to a real `mlflow server` (SQLite store, artifacts proxied into a
+folder), read back through MlflowClient and seen in the MLflow UI by a headless Chromium."""
 
 from __future__ import annotations
 
@@ -39,28 +39,20 @@ def mlflow_server(tmp_path_factory) -> Iterator[dict]:
 
 @pytest.fixture(scope="module")
 def trained(tiny_repro, mlflow_server, tmp_path_factory) -> dict:
-    """The train stage of a tiny project, rerun for 2 epochs with MLFLOW_TRACKING_URI naming the server (system
-    metrics sampled every second, so a run of seconds has some), then generate, which adds the roll of a piece
-    its model generated to the run; its version made champion as the evaluate stage makes it
-    (tests/test_pipeline.py runs the stage, in the project's own store)."""
-    import mlflow
-
-    from rollgen.tracking import registry
-
+    """The train, register and generate stages of a tiny project, rerun for 2 epochs with MLFLOW_TRACKING_URI
+    naming the server (system metrics sampled every second, so a run of seconds has some): the run's generator
+    registered on the server, its version the champion there (the server's first), and the roll of a piece its
+    model generated added to the run."""
     project = copy_project(tiny_repro, tmp_path_factory.mktemp("mlflow") / "project", mlflow_store=False)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["epochs"] = 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = project_env(MLFLOW_TRACKING_URI=mlflow_server["url"], MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
-    run(["dvc", "repro", "generate"], project, env=env)
+    run(["dvc", "repro", "register", "generate"], project, env=env)  # and train before them
     assert not (project / "mlflow.db").exists()  # the explicit URI wins over the project's own store
     run_id = json.loads((project / "metrics/train.json").read_text())["mlflow_run_id"]
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(mlflow_server["url"])
-    try:
-        assert registry.choose_champion(run_id).run_id == run_id
-    finally:
-        mlflow.set_tracking_uri(previous)
+    registered = json.loads((project / "metrics/register.json").read_text())
+    assert registered == {"version": 1, "champion": True, "champion_version": 1}
     run_name = f"{params['train']['model']}-{params['train']['loss']}-2ep"
     return {"project": project, "run_id": run_id, "run_name": run_name}
 
@@ -81,7 +73,7 @@ def test_the_server_has_the_training_run_with_params_epoch_metrics_and_artifacts
         "model",
         "train_history.csv",
         "training_curve.png",
-        "sampled_roll.png",
+        "sampled_roll.png",  # added by the generate stage
     }
     assert [item.path for item in client.list_artifacts(trained["run_id"], "model")] == ["model/model.keras"]
     curve = client.download_artifacts(trained["run_id"], "training_curve.png", str(tmp_path))

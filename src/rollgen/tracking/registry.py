@@ -1,10 +1,12 @@
-"""The MLflow Model Registry: every training run's generator (rollgen.tracking.generator_model) registered as a version
-of one model, `rollgen`, tagged with what made it; the alias `champion` on the version with the best validation
-NLL; and a model named by a path, a `runs:/` or a `models:/` URI found as a .keras file.
+"""The MLflow Model Registry: every trained model's generator (rollgen.tracking.generator_model) registered as a
+version of one model, `rollgen`, tagged with what made it; the alias `champion` on the version with the best
+validation NLL; and a model named by a path, a `runs:/` or a `models:/` URI found as a .keras file.
 
-    registry.register(model_info.model_uri, registry.version_tags(...))  # train, after logging the generator
-    registry.choose_champion(run_id)                                      # evaluate
-    rollgen generate --model models:/rollgen@champion                     # anyone with the store
+    registry.register_trained(train_metrics, model_path, val_archive)  # the register stage, after train
+    rollgen generate --model models:/rollgen@champion                    # anyone with the store
+
+Training itself imports none of this (nor the generation code the generator runs): retraining follows the
+training code alone.
 """
 
 from __future__ import annotations
@@ -49,25 +51,51 @@ def _val_nll(version) -> float:
     return value
 
 
-def choose_champion(run_id: str | None):
+def choose_champion(version: str | int | None):
     """Moves the `champion` alias to the version with the lowest validation NLL among those scored on the same
-    validation archive as the version `run_id` registered (NLLs on other validation pieces do not compare);
-    gives that version, or None where `run_id` registered none or has no validation NLL. Reads the versions'
-    `val_nll` tags and nothing else: test scores never choose a model."""
+    validation archive as `version` (NLLs on other validation pieces do not compare); gives that version, or
+    None where `version` is None or has no validation NLL. Reads the versions' `val_nll` tags and nothing else:
+    test scores never choose a model."""
     from mlflow import MlflowClient
 
-    if not run_id:
+    if version is None:
         return None
     client = MlflowClient()
-    versions = client.search_model_versions(f"name = '{NAME}'")
-    own = [version for version in versions if version.run_id == run_id]
-    if not own or not math.isfinite(_val_nll(own[-1])):
+    own = client.get_model_version(NAME, str(version))
+    if not math.isfinite(_val_nll(own)):
         return None
-    validation = own[-1].tags.get("val_sha256")
+    validation = own.tags.get("val_sha256")
+    versions = client.search_model_versions(f"name = '{NAME}'")
     rivals = [v for v in versions if v.tags.get("val_sha256") == validation and math.isfinite(_val_nll(v))]
     best = min(rivals, key=lambda version: (_val_nll(version), int(version.version)))  # a tie: the earlier keeps it
     client.set_registered_model_alias(NAME, CHAMPION, best.version)
     return best
+
+
+def register_trained(train_metrics: dict, model_path: Path, val_archive: Path) -> dict:
+    """Logs the generator of the model at `model_path` to its training run (`mlflow_run_id` in `train_metrics`,
+    the train stage's metrics/train.json; rollgen.tracking.runs.open_run), registers it as a version tagged with
+    what made it (`version_tags`: the metrics' model, family, windows hash and val_nll, and `val_archive`'s
+    hash) and moves `champion` (`choose_champion`); gives the register stage's metrics: the version, whether it
+    is the champion, and the champion's version."""
+    from rollgen.files import sha256_file
+    from rollgen.tracking import generator_model
+    from rollgen.tracking import runs as tracking
+
+    run_id = train_metrics.get("mlflow_run_id")
+    if not run_id:
+        raise RollgenError("metrics/train.json: no mlflow_run_id, so no training run to register; rerun train")
+    tags = version_tags(train_metrics["model"], train_metrics["family"], train_metrics["windows_sha256"],
+                        sha256_file(val_archive), tracking.git_commit(), train_metrics["val_nll"])  # fmt: skip
+    tracking.start_experiment()  # the project's store, or MLFLOW_TRACKING_URI's
+    with tracking.open_run(run_id):
+        version = register(generator_model.log(model_path).model_uri, tags)
+    champion = choose_champion(version.version)
+    return {
+        "version": int(version.version),
+        "champion": champion is not None and champion.version == version.version,
+        "champion_version": None if champion is None else int(champion.version),
+    }
 
 
 def keras_file(model: str, folder: Path) -> Path:
