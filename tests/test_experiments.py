@@ -90,3 +90,4 @@ def test_an_experiment_in_the_workspace_shows_in_exp_show_and_in_the_same_store(
     assert workspace["params"]["train"]["epochs"] == 2
     logged = the_run(project, workspace["train"]["mlflow_run_id"])
     assert logged.data.params["train.epochs"] == "2" and "val_nll" in logged.data.metrics
+    assert logged.info.run_name.startswith("workspace-2ep ")  # two runs of one model are told apart by name

@@ -126,3 +126,16 @@ def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_its_datasets(t
             expected = np.asarray(keras_model([heard, positions, np.concatenate([frames, greedy[:, None]], axis=1)]))
             expected = expected[:, -1]
         np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+def test_a_run_is_named_by_its_experiment_and_what_it_changed():
+    from rollgen.params import TrainParams
+    from rollgen.training.train import run_name
+
+    assert run_name(TrainParams(), None) == "transformernade"
+    assert (
+        run_name(TrainParams(epochs=10, learning_rate=0.002), "quick")
+        == "quick transformernade epochs=10 learning_rate=0.002"
+    )
+    wider = TrainParams.model_validate({"model": "rnnnade", "rnnnade": {"units": 64}})
+    assert run_name(wider, None) == "rnnnade units=64"

@@ -137,6 +137,18 @@ def resume_or_build(
     return model, Progress(fingerprint), model.keras.get_weights()
 
 
+def run_name(params: TrainParams, experiment: str | None) -> str:
+    """What tells this run apart in the MLflow UI: the DVC experiment's name when `dvc exp run` names one, then
+    the model and every train param set away from its default (`transformernade epochs=10 learning_rate=0.002`)."""
+    defaults = TrainParams(model=params.model).model_dump()
+    changed = [f"{key}={value}" for key, value in params.model_dump().items()
+               if key != "model" and value != defaults[key] and not isinstance(value, dict)]  # fmt: skip
+    blocks = params.model_dump().get(params.model)
+    if isinstance(blocks, dict):  # the model's sizes (train.<model>)
+        changed += [f"{key}={value}" for key, value in blocks.items() if value != defaults[params.model][key]]
+    return " ".join(part for part in (experiment, params.model, *changed) if part)
+
+
 @contextlib.contextmanager
 def training_run(
     progress: Progress, params: TrainParams, data: TrainingData, trainer: Trainer, logged: dict, chief: bool
@@ -149,7 +161,7 @@ def training_run(
     import mlflow
 
     tracking.start_experiment()
-    name = f"{params.model}-{params.loss}-{params.epochs}ep"
+    name = run_name(params, os.environ.get("DVC_EXP_NAME"))
     with mlflow.start_run(run_id=progress.run_id, run_name=None if progress.run_id else name,
                           log_system_metrics=True) as active:  # fmt: skip
         if progress.run_id is None:
