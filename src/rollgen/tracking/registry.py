@@ -67,7 +67,9 @@ def choose_champion(version: str | int | None):
     validation = own.tags.get("val_sha256")
     versions = client.search_model_versions(f"name = '{NAME}'")
     rivals = [v for v in versions if v.tags.get("val_sha256") == validation and math.isfinite(_val_nll(v))]
-    best = min(rivals, key=lambda version: (_val_nll(version), int(version.version)))  # a tie: the earlier keeps it
+    # A tie is the same training run registered again (a register stage rerun for new generation code): the
+    # newest version, whose generator is the current code, takes the alias.
+    best = min(rivals, key=lambda version: (_val_nll(version), -int(version.version)))
     client.set_registered_model_alias(NAME, CHAMPION, best.version)
     return best
 
