@@ -6,14 +6,15 @@ serve` (one worker, 127.0.0.1), as the README says to.
     python benchmarks/serve_load.py models/model.keras [--counts 1 2 4 8] [--json out.json]
 
 2026-12-06, a 2-core machine shared with other work, the tiny project's transformernade (1 epoch; ~1 note a
-frame at temperature 0.5), MLflow 3.17, seconds from sending to the answer:
+frame at temperature 0.5), MLflow 3.17, seconds from sending to the answer (with the bounds: two runs):
 
                                   before the bounds          with them
     16 steps alone                0.02                       0.02
-    ... beside 1 maximal          0.04                       0.18
-    ... beside 2 maximal          0.05                       0.04
-    ... beside 4 maximal          0.08                       0.08   (2 of the 4 answered 429 at once)
-    ... beside 8 maximal          39.6 (behind 3 of them)    0.05   (6 of the 8 answered 429 at once)
+    ... beside 1 maximal          0.04                       0.12, 0.18
+    ... beside 2 maximal          0.05                       0.04, 0.92
+    ... beside 4 maximal          0.08                       0.08, 0.67  (2 of the 4 answered 429 at once)
+    ... beside 8 maximal          39.6 (behind 3 of them)    0.05, 1.35  (6 of the 8 answered 429 at once)
+    a maximal request alone       4.5                        4.1-4.4; two at once 8-10 each
     30 rows x 4096 steps          504 after 60 s             400 in 0.01 s
     temperature Infinity / null   200 (noise / 0.85)         400 naming the row
 

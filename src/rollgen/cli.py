@@ -224,6 +224,8 @@ def generate(
     """
     import tempfile
 
+    from mlflow.exceptions import MlflowException
+
     from rollgen.generation.gallery import write_pieces
     from rollgen.generation.generate import generate_pieces, with_temperature
     from rollgen.generation.primers import SPLIT_PRIMERS, primer_source
@@ -245,7 +247,10 @@ def generate(
     if primer in SPLIT_PRIMERS and not windows.exists():
         raise typer.BadParameter(f"{windows} does not exist", param_hint="--windows")
     with tempfile.TemporaryDirectory() as folder:  # a model from the store is downloaded here
-        keras_file = registry.keras_file(model, Path(folder))
+        try:
+            keras_file = registry.keras_file(model, Path(folder))
+        except MlflowException as error:  # no such registered model, version, alias or run
+            raise RollgenError(f"{model}: {error.message.splitlines()[0]}") from None
         if not keras_file.is_file():
             raise typer.BadParameter(f"{model} does not exist", param_hint="--model")
         network = load_model(model, keras_file)
@@ -290,6 +295,8 @@ def which_model(model: str) -> str:
         return f"model: {model}"
     train = json.loads(paths.TRAIN_METRICS.read_text(encoding="utf-8"))
     run_id = train.get("mlflow_run_id")
+    if not run_id:  # trained without MLflow: nothing to compare
+        return f"model: {model}"
     line = f"model: {model} (training run {run_id}"
     champion = _registered_version(registry.NAME, registry.CHAMPION)
     if champion is None:

@@ -165,6 +165,9 @@ def test_generate_says_which_model_it_uses_and_when_the_workspaces_is_not_the_ch
         champion = f"model: models/model.keras (training run {runs['first']}: the registry's champion, version 1)"
         assert first_line() == champion
         assert first_line("--model", str(keras_file)) == f"model: {keras_file}"  # another file: nothing to compare
+        result = CliRunner().invoke(app, ["generate", "--model", "models:/rollgen@nothing", "--primer", "none"])
+        assert result.exit_code == 1 and len(result.output.splitlines()) == 1, result.output
+        assert result.output.startswith("models:/rollgen@nothing: ") and "nothing" in result.output[25:]
     finally:
         mlflow.set_tracking_uri(previous)
 

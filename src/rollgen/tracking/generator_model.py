@@ -20,7 +20,7 @@ MAX_NOTES notes in all: more is noise, stopped before its MIDI file is written. 
 generated at once, with room beside them for short ones; one more long request is answered 429 (busy)
 at once (InFlight). So a short request never waits behind long ones: it shares the CPU with at most two
 maximal requests and a few short ones. Measured with `mlflow models serve` on a 2-core machine
-(benchmarks/serve_load.py): a 16-step request answers in 0.02 s alone and in at most 0.2 s beside 1 to 8
+(benchmarks/serve_load.py): a 16-step request answers in 0.02 s alone and in at most 1.4 s beside 1 to 8
 maximal requests sent at once (before these bounds: 40 s beside 8). A request the server has timed out
 (504, after MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT, 60 s) stops at its next row.
 """
@@ -116,9 +116,10 @@ def _row_midi(model: FrameModel, row: Row, notes_left: int | None) -> tuple[byte
         raise GenerationError(str(error)) from None
     notes = len(roll_to_notes(piece.roll).pitches)
     if notes_left is not None and notes > notes_left:
+        before = f" ({MAX_NOTES - notes_left} in the rows before it)" if notes_left < MAX_NOTES else ""
         raise GenerationError(
-            f"its music has {notes} notes, more than the {MAX_NOTES} one request may hold in all: lower the"
-            f" temperature ({row.params.temperature:g}) or ask for fewer steps"
+            f"its music has {notes} notes{before}, more than the {MAX_NOTES} one request may hold in all: lower"
+            f" the temperature ({row.params.temperature:g}) or ask for fewer steps"
         )
     return piece.midi(model.steps_per_quarter, row.params.tempo, include_primer=False), notes
 
