@@ -231,3 +231,52 @@ def test_generate_defaults_are_params_yaml_defaults():
               "tempo", "soundfont"}  # fmt: skip
     assert {name: defaults[name] for name in shared} == {name: params[name] for name in shared}
     assert (defaults["num"], defaults["steps"]) == (params["pieces"], params["steps"])
+
+
+def one_message(result) -> str:
+    """The output of a command that failed with one message: as one line, without Rich's box."""
+    return " ".join(result.output.replace("│", " ").replace("╭", " ").replace("╰", " ").split())
+
+
+def test_a_folder_where_a_file_is_written_is_a_message_not_a_traceback(tmp_path):
+    midi = tmp_path / "a.mid"
+    midi.write_bytes(build_midi([["0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0"]]))
+    (tmp_path / "out").mkdir()
+    for command in (["roll", str(midi), "-o", str(tmp_path / "out")], ["render", str(midi), str(tmp_path / "out")]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2  # a usage error, said by the option it is about
+        assert "out' is a directory" in one_message(result) and "Traceback" not in result.output
+
+
+def test_render_refuses_a_file_that_is_no_soundfont_in_one_line(tmp_path):
+    midi = tmp_path / "a.mid"
+    midi.write_bytes(build_midi([["0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0"]]))
+    font = tmp_path / "font.sf2"
+    font.write_text("garbage")
+    result = runner.invoke(app, ["render", str(midi), str(tmp_path / "a.wav"), "--soundfont", str(font)])
+    assert result.exit_code == 1 and not (tmp_path / "a.wav").exists()
+    assert result.output == f"SoundFont '{font}' is not a SoundFont 2 (.sf2) file: it has no RIFF 'sfbk' header\n"
+
+
+def test_check_writes_one_line_per_file_whatever_its_name(tmp_path, chorale_midi_dir):
+    chorale = sorted(chorale_midi_dir.iterdir())[0].read_bytes()
+    (tmp_path / "two\nlines.mid").write_bytes(chorale)
+    (tmp_path / "tab\there.mid").write_bytes(chorale[:100])  # truncated: rejected
+    result = runner.invoke(app, ["check", str(tmp_path), "--workers", "1"])
+    lines = result.stdout.splitlines()  # stderr has the progress bar
+    assert len(lines) == 3 and lines[-1] == "2 files: 1 accepted, 1 rejected, 0 duplicate", lines
+    assert lines[0].startswith("rejected  tab\\there.mid: truncated track")
+    assert lines[1].startswith("accepted  two\\nlines.mid: ")
+
+
+def test_generate_says_a_file_is_no_model_in_one_line(tmp_path):
+    import zipfile
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    with zipfile.ZipFile(tmp_path / "other.keras", "w") as archive:
+        archive.writestr("readme.txt", "a zip, but no Keras model in it")
+    for name in ("notes.txt", "other.keras"):
+        result = runner.invoke(app, ["generate", "--model", str(tmp_path / name), "--primer", "none"])
+        assert result.exit_code == 1 and len(result.output.splitlines()) == 1, result.output
+        assert result.output.startswith(f"{tmp_path / name}: not a .keras model rollgen can load (")
+        assert "File not found" not in result.output

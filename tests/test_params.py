@@ -81,6 +81,9 @@ def test_a_misspelled_key_names_the_file_the_section_and_the_valid_keys(tmp_path
     assert f"{path}: trian is not a section; valid: ingest, images, windows, train, evaluate, generate" in message(path)
 
 
+TEMPERATURE = "must be auto or a number above 0 and at most 10"  # generate.temperature
+
+
 @pytest.mark.parametrize(
     ("section", "values", "expected"),
     [
@@ -130,9 +133,15 @@ def test_a_misspelled_key_names_the_file_the_section_and_the_valid_keys(tmp_path
             "generate.sampling must be 'bernoulli', 'threshold' or 'vanish_proof', not 'greedy'",
         ),  # fmt: skip
         ("generate", {"soundfont": None}, "generate.soundfont must be a string, not None"),
-        ("generate", {"temperature": "hot"}, "generate.temperature: must be auto or a number above 0, not 'hot'"),
-        ("generate", {"temperature": 0}, "generate.temperature: must be auto or a number above 0, not 0"),
+        ("generate", {"temperature": "hot"}, f"generate.temperature: {TEMPERATURE}, not 'hot'"),
+        ("generate", {"temperature": 0}, f"generate.temperature: {TEMPERATURE}, not 0"),
+        # .inf and .nan in YAML: a temperature that samples noise (or nothing) is a mistake
+        ("generate", {"temperature": float("inf")}, f"generate.temperature: {TEMPERATURE}, not inf"),
+        ("generate", {"temperature": float("nan")}, f"generate.temperature: {TEMPERATURE}, not nan"),
+        ("generate", {"temperature": 1e9}, f"generate.temperature: {TEMPERATURE}, not 1000000000.0"),
         ("generate", {"temperatures": [0.9, -1]}, "generate.temperatures.1 must be greater than 0, not -1"),
+        ("generate", {"temperatures": [float("inf")]}, "generate.temperatures.0 must be a finite number, not inf"),
+        ("generate", {"temperatures": [11.0]}, "generate.temperatures.0 must be at most 10, not 11.0"),
     ],
 )
 def test_a_wrong_value_names_the_key_what_it_must_be_and_what_it_is(tmp_path, section, values, expected):

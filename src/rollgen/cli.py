@@ -18,7 +18,8 @@ app = typer.Typer(help="rollgen: piano-roll music models, from MIDI to new MIDI 
 
 
 def reported(command: Callable) -> Callable:
-    """A command whose RollgenError ends it with the message on one line and exit status 1, not a traceback."""
+    """A command whose RollgenError, or OSError (a file it cannot write: a folder, no permission, a full
+    disk), ends it with the message on one line and exit status 1, not a traceback."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
@@ -27,8 +28,16 @@ def reported(command: Callable) -> Callable:
         except RollgenError as error:
             typer.echo(str(error), err=True)
             raise typer.Exit(1) from None
+        except OSError as error:
+            typer.echo(f"{error.filename}: {error.strerror}" if error.filename else str(error), err=True)
+            raise typer.Exit(1) from None
 
     return run
+
+
+def one_line(text: str) -> str:
+    """`text` with its unprintable characters (a newline in a file name, ...) as escapes: one file, one line."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 FLAG = "LOSES NOTES"  # marks a file of `rollgen check` that loses over 1% of its in-range notes
@@ -79,7 +88,7 @@ def check(
     flagged = 0
     for row in rows:
         if row.status != "accepted":
-            typer.echo(f"{row.status:<9} {row.path}: {row.reason}")
+            typer.echo(one_line(f"{row.status:<9} {row.path}: {row.reason}"))
             continue
         lost = ", ".join(f"{column} {getattr(row, column)}" for column in ingest.LOST_COLUMNS if getattr(row, column))
         merged = row.merged_in_file / row.in_range if row.in_range else 0.0
@@ -91,7 +100,7 @@ def check(
         if row.lost_share > ingest.LOST_SHARE_FLAG:
             flagged += 1
             marker = f"  <-- {FLAG}"
-        typer.echo(f"{row.status:<9} {row.path}: {detail}{marker}")
+        typer.echo(one_line(f"{row.status:<9} {row.path}: {detail}{marker}"))
     counts = Counter(row.status for row in rows)
     typer.echo(
         f"{len(rows)} files: {counts['accepted']} accepted, {counts['rejected']} rejected, "
@@ -110,7 +119,7 @@ def check(
 @reported
 def roll(
     midi_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A MIDI file."),
-    output: Path = typer.Option(..., "-o", "--output", help="PNG to write."),
+    output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="PNG to write."),
     steps_per_quarter: int = typer.Option(4, min=1, help="Grid steps per quarter note (4 = 16th notes)."),
     grid: str = typer.Option("nearest", help="nearest, sample or floor (images.grid): how notes are put on the steps."),
 ) -> None:
@@ -138,7 +147,7 @@ def roll(
 @reported
 def render(
     midi_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A MIDI file."),
-    wav_file: Path = typer.Argument(..., help="WAV to write (44.1 kHz, 16-bit)."),
+    wav_file: Path = typer.Argument(..., dir_okay=False, help="WAV to write (44.1 kHz, 16-bit)."),
     soundfont: str = typer.Option("auto", help="A .sf2 SoundFont, or auto: the first General MIDI one installed."),
 ) -> None:
     """Render MIDI to WAV with FluidSynth and a General MIDI SoundFont."""
@@ -156,7 +165,7 @@ def render(
 @reported
 def generate(
     model: str = typer.Option(
-        "models/model.keras",
+        str(paths.MODEL),
         help="A trained .keras model, or one in the MLflow store (MLFLOW_TRACKING_URI, else ./mlflow.db):"
         " models:/rollgen@champion, models:/rollgen/3, runs:/RUN_ID/generator.",
     ),
@@ -215,10 +224,11 @@ def generate(
     """
     import tempfile
 
+    from mlflow.exceptions import MlflowException
+
     from rollgen.generation.gallery import write_pieces
     from rollgen.generation.generate import generate_pieces, with_temperature
     from rollgen.generation.primers import SPLIT_PRIMERS, primer_source
-    from rollgen.models import frame_model
     from rollgen.tracking import registry
 
     options = {
@@ -237,16 +247,86 @@ def generate(
     if primer in SPLIT_PRIMERS and not windows.exists():
         raise typer.BadParameter(f"{windows} does not exist", param_hint="--windows")
     with tempfile.TemporaryDirectory() as folder:  # a model from the store is downloaded here
-        keras_file = registry.keras_file(model, Path(folder))
+        try:
+            keras_file = registry.keras_file(model, Path(folder))
+        except MlflowException as error:  # no such registered model, version, alias or run
+            raise RollgenError(f"{model}: {error.message.splitlines()[0]}") from None
         if not keras_file.is_file():
             raise typer.BadParameter(f"{model} does not exist", param_hint="--model")
-        network = frame_model.load(keras_file)
+        network = load_model(model, keras_file)
+    typer.echo(which_model(model))
     params, chosen = with_temperature(network, params, windows)
     if chosen.get("auto"):
         typer.echo(f"temperature {params.temperature:g}: chosen on the validation pieces in {windows}")
     pieces = generate_pieces(network, params, primer_source(primer, windows))
     page = write_pieces(pieces, out, network.steps_per_quarter, params, chosen)
     typer.echo(f"{page}: {len(pieces)} pieces")
+
+
+def load_model(model: str, keras_file: Path):
+    """The FrameModel in `keras_file` (--model `model`); a RollgenError where it is no model rollgen can load."""
+    import zipfile
+
+    from rollgen.models import frame_model
+
+    why = "a .keras model is a zip file, and this is not one"
+    if zipfile.is_zipfile(keras_file):
+        try:
+            return frame_model.load(keras_file)
+        except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+            why = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    raise RollgenError(f"{model}: not a .keras model rollgen can load ({why})")
+
+
+def which_model(model: str) -> str:
+    """The line saying which model `rollgen generate` uses: for the workspace's model (models/model.keras, the
+    run in metrics/train.json), also whether the registry's champion is another and how to use that one; for
+    a `models:/NAME@ALIAS` URI, its version. The registry is read only where it is a local store that exists
+    (no store is created, no server waited for)."""
+    import json
+
+    from rollgen.tracking import registry
+
+    if model.startswith("models:/") and "@" in model:
+        version = _registered_version(*model.removeprefix("models:/").split("@", 1))
+        return f"model: {model}" + (f" (version {version.version}, training run {version.run_id})" if version else "")
+    workspace = Path(model).resolve() == paths.MODEL.resolve() and paths.TRAIN_METRICS.is_file()
+    if not workspace:
+        return f"model: {model}"
+    train = json.loads(paths.TRAIN_METRICS.read_text(encoding="utf-8"))
+    run_id = train.get("mlflow_run_id")
+    if not run_id:  # trained without MLflow: nothing to compare
+        return f"model: {model}"
+    line = f"model: {model} (training run {run_id}"
+    champion = _registered_version(registry.NAME, registry.CHAMPION)
+    if champion is None:
+        return f"{line})"
+    if champion.run_id == run_id:
+        return f"{line}: the registry's {registry.CHAMPION}, version {champion.version})"
+    return (
+        f"{line}, val_nll {train.get('val_nll')}) is not the registry's {registry.CHAMPION}: that is version"
+        f" {champion.version} (training run {champion.run_id}, val_nll {champion.tags.get('val_nll')});"
+        f" --model models:/{registry.NAME}@{registry.CHAMPION} generates with it"
+    )
+
+
+def _registered_version(name: str, alias: str):
+    """The model version `name`@`alias` in the tracking store, or None: no such alias, or the store is a
+    local database that does not exist, or not local (a server may be slow to answer, or down)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from rollgen.tracking import runs
+
+    uri = runs.tracking_uri()
+    database = Path(uri.removeprefix("sqlite:///"))
+    if not uri.startswith("sqlite:///") or not database.is_file():
+        return None
+    mlflow.set_tracking_uri(f"sqlite:///{database.resolve()}")  # MLflow keeps a store per URI, not per folder
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
 
 
 if __name__ == "__main__":

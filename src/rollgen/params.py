@@ -87,6 +87,8 @@ class WindowsParams(Section):
 ModelName = Literal["article", "convlstm", "lstm", "nade", "convnade", "rnnnade", "pitchnade", "transformernade"]
 RENAMED_MODELS = {"seed": "article"}  # train.model names of old params and saved models -> their names now
 Dropout = Annotated[float, Field(ge=0, lt=1)]
+MAX_TEMPERATURE = 10.0  # a trained model's probabilities are near a coin toss there: past it, inf, nan are mistakes
+Temperature = Annotated[float, Field(gt=0, le=MAX_TEMPERATURE, allow_inf_nan=False)]
 
 
 class ModelSizes(Section):
@@ -204,8 +206,8 @@ class GenerateParams(Section):
     pieces: PositiveInt = 4
     steps: PositiveInt = 256
     sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.models.sampling.MODES
-    temperature: PositiveFloat | Literal["auto"] = "auto"  # auto: chosen among `temperatures` on the validation pieces
-    temperatures: list[PositiveFloat] = Field([0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2], min_length=1)
+    temperature: Temperature | Literal["auto"] = "auto"  # auto: chosen among `temperatures` on the validation pieces
+    temperatures: list[Temperature] = Field([0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2], min_length=1)
     threshold: float = Field(0.5, ge=0, le=1)
     min_notes: NonNegativeInt = 0
     max_notes: NonNegativeInt = 0
@@ -221,9 +223,9 @@ class GenerateParams(Section):
     @field_validator("temperature", mode="before")
     @classmethod
     def _auto_or_a_number(cls, value: Any) -> Any:  # one message, not one per member of the union
-        if value == "auto" or (type(value) in (int, float) and value > 0):
+        if value == "auto" or (type(value) in (int, float) and 0 < value <= MAX_TEMPERATURE):  # nan is not
             return value
-        raise ValueError(f"must be auto or a number above 0, not {value!r}")
+        raise ValueError(f"must be auto or a number above 0 and at most {MAX_TEMPERATURE:g}, not {value!r}")
 
 
 class Params(BaseModel):
@@ -293,6 +295,7 @@ def describe(error: ValidationError, source: str | None = None, section: str | N
 _TYPES = {
     "int_type": "an integer",
     "float_type": "a number",
+    "finite_number": "a finite number",
     "bool_type": "true or false",
     "string_type": "a string",
     "model_type": "a mapping of keys to values",

@@ -32,7 +32,8 @@ class NextFrameModel(mlflow.pyfunc.PythonModel):
 
         self.model = frame_model.load(context.artifacts["keras_model"])
 
-    def predict(self, context, model_input, params=None):
+    # The array hint tells MLflow that the signature is the one logged, not one to infer from hints.
+    def predict(self, context, model_input: np.ndarray, params=None):
         from rollgen.models.sampling import make_sampler
         from rollgen.music.meter import default_positions
 
