@@ -11,8 +11,13 @@ import rollgen
 
 
 def python(code: str, tmp_path, **env: str) -> str:
-    """What `python -c code` writes to stderr, TF_CPP_MIN_LOG_LEVEL unset unless given."""
-    environment = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    """What `python -c code` writes to stderr, TF_CPP_MIN_LOG_LEVEL unset unless given, and no MLflow setting
+    (MLflow writes the tracking URI and experiment of a test's run into this process's environment)."""
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name != "TF_CPP_MIN_LOG_LEVEL" and not name.startswith("MLFLOW_")
+    }
     environment.update(env)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                             env=environment, cwd=tmp_path)  # fmt: skip

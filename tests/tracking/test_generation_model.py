@@ -98,14 +98,14 @@ def test_the_logged_pyfunc_answers_base64_midi_and_names_a_bad_row(keras_file, t
 
     with pytest.raises(MlflowException, match="row 1: primer is not a base64 string"):
         loaded.predict(pd.DataFrame({"primer": ["", "not base64!"], "steps": [2, 2]}))
-    with pytest.raises(MlflowException, match="row 0: generate.temperature"):
+    with pytest.raises(MlflowException, match="row 0: temperature must be a number above 0 and at most 10, not -1.0"):
         loaded.predict(pd.DataFrame({"primer": [""], "steps": [2], "temperature": [-1.0], "seed": [1]}))
 
     # Every row is checked before any is generated: the first row's 4096 steps of noise (minutes of MIDI
     # writing, were it generated) cost nothing when the last row is wrong.
     for temperature, why in ((None, "temperature is empty"), (math.nan, "temperature is empty"),
-                             (math.inf, "generate.temperature must be a finite number, not inf"),
-                             (1e9, "generate.temperature must be at most 10, not 1000000000.0")):  # fmt: skip
+                             (math.inf, "temperature must be a number above 0 and at most 10, not inf"),
+                             (1e9, "temperature must be a number above 0 and at most 10, not 1000000000")):  # fmt: skip
         request = pd.DataFrame({"primer": ["", ""], "steps": [4096, 8], "temperature": [1.0, temperature]})
         started = time.monotonic()
         with pytest.raises(MlflowException, match=f"row 1: {why}") as raised:
@@ -138,9 +138,9 @@ def test_generate_says_which_model_it_uses_and_when_the_workspaces_is_not_the_ch
         for experiment, val_nll in (("first", 2.0), ("worse", 3.0)):
             with mlflow.start_run() as run:
                 info = generation_model.log(keras_file)
-            registry.register(info.model_uri, registry.version_tags("nade", "window", "w", "v", "c", val_nll))
+            version = registry.register(info.model_uri, registry.version_tags("nade", "window", "w", "v", "c", val_nll))
             runs[experiment] = run.info.run_id
-            registry.choose_champion(run.info.run_id)  # as the evaluate stage does
+            registry.choose_champion(version.version)  # as the register stage does
         (tmp_path / "models").mkdir()
         (tmp_path / "models" / "model.keras").write_bytes(keras_file.read_bytes())
         (tmp_path / "metrics").mkdir()
@@ -148,7 +148,8 @@ def test_generate_says_which_model_it_uses_and_when_the_workspaces_is_not_the_ch
         (tmp_path / "metrics" / "train.json").write_text(json.dumps(train))
 
         def first_line(*options: str) -> str:
-            result = CliRunner().invoke(app, ["generate", "--primer", "none", "--num", "1", "--steps", "4", *options])
+            command = ["generate", "--primer", "none", "--num", "1", "--steps", "4", "--temperature", "1", *options]
+            result = CliRunner().invoke(app, command)
             assert result.exit_code == 0, result.output
             return result.stdout.splitlines()[0]
 
@@ -238,7 +239,7 @@ def test_mlflow_models_serve_answers_a_bad_request_400_and_a_long_one_past_its_r
         status, _, message = post([["", 16, 0.5, 1], ["", 16, None, 1]])
         assert status == 400 and "row 1: temperature is empty (null or NaN)" in message
         status, _, message = post([["", 16, math.inf, 1]])  # JSON's Infinity
-        assert status == 400 and "row 0: generate.temperature must be a finite number, not inf" in message
+        assert status == 400 and "row 0: temperature must be a number above 0 and at most 10, not inf" in message
 
         answers: dict[int, tuple] = {}
 

@@ -139,6 +139,18 @@ def _given(row: pd.Series, column: str):
     return value  # its type and range: the generate params' checks
 
 
+def _temperature(value) -> float:
+    """A row's temperature: DEFAULT_TEMPERATURE where the request has none; a number in (0, MAX_TEMPERATURE]
+    (not generate.temperature's auto: a served model has no validation pieces to choose one on)."""
+    from rollgen.params import MAX_TEMPERATURE
+
+    if value is None:
+        return DEFAULT_TEMPERATURE
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TEMPERATURE:
+        raise GenerationError(f"temperature must be a number above 0 and at most {MAX_TEMPERATURE:g}, not {value!r}")
+    return float(value)
+
+
 def _primer(value) -> bytes:
     """The MIDI bytes of a request's base64 primer ('', null or NaN: none)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -158,10 +170,8 @@ def read_rows(table: pd.DataFrame) -> list[Row]:
     for number, (_, row) in enumerate(table.iterrows()):
         try:
             given = {column: _given(row, column) for column in ("steps", "temperature", "seed")}
-            given["temperature"] = DEFAULT_TEMPERATURE if given["temperature"] is None else given["temperature"]
+            given["temperature"] = _temperature(given["temperature"])
             params = _params({column: value for column, value in given.items() if value is not None})
-            if not isinstance(params.temperature, float):  # auto: a served model has no validation pieces
-                raise GenerationError(f"temperature must be a number, not {params.temperature!r}")
             if params.steps > MAX_STEPS:
                 raise GenerationError(f"steps must be 1..{MAX_STEPS}, not {params.steps}")
             rows.append(Row(_primer(row.get("primer")), params))
