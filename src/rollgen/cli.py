@@ -120,8 +120,12 @@ def check(
 def roll(
     midi_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A MIDI file."),
     output: Path = typer.Option(..., "-o", "--output", dir_okay=False, help="PNG to write."),
-    steps_per_quarter: int = typer.Option(4, min=1, help="Grid steps per quarter note (4 = 16th notes)."),
-    grid: str = typer.Option("nearest", help="nearest, sample or floor (images.grid): how notes are put on the steps."),
+    steps_per_quarter: int = typer.Option(
+        IMAGES.steps_per_quarter, min=1, help="Grid steps per quarter note (images.steps_per_quarter)."
+    ),
+    grid: str = typer.Option(
+        IMAGES.grid, help="nearest, sample or floor (images.grid): how notes are put on the steps."
+    ),
 ) -> None:
     """Draw a MIDI file's piano roll as a PNG (pitch up, time right, beat and bar lines)."""
     from rollgen.music.midi import MidiError, read_midi

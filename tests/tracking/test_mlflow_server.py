@@ -17,6 +17,8 @@ import yaml
 from PIL import Image
 
 from rollgen.files import sha256_file
+from rollgen.params import TrainParams
+from rollgen.training.train import run_name as run_name_of
 from tests.repro import copy_project, project_env, run
 from tests.servers import free_port, serving
 
@@ -53,7 +55,8 @@ def trained(tiny_repro, mlflow_server, tmp_path_factory) -> dict:
     run_id = json.loads((project / "metrics/train.json").read_text())["mlflow_run_id"]
     registered = json.loads((project / "metrics/register.json").read_text())
     assert registered == {"version": 1, "champion": True, "champion_version": 1}
-    run_name = f"{params['train']['model']}-{params['train']['loss']}-2ep"
+    # The model and the train params set away from their defaults (rollgen.training.train.run_name).
+    run_name = run_name_of(TrainParams.model_validate(params["train"]), None)
     return {"project": project, "run_id": run_id, "run_name": run_name}
 
 
