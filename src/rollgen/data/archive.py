@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rollgen import files, paths
+from rollgen.music.roll import sounding  # noqa: F401  (re-exported: frames are read where archives are)
 
 SPLITS = ("train", "val", "test")
 
@@ -44,12 +45,6 @@ class Sequences:
         for start, end in zip(self.offsets[:-1], self.offsets[1:]):
             previous[start + back : end] = self.frames[start : max(start, end - back)]
         return previous
-
-
-def sounding(frames: np.ndarray) -> np.ndarray:
-    """Which cells sound (bool, same shape) in uint8 0/255 frames or image pixels: those brighter than half
-    white, as the article's image2midi decided (its resized images hold grays)."""
-    return np.asarray(frames) > 255 / 2
 
 
 def load_sequences(split: str, folder: Path = paths.WINDOWS_DIR) -> Sequences:

@@ -64,6 +64,33 @@ TOO_SHORT = "shorter than one step"  # grid: floor only
 NOT_SAMPLED = "sounds at no step's start"  # grid: sample only
 MERGED_IN_FILE = "merged: re-struck or doubled in the file"
 MERGED_BY_GRID = "merged: its gap closed by the grid"
+# Cell levels of a roll that keeps onsets, as its images and archives store them (uint8). Anything brighter than
+# half white sounds, as the article's image2midi reads a picture; the brightest level marks the step a note is
+# struck, so a re-struck note stays two notes. A roll without onsets (bool, or 0/255 as in article mode) has
+# every run of sounding cells start one note (`strike_runs`).
+HELD = 170
+ONSET = 255
+
+
+def sounding(levels: np.ndarray) -> np.ndarray:
+    """Which cells sound (bool, same shape) in uint8 levels (0, HELD, ONSET; 0/255 pictures too): those brighter
+    than half white, as the article's image2midi decided (its resized images hold grays)."""
+    return np.asarray(levels) > 255 / 2
+
+
+def onsets(levels: np.ndarray) -> np.ndarray:
+    """Which cells strike a note (bool, same shape) in uint8 levels: those at ONSET, not HELD."""
+    return np.asarray(levels) > (HELD + ONSET) / 2
+
+
+def strike_runs(sounds: np.ndarray, time_axis: int) -> np.ndarray:
+    """uint8 levels from a roll without onsets (bool, or anything `sounding` reads): each run of sounding cells
+    along `time_axis` struck at its first cell (ONSET) and held after it (HELD), as image2midi reads runs."""
+    sounds = sounding(sounds) if np.asarray(sounds).dtype != bool else np.asarray(sounds)
+    before = np.zeros_like(sounds)
+    moved = np.moveaxis(before, time_axis, 0)
+    moved[1:] = np.moveaxis(sounds, time_axis, 0)[:-1]
+    return np.where(sounds, np.where(before, HELD, ONSET), 0).astype(np.uint8)
 
 
 @dataclass(frozen=True)
