@@ -232,16 +232,22 @@ def _draw(rows: np.ndarray, starts: np.ndarray, lengths: np.ndarray, steps: int)
 
 
 def roll_to_notes(roll: np.ndarray) -> RollNotes:
-    """The notes of a bool roll (NUM_PITCHES, steps): each run of sounding steps of one pitch is one note,
-    as the article's image2midi merges consecutive white pixels."""
-    padded = np.pad(np.asarray(roll, dtype=np.int8), ((0, 0), (1, 1)))
-    change = np.diff(padded, axis=1)
-    on_rows, on_steps = np.nonzero(change == 1)
-    _, off_steps = np.nonzero(change == -1)  # same row-major order, so the i-th off closes the i-th on
+    """The notes of a roll (NUM_PITCHES, steps): uint8 levels, a note from each ONSET cell (or HELD after silence)
+    through the HELD cells after it; or a bool roll, each run of sounding steps one note, as the article's
+    image2midi merges consecutive white pixels (`strike_runs`). A 0/255 picture is read as `sounding` first."""
+    roll = np.asarray(roll)
+    levels = strike_runs(roll, time_axis=1) if roll.dtype == bool else roll
+    sounds = sounding(levels)
+    # A held cell after silence strikes too (a roll's first column, or a picture cut from a longer one).
+    struck = onsets(levels) | (sounds & ~np.pad(sounds, ((0, 0), (1, 0)))[:, :-1])
+    on_rows, on_steps = np.nonzero(struck)
+    # A note ends where its pitch falls silent or is struck again: the cell after its last does not continue it.
+    continues = np.pad(sounds & ~struck, ((0, 0), (0, 1)))[:, 1:]
+    _, off_steps = np.nonzero(sounds & ~continues)  # each note's last cell, in the same row-major order
     return RollNotes(
         pitches=(on_rows + LOWEST_PITCH).astype(np.int16),
         starts=on_steps.astype(np.int64),
-        lengths=(off_steps - on_steps).astype(np.int64),
+        lengths=(off_steps + 1 - on_steps).astype(np.int64),
     )
 
 
