@@ -15,7 +15,8 @@ The metrics files are read by their keys, as the stages write them today:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from rollgen.evaluation import quality
 
 # --- The published figures ---------------------------------------------------------------------------------
 
@@ -50,52 +51,9 @@ def published_figures(published_set: str) -> dict[str, dict]:
 
 
 # --- Quality gates (issue #27): generated pieces against the corpus's reference pieces ---------------------
+# The gates are the generate stage's own (rollgen.evaluation.quality.GATES, checked by the same check_gates), so
+# the table and metrics/generate.json can never disagree on a target.
 
-
-@dataclass(frozen=True)
-class Gate:
-    """One target: `feature` of the generated pieces against the reference pieces' value.
-
-    rule 'within': |generated - data| <= tolerance x data; 'at_most_plus': generated <= data + tolerance;
-    'at_least_minus': generated >= data - tolerance; 'at_most': generated <= tolerance (no data needed).
-    """
-
-    name: str
-    feature: str
-    rule: str
-    tolerance: float
-
-    def describe(self) -> str:
-        return {
-            "within": f"within {self.tolerance:.0%} of the data's",
-            "at_most_plus": f"at most the data's + {self.tolerance * 100:g} points",
-            "at_least_minus": f"at least the data's - {self.tolerance:g}",
-            "at_most": f"at most {self.tolerance:.0%}",
-        }[self.rule]
-
-    def check(self, generated: float | None, data: float | None) -> str:
-        """'PASS', 'FAIL', or 'n/a' where a value it needs is missing (not reported, or NaN)."""
-        if not _number(generated) or (self.rule != "at_most" and not _number(data)):
-            return "n/a"
-        passed = {
-            "within": lambda: abs(generated - data) <= self.tolerance * abs(data),
-            "at_most_plus": lambda: generated <= data + self.tolerance,
-            "at_least_minus": lambda: generated >= data - self.tolerance,
-            "at_most": lambda: generated <= self.tolerance,
-        }[self.rule]()
-        return "PASS" if passed else "FAIL"
-
-
-# `long_note_share`: the share of generated notes held past the reference pieces' 99th-percentile note length.
-# generate.json does not report it yet; the gate reads 'n/a' until it does.
-GATES = (
-    Gate("notes per step", "notes_per_step", "within", 0.15),
-    Gate("mean polyphony", "mean_polyphony", "within", 0.15),
-    Gate("silent steps", "silent_fraction", "at_most_plus", 0.03),
-    Gate("empty beats", "empty_beat_rate", "at_most_plus", 0.03),
-    Gate("scale consistency", "scale_consistency", "at_least_minus", 0.03),
-    Gate("long notes", "long_note_share", "at_most", 0.02),
-)
 REFERENCE_SPLITS = ("val", "valid", "test")  # generate.json's reference section, the first found
 
 
@@ -109,19 +67,23 @@ def reference_split(generate: dict) -> str | None:
 
 
 def check_gates(generate: dict) -> dict[str, dict]:
-    """Every gate of GATES on generate.json: {name: {result, generated, data, target}}."""
+    """Every gate of rollgen's GATES on generate.json: {statistic: {result, generated, data, target}}; result
+    'PASS', 'FAIL', or 'n/a' where a value the gate needs is missing (not reported, or NaN)."""
     split = reference_split(generate)
     generated = generate.get("generated", {})
     data = generate.get(split, {}) if split else {}
-    return {
-        gate.name: {
-            "result": gate.check(generated.get(gate.feature), data.get(gate.feature)),
-            "generated": generated.get(gate.feature),
-            "data": data.get(gate.feature),
-            "target": gate.describe(),
+    checked = quality.check_gates(generated, data, "the data")["gates"]
+    rows = {}
+    for gate in quality.GATES:
+        needs = [generated.get(gate.statistic)] + ([] if gate.rule == "below" else [data.get(gate.statistic)])
+        passed = checked[gate.statistic]["pass"]
+        rows[gate.statistic] = {
+            "result": ("PASS" if passed else "FAIL") if all(_number(value) for value in needs) else "n/a",
+            "generated": generated.get(gate.statistic),
+            "data": data.get(gate.statistic),
+            "target": gate.describe("the data"),
         }
-        for gate in GATES
-    }
+    return rows
 
 
 # --- Scores ------------------------------------------------------------------------------------------------
@@ -249,13 +211,14 @@ def scores_table(rows: list[dict]) -> list[str]:
 
 def quality_table(rows: list[dict]) -> list[str]:
     """Per corpus: each gate's feature, generated against the reference pieces, and PASS / FAIL / n/a."""
-    header = ["corpus", "compared with", *(f"{gate.name} ({gate.describe()})" for gate in GATES), "gates passed"]
+    header = ["corpus", "compared with", *(f"{gate.statistic} ({gate.describe('the data')})" for gate in quality.GATES)]
+    header.append("gates passed")
     body = []
     for row in rows:
         gates = row.get("gates", {})
         cells = []
-        for gate in GATES:
-            result = gates.get(gate.name, {})
+        for gate in quality.GATES:
+            result = gates.get(gate.statistic, {})
             shown = f"{_cell(result.get('generated'))} vs {_cell(result.get('data'))} {result.get('result', 'n/a')}"
             cells.append(shown)
         passed = sum(result["result"] == "PASS" for result in gates.values())
