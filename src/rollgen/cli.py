@@ -11,6 +11,7 @@ import typer
 from rollgen import paths
 from rollgen.errors import RollgenError
 from rollgen.params import GenerateParams, ImagesParams, IngestParams, ParamsError, validate
+from rollgen.training import local_workers  # no TensorFlow
 
 GENERATE = GenerateParams()  # the generate command's defaults are the pipeline's
 INGEST, IMAGES = IngestParams(), ImagesParams()  # and the check command's
@@ -163,6 +164,20 @@ def render(
         typer.echo(str(error), err=True)
         raise typer.Exit(1) from error
     typer.echo(str(wav_file))
+
+
+@app.command()
+@reported
+def workers(
+    count: int = typer.Argument(..., min=1, help="How many workers (worker 0 is the chief)."),
+    command: list[str] = typer.Argument(..., help="What each worker runs, after --: python stages/train.py"),
+    first_port: int = typer.Option(
+        local_workers.FIRST_PORT, help="The workers' ports on 127.0.0.1: this one and the next ones."
+    ),
+) -> None:
+    """Run COMMAND as COUNT multi_worker training workers on this machine, in a network of their own (loopback
+    only, so their gRPC servers reach no one else), each with its TF_CONFIG."""
+    local_workers.launch(count, command, first_port)
 
 
 @app.command()

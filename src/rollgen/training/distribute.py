@@ -8,6 +8,7 @@ import os
 import tensorflow as tf
 
 from rollgen.errors import RollgenError
+from rollgen.training.local_workers import exposure_warning
 
 STRATEGIES = ("none", "mirrored", "multi_worker")
 
@@ -15,7 +16,8 @@ STRATEGIES = ("none", "mirrored", "multi_worker")
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """none: this process's default device; mirrored: every local GPU; multi_worker: the workers TF_CONFIG names.
 
-    Create it first thing: MultiWorkerMirroredStrategy must exist before TensorFlow runs any other op.
+    Create it first thing: MultiWorkerMirroredStrategy must exist before TensorFlow runs any other op. Its gRPC
+    server listens on every interface; outside a private network (`rollgen workers`) a worker says so.
     """
     if name == "none":
         return tf.distribute.get_strategy()
@@ -24,6 +26,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise RollgenError("train.distribute multi_worker needs TF_CONFIG (the cluster and this worker's task)")
+        warning = exposure_warning(os.environ["TF_CONFIG"])
+        if warning:
+            print(warning, flush=True)
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise RollgenError(f"train.distribute must be one of {STRATEGIES}, not '{name}'")
 
