@@ -171,12 +171,9 @@ def render(
 def workers(
     count: int = typer.Argument(..., min=1, help="How many workers (worker 0 is the chief)."),
     command: list[str] = typer.Argument(..., help="What each worker runs, after --: python stages/train.py"),
-    first_port: int = typer.Option(
-        local_workers.FIRST_PORT, help="The workers' ports on 127.0.0.1: this one and the next ones."
-    ),
+    first_port: int = typer.Option(local_workers.FIRST_PORT, help="Worker i listens on 127.0.0.1:FIRST_PORT+i."),
 ) -> None:
-    """Run COMMAND as COUNT multi_worker training workers on this machine, in a network of their own (loopback
-    only, so their gRPC servers reach no one else), each with its TF_CONFIG."""
+    """Run COMMAND as COUNT multi_worker training workers here, in a network of their own (loopback only)."""
     local_workers.launch(count, command, first_port)
 
 

@@ -144,6 +144,15 @@ def test_a_failed_worker_stops_the_others_and_its_status_is_the_launchers(tmp_pa
         end(launcher)
 
 
+@pytest.mark.skipif(bool(NO_NAMESPACE), reason=f"no private network namespace here: {NO_NAMESPACE}")
+def test_local_workers_refuse_a_tracking_server_their_network_cannot_reach(tmp_path):
+    command = [sys.executable, "-m", "rollgen.cli", "workers", "2", "--", sys.executable, "-c", "print('WORKER')"]
+    to_a_server = dict(os.environ, MLFLOW_TRACKING_URI="http://127.0.0.1:5000")
+    launcher = subprocess.run(command, env=to_a_server, capture_output=True, text=True, timeout=60)
+    assert launcher.returncode == 1 and "WORKER" not in launcher.stdout
+    assert "reaches no server, so not MLFLOW_TRACKING_URI=http://127.0.0.1:5000" in launcher.stderr
+
+
 def test_without_unshare_the_workers_run_in_this_machines_network_and_say_so(tmp_path):
     show = "import os; print('WORKER', os.environ['TF_CONFIG'], flush=True)"
     command = [sys.executable, "-m", "rollgen.cli", "workers", "1", "--", sys.executable, "-c", show]

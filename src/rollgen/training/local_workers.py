@@ -74,8 +74,8 @@ def exposure_warning(tf_config: str) -> str | None:
 
 
 def namespace_command() -> tuple[list[str], str]:
-    """The `unshare` command line that runs a command in new network and PID namespaces, and '' or, where this
-    machine allows none (no `unshare`, no permission), an empty command and the reason.
+    """(`unshare` command line, '') to run a command in new network and PID namespaces; ([], why) where this
+    machine allows none (no `unshare`, no permission).
 
     The PID namespace makes the supervisor its process 1: when it ends, however it ends, the kernel ends every
     worker; --kill-child ends the supervisor when `unshare` is killed. Root needs no user namespace (and would
@@ -89,7 +89,7 @@ def namespace_command() -> tuple[list[str], str]:
     reason = ""
     for command in tries:
         # `unshare` found by shutil.which, an argument list, no shell: try it on `true` before the workers
-        probe = subprocess.run([*command, "true"], capture_output=True, text=True, timeout=60)  # noqa: S603
+        probe = subprocess.run([*command, "true"], capture_output=True, text=True, timeout=60)  # noqa: S603 - see above
         if probe.returncode == 0:
             return command, ""
         reason = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else f"exit status {probe.returncode}"
@@ -102,6 +102,12 @@ def launch(count: int, command: Sequence[str], first_port: int) -> NoReturn:
     if count < 1 or not command:
         raise RollgenError("rollgen workers needs a count of at least 1 and a command: rollgen workers 2 -- CMD")
     namespace, reason = namespace_command()
+    tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if namespace and tracking.startswith(("http:", "https:")):
+        raise RollgenError(
+            f"rollgen workers: the workers' private network reaches no server, so not MLFLOW_TRACKING_URI={tracking}:"
+            f" unset it (the project's sqlite:///mlflow.db), or start each worker with its TF_CONFIG ({DOCS})"
+        )
     if not namespace:
         print(
             f"workers: no private network here ({reason}), so the workers' gRPC servers listen on every interface "
@@ -147,11 +153,10 @@ def stop(workers: Sequence[subprocess.Popen]) -> None:
 def supervise(count: int, first_port: int, command: Sequence[str]) -> int:
     """Runs the workers and gives the first failure's exit status (stopping the rest), or 0 when all succeed."""
     where = "a private network (loopback only)" if private_network() else "this machine's network"
-    print(
-        f"workers: {count} on 127.0.0.1:{first_port}-{first_port + count - 1}, in {where}", file=sys.stderr, flush=True
-    )
+    ports = f"{first_port}" if count == 1 else f"{first_port}-{first_port + count - 1}"
+    print(f"workers: {count} on 127.0.0.1:{ports}, in {where}", file=sys.stderr, flush=True)
     # The user's own command line, as given to `rollgen workers`: an argument list, no shell.
-    workers = [subprocess.Popen(list(command), env=dict(os.environ, TF_CONFIG=config))  # noqa: S603
+    workers = [subprocess.Popen(list(command), env=dict(os.environ, TF_CONFIG=config))  # noqa: S603 - see above
                for config in tf_configs(count, first_port)]  # fmt: skip
     try:
         while True:
