@@ -227,3 +227,12 @@ def test_two_workers_train_identical_weights_unseen_from_the_network_and_only_th
     runs = client.search_runs([client.get_experiment_by_name("rollgen").experiment_id])
     assert [run.info.run_id for run in runs] == [metrics[0]["mlflow_run_id"]]  # the chief's run, and only it
     assert metrics[1]["mlflow_run_id"] is None
+
+
+def test_a_cluster_in_tf_config_needs_the_multi_worker_strategy(monkeypatch):
+    from rollgen.errors import RollgenError
+    from rollgen.training.distribute import make_strategy
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}')
+    with pytest.raises(RollgenError, match="train.distribute is 'none'.*multi_worker"):
+        make_strategy("none")

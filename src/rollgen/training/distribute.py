@@ -19,6 +19,11 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     Create it first thing: MultiWorkerMirroredStrategy must exist before TensorFlow runs any other op. Its gRPC
     server listens on every interface; outside a private network (`rollgen workers`) a worker says so.
     """
+    if name != "multi_worker" and os.environ.get("TF_CONFIG"):
+        raise RollgenError(
+            f"TF_CONFIG names a cluster but train.distribute is '{name}': every worker would train alone and write "
+            "the same files; set train.distribute: multi_worker, or unset TF_CONFIG"
+        )
     if name == "none":
         return tf.distribute.get_strategy()
     if name == "mirrored":
