@@ -48,7 +48,7 @@ from rollgen import paths
 from rollgen.data.images import IMAGE_SIZE, roll_to_images
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from rollgen.music.midi import PARSERS, read_midi
-from rollgen.music.roll import piece_to_roll
+from rollgen.music.roll import piece_to_roll, sounding
 
 
 def article_path(midi_path: Path) -> np.ndarray:
@@ -59,11 +59,12 @@ def article_path(midi_path: Path) -> np.ndarray:
 
 
 def rollgen_path(midi_path: Path, parser: str = "fast") -> np.ndarray:
-    """rollgen's preprocessing of one file, PNGs encoded in memory; gives its roll."""
+    """rollgen's preprocessing of one file, PNGs encoded in memory; gives what sounds in its roll (bool, as the
+    article's roll)."""
     roll, _ = piece_to_roll(read_midi(Path(midi_path).read_bytes(), parser=parser))
     for image in roll_to_images(roll, mode="lossless", chunk_steps=IMAGE_SIZE):
         Image.fromarray(image).save(io.BytesIO(), format="PNG")
-    return roll
+    return sounding(roll)
 
 
 def same_notes(midi_path: Path) -> bool:

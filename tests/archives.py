@@ -40,10 +40,13 @@ def sequences(pieces: list[np.ndarray], context: int = 9, target_gap: int = 0) -
     )
 
 
-def write_archive(path: Path, data: Sequences) -> None:
-    """Writes `data` as the windows stage writes a split's archive."""
+def write_archive(path: Path, data: Sequences, onsets: bool | None = None) -> None:
+    """Writes `data` as the windows stage writes a split's archive; `onsets`: its flag (True: the frames are
+    levels with onsets), None: none, as an archive written before onsets were kept (frames 0/255)."""
+    flag = {} if onsets is None else {"onsets": np.bool_(onsets)}
     files.write_npz(
         path,
+        **flag,
         frames=data.frames,
         frame_offsets=data.offsets,
         positions=data.positions,

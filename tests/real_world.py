@@ -93,8 +93,9 @@ def grace_notes() -> list[Note]:
 
 
 def beyond_16ths() -> list[Note]:
-    """What a grid of 16ths cannot draw apart: repeated staccato 16ths, mordents (main, upper, main in a
-    16th) and 32nd-note trills, each note one re-strike of its pitch within a step."""
+    """Music finer than 16ths: repeated staccato 16ths, mordents (main, upper, main in a 16th) and 32nd-note
+    trills, which a grid of 16ths draws squeezed, each note struck at a step of its own, and repeated 32nds
+    (a tremolo), which it cannot draw apart: of each two strikes within a step, one is merged by the grid."""
     notes = []
     for bar in range(4):
         start = Fraction(4 * bar)
@@ -102,6 +103,7 @@ def beyond_16ths() -> list[Note]:
         notes += [(74, start + 1, Fraction(1, 12)), (76, start + Fraction(13, 12), Fraction(1, 12))]
         notes.append((74, start + Fraction(7, 6), Fraction(5, 6)))
         notes += [(72 + 2 * (i % 2), start + 2 + Fraction(i, 8), Fraction(1, 8)) for i in range(16)]
+        notes += [(79, start + 3 + Fraction(i, 8), Fraction(1, 8)) for i in range(8)]
     return notes
 
 

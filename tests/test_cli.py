@@ -159,7 +159,9 @@ def test_check_lists_every_file_and_fails_when_some_are_rejected(tmp_path, chora
 def test_check_gives_each_files_lost_share_and_flags_files_that_lose_notes(tmp_path, chorale_midi_dir):
     chorale = sorted(chorale_midi_dir.iterdir())[0]
     (tmp_path / chorale.name).write_bytes(chorale.read_bytes())
-    (tmp_path / "ornaments.mid").write_bytes(to_midi(beyond_16ths(), 480))  # re-strikes within a 16th
+    (tmp_path / "ornaments.mid").write_bytes(
+        to_midi(beyond_16ths(), 480)
+    )  # re-strikes within a 16th (a tremolo of 32nds)
     short = [
         "0, Note_on_c, 0, 60, 90",
         "96, Note_off_c, 0, 60, 0",
@@ -175,7 +177,7 @@ def test_check_gives_each_files_lost_share_and_flags_files_that_lose_notes(tmp_p
     assert line["two staccato notes.mid"].endswith(
         "two staccato notes.mid: 2 of 2 notes drawn, 0.0% of 2 in range lost, 0.0% merged in the file, 3 steps"
     )
-    assert line["ornaments.mid"].endswith("<-- LOSES NOTES") and "lost (merged_by_grid 72)" in line["ornaments.mid"]
+    assert line["ornaments.mid"].endswith("<-- LOSES NOTES") and "lost (merged_by_grid 12)" in line["ornaments.mid"]
     assert "1 of 3 accepted files (LOSES NOTES) lose over 1% of their in-range notes on the nearest" in result.output
 
     result = runner.invoke(app, ["check", str(tmp_path), "--workers", "1", "--steps-per-quarter", "12"])
@@ -204,6 +206,11 @@ def test_roll_draws_on_every_grid(tmp_path):
     late.write_bytes(build_midi([["24, Note_on_c, 0, 60, 90", "96, Note_off_c, 0, 60, 0"]]))
     result = runner.invoke(app, ["roll", str(late), "-o", str(tmp_path / "late.png"), "--grid", "sample"])
     assert result.exit_code == 0 and 'not drawn: {"sounds at no step\'s start": 1}' in result.output
+    restruck = tmp_path / "restruck.mid"  # two quarters, the second struck where the first is released
+    restruck.write_bytes(build_midi([["0, Note_on_c, 0, 60, 90", "480, Note_off_c, 0, 60, 0",
+                                      "480, Note_on_c, 0, 60, 90", "960, Note_off_c, 0, 60, 0"]]))  # fmt: skip
+    result = runner.invoke(app, ["roll", str(restruck), "-o", str(tmp_path / "restruck.png")])
+    assert result.exit_code == 0 and ": 2 notes struck, 8 steps, 8 sounding cells" in result.output
 
 
 def test_check_and_roll_grid_defaults_are_params_yaml_defaults():

@@ -67,9 +67,9 @@ def check(
     """Check a folder before a run: one line per file with its status and reason, then a summary.
 
     An accepted file's line gives its notes drawn, the share of its in-range notes lost (zero length,
-    shorter than one step, gaps closed by the grid) and the share merged in the file (re-strikes and
-    unisons, which no roll shows); a file that loses over 1% is marked LOSES NOTES and counted in a last
-    line. Exit code 0 when every file is usable (duplicates are kept once), 1 when some are rejected. The
+    shorter than one step, onsets the grid rounds onto one step) and the share merged in the file (unisons:
+    two voices on one note, which no roll shows); a file that loses over 1% is marked LOSES NOTES and counted
+    in a last line. Exit code 0 when every file is usable (duplicates are kept once), 1 when some are rejected. The
     defaults, and the limits no option sets (ingest.max_quarters, ...), are the ingest and images params'
     defaults (rollgen.params).
     """
@@ -131,7 +131,7 @@ def roll(
     """Draw a MIDI file's piano roll as a PNG (pitch up, time right, beat and bar lines)."""
     from rollgen.music.midi import MidiError, read_midi
     from rollgen.music.pictures import save_roll_picture
-    from rollgen.music.roll import check_grid, piece_to_roll
+    from rollgen.music.roll import check_grid, onsets, piece_to_roll, sounding
 
     try:
         check_grid(grid)
@@ -145,7 +145,8 @@ def roll(
         raise typer.Exit(1) from error
     save_roll_picture(piano_roll, output, steps_per_quarter=steps_per_quarter)
     left_out = f", not drawn: {dict(sorted((dropped + piece.dropped).items()))}" if dropped or piece.dropped else ""
-    typer.echo(f"{output}: {piano_roll.shape[1]} steps, {int(piano_roll.sum())} sounding cells{left_out}")
+    cells, struck = int(sounding(piano_roll).sum()), int(onsets(piano_roll).sum())
+    typer.echo(f"{output}: {struck} notes struck, {piano_roll.shape[1]} steps, {cells} sounding cells{left_out}")
 
 
 @app.command()

@@ -10,7 +10,7 @@ from rollgen.data.images import IMAGE_SIZE
 from rollgen.music import meter
 from rollgen.music.corpus import score_to_midi
 from rollgen.music.midi import read_midi
-from rollgen.music.roll import NUM_PITCHES, piece_to_roll
+from rollgen.music.roll import HELD, NUM_PITCHES, ONSET, piece_to_roll, roll_to_midi, sounding
 from rollgen.params import ImagesParams, IngestParams, ParamsError, validate
 from tests.real_world import to_midi, write_collection
 
@@ -26,15 +26,15 @@ def test_lossless_chunks_are_exact_106_by_106_slices(chorale_roll):
     assert len(chunks) == -(-chorale_roll.shape[1] // 106)
     assert all(chunk.shape == (106, 106) and chunk.dtype == np.uint8 for chunk in chunks)
     joined = np.concatenate(chunks, axis=1)
-    assert set(np.unique(joined)) <= {0, 255}
-    assert (joined[:, : chorale_roll.shape[1]] == np.where(chorale_roll, 255, 0)).all()
+    assert set(np.unique(joined)) == {0, HELD, ONSET}  # the roll's levels, as pixels
+    assert (joined[:, : chorale_roll.shape[1]] == chorale_roll).all()
     assert not joined[:, chorale_roll.shape[1] :].any()  # the last chunk is padded with silence
 
 
 def test_article_mode_stretches_100_steps_with_lanczos(chorale_roll):
     chunks = images.roll_to_images(chorale_roll, mode="article", chunk_steps=100)
     assert all(chunk.shape == (106, 106) for chunk in chunks)
-    first = np.where(chorale_roll[:, :100], 255, 0).astype(np.uint8)
+    first = np.where(sounding(chorale_roll[:, :100]), 255, 0).astype(np.uint8)  # the article's 0/255, no onsets
     expected = np.asarray(Image.fromarray(first).resize((106, 106), Image.LANCZOS))
     assert (chunks[0] == expected).all()
     assert len(np.unique(chunks[0])) > 2  # resampling makes grays: the article's mode is lossy
@@ -53,11 +53,17 @@ def test_png_to_midi_to_png_returns_the_same_image(tmp_path, grid):
         for number, chunk in enumerate(images.roll_to_images(roll, "lossless", IMAGE_SIZE)):
             png = tmp_path / f"{number}.png"
             images.save_png(chunk, png)
-            midi = images.image_to_midi(images.load_png(png), steps_per_quarter=4)  # the article's image2midi
+            midi = roll_to_midi(images.image_levels(images.load_png(png)), steps_per_quarter=4)
             again, dropped = piece_to_roll(read_midi(midi), grid=grid)
             drawn = images.roll_to_images(again, "lossless", IMAGE_SIZE)[0] if again.shape[1] else np.zeros_like(chunk)
-            assert (drawn == images.load_png(png)).all(), f"{path.name}: chunk {number} changed in the round trip"
-            assert not dropped  # a roll's notes are apart and on the grid: each is drawn again as itself
+            # The first column's held notes are struck there: the chunk starts them.
+            expected = images.image_levels(images.load_png(png))
+            expected[:, 0] = np.where(sounding(expected[:, 0]), ONSET, 0)
+            assert (drawn == expected).all(), f"{path.name}: chunk {number} changed in the round trip"
+            assert not dropped  # a roll's notes are on the grid, one onset a step: each is drawn again as itself
+            # The article's image2midi reads what sounds: each run of bright pixels one note.
+            article, _ = piece_to_roll(read_midi(images.image_to_midi(images.load_png(png), steps_per_quarter=4)))
+            assert (sounding(article) == sounding(drawn[:, : article.shape[1]])).all()
 
 
 def test_stage_writes_pngs_and_an_index(tmp_path, chorale_midi_dir):

@@ -1,5 +1,5 @@
 """The windows stage: each split's frame sequences with their bar positions, split by piece; article mode's
-windows."""
+windows; archives read as levels (onsets kept, or runs struck in an archive without them)."""
 
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import pytest
 from rollgen.data import archive, images, windows
 from rollgen.files import load_npz
 from rollgen.music import meter
+from rollgen.music.roll import HELD, ONSET, sounding, strike_runs
 from rollgen.params import ImagesParams, ParamsError, WindowsParams, validate
 
 
@@ -68,12 +69,12 @@ def test_stage_writes_every_pieces_frames_once_with_their_bar_positions(tmp_path
     for split in windows.SPLITS:
         stored = load_npz(tmp_path / "windows" / f"{split}.npz")
         assert "x" not in stored and "y" not in stored  # no overlapping copies of the frames
-        assert stored["frames"].dtype == np.uint8 and stored["positions"].dtype == np.int16
+        assert stored["frames"].dtype == np.uint8 and stored["positions"].dtype == np.int16 and stored["onsets"]
         data = archive.load_sequences(split, tmp_path / "windows")
         assert (data.context, data.target_gap) == (9, 0) and len(data) == len(data.names)
         assert data.offsets[-1] == len(data.frames) == len(data.positions)
         for number, name in enumerate(data.names):
-            np.testing.assert_array_equal(data.sequence(number), np.where(rolls[name].T, 255, 0))
+            np.testing.assert_array_equal(data.sequence(number), strike_runs(rolls[name], time_axis=1).T)
             signature = {"p0.mid": (3, 4), "p2.mid": (6, 8)}.get(name, (4, 4))
             where = meter.frame_positions(meter.Meter.from_steps([(0, *signature)]), rolls[name].shape[1])
             np.testing.assert_array_equal(data.positions[data.offsets[number] : data.offsets[number + 1]], where)
@@ -98,6 +99,13 @@ def test_article_mode_keeps_each_image_and_the_articles_windows(tmp_path):
     assert data.target_gap == 1 and sorted(data.names) == sorted(rolls)
     assert np.diff(data.offsets).tolist() == [106] * 5  # every image's 106 columns, a sequence of its own
     assert stored["x"].shape == (96 * 5, 9, 106) and stored["y"].shape == (96 * 5, 106)  # split_sequences' windows
+    assert not stored["onsets"] and len(np.unique(stored["frames"])) > 3  # the article's pictures, grays and all
+    for number in range(len(data)):  # read as levels: each run of bright pixels struck at its first column
+        picture = stored["frames"][data.offsets[number] : data.offsets[number + 1]]
+        np.testing.assert_array_equal(data.sequence(number), strike_runs(sounding(picture), time_axis=0))
+    x, y = windows.make_windows(stored["frames"][: data.offsets[1]], 9, "article")
+    np.testing.assert_array_equal(stored["x"][:96], x)  # the article's arrays, of its pictures' pixels
+    np.testing.assert_array_equal(stored["y"][:96], y)
     first_image = 2 if data.names[0] == "p0.mid" else 0  # p1's first image: its columns drawn from steps 0..99
     three_four = meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)]), 230)
     positions = data.positions[data.offsets[first_image] : data.offsets[first_image + 1]]
@@ -118,3 +126,20 @@ def test_an_unknown_mode_is_a_clear_error():
         validate("windows", {"mode": "skip"})
     with pytest.raises(ValueError, match="windows.mode must be one of"):
         windows.make_windows(np.zeros((20, 4), np.uint8), context=9, mode="skip")
+
+
+def test_an_archive_without_onsets_reads_as_levels_struck_piece_by_piece(tmp_path):
+    from tests.archives import sequences, write_archive
+
+    # Two pieces of one held C4 each, joined in the archive: the second piece's note is struck again.
+    old = sequences([np.full((3, 106), 255, np.uint8), np.full((2, 106), 255, np.uint8)])
+    write_archive(tmp_path / "old.npz", old)  # no onsets flag: written before onsets were kept
+    data = archive.read_sequences(tmp_path / "old.npz")
+    assert data.frames.dtype == np.uint8 and data.frames[:, 0].tolist() == [ONSET, HELD, HELD, ONSET, HELD]
+    write_archive(tmp_path / "flagged.npz", old, onsets=False)
+    np.testing.assert_array_equal(archive.read_sequences(tmp_path / "flagged.npz").frames, data.frames)
+    write_archive(tmp_path / "levels.npz", data, onsets=True)  # levels are read as they are
+    np.testing.assert_array_equal(archive.read_sequences(tmp_path / "levels.npz").frames, data.frames)
+    empty = sequences([np.zeros((0, 106), np.uint8), np.full((2, 106), 255, np.uint8)])
+    write_archive(tmp_path / "empty.npz", empty)
+    assert archive.read_sequences(tmp_path / "empty.npz").frames[:, 0].tolist() == [ONSET, HELD]

@@ -10,6 +10,7 @@ from rollgen.data.archive import Sequences
 from rollgen.errors import RollgenError
 from rollgen.generation import primers as primer
 from rollgen.music import meter
+from rollgen.music.roll import HELD, ONSET
 from tests.archives import random_pieces, sequences, write_archive
 from tests.conftest import build_midi
 
@@ -43,7 +44,7 @@ def test_a_midi_primer_is_the_start_of_the_file_for_every_piece_at_its_bar_posit
     song = tmp_path / "song.mid"
     song.write_bytes(primer_midi(4, three_four=True))  # 16 steps in 3/4: C4 C4 C4 C4 D4 D4 D4 D4 E4 ...
     primers, positions = primer.make_primers(song, 3, 9, np.random.default_rng(0), **GRID)
-    assert primers.shape == (3, 9, 106) and primers.dtype == np.float32 and positions.shape == (3, 10, 4)
+    assert primers.shape == (3, 9, 106) and primers.dtype == np.uint8 and positions.shape == (3, 10, 4)
     assert (primers[0] == primers[2]).all() and (positions[0] == positions[2]).all()
     sounding = [np.flatnonzero(frame).tolist() for frame in primers[0]]
     assert sounding == [[60 - 21]] * 4 + [[62 - 21]] * 4 + [[64 - 21]]
@@ -53,6 +54,24 @@ def test_a_midi_primer_is_the_start_of_the_file_for_every_piece_at_its_bar_posit
     from_bytes = primer.make_primers(song.read_bytes(), 3, 9, np.random.default_rng(0), **GRID)
     np.testing.assert_array_equal(from_bytes[0], primers)
     np.testing.assert_array_equal(from_bytes[1], positions)
+
+
+def test_a_primer_holds_the_levels_a_model_reads_a_restruck_note_from(tmp_path):
+    # Two quarters of C4, the second struck where the first is released; an archive of them as the windows
+    # stage writes it (levels, onsets kept), and one written before onsets were kept (0/255: runs struck).
+    events = [
+        "0, Note_on_c, 0, 60, 90",
+        "480, Note_off_c, 0, 60, 0",
+        "480, Note_on_c, 0, 60, 90",
+        "960, Note_off_c, 0, 60, 0",
+    ]
+    primers, _ = primer.make_primers(build_midi([events]), 1, 8, np.random.default_rng(0), **GRID)
+    assert primers.dtype == np.uint8 and primers[0, :, 60 - 21].tolist() == [ONSET, HELD, HELD, HELD] * 2
+    levels = primers[0]
+    for stored, onsets, first_again in ((levels, True, ONSET), (np.where(levels > 0, 255, 0), None, HELD)):
+        write_archive(tmp_path / "val.npz", sequences([stored.astype(np.uint8)]), onsets=onsets)
+        excerpts, _ = primer.make_primers(primer.primer_source("val", tmp_path), 1, 8, np.random.default_rng(0), **GRID)
+        assert excerpts.dtype == np.uint8 and excerpts[0, [0, 4], 60 - 21].tolist() == [ONSET, first_again]
 
 
 def test_a_short_midi_primer_gives_what_it_has_and_a_broken_one_is_a_clear_error(tmp_path):
@@ -78,7 +97,7 @@ def test_excerpt_primers_are_stretches_of_the_pieces_at_their_positions():
     assert primers.shape == (6, 12, 106) and positions.shape == (6, 13, 4)
     starts = set()
     for excerpt, where in zip(primers, positions):
-        found = [s for s in range(len(data.frames) - 11) if np.array_equal(data.frames[s : s + 12] / 255.0, excerpt)]
+        found = [s for s in range(len(data.frames) - 11) if np.array_equal(data.frames[s : s + 12], excerpt)]
         start = next(s for s in found if np.searchsorted(data.offsets, s, "right") == np.searchsorted(
             data.offsets, s + 11, "right"))  # fmt: skip  # within one piece
         starts.add(start)

@@ -10,7 +10,7 @@ from benchmarks.article import article_images, article_roll, rolls_equal
 from rollgen.data.images import roll_to_images
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from rollgen.music.midi import OFF_BEFORE_ON, read_midi
-from rollgen.music.roll import LOWEST_PITCH, TOO_SHORT, piece_to_roll
+from rollgen.music.roll import LOWEST_PITCH, TOO_SHORT, piece_to_roll, sounding
 from tests.conftest import build_midi
 
 # Chorales whose rolls agree cell for cell, and one of each kind that does not (see benchmarks/article.py).
@@ -36,8 +36,9 @@ def chorale_midi(tmp_path_factory) -> dict[str, Path]:
 
 
 def rollgen_roll(path: Path, grid: str = "floor") -> np.ndarray:
+    """What sounds in rollgen's roll (bool): the article's roll has no onsets."""
     roll, _ = piece_to_roll(read_midi(path.read_bytes()), grid=grid)
-    return roll
+    return sounding(roll)
 
 
 def write_midi_events(tmp_path: Path, events: list[str]) -> Path:
@@ -89,7 +90,7 @@ def test_chorale_32nd_notes_are_the_only_difference(chorale_midi):
     path = chorale_midi[WITH_32ND_NOTES]
     piece = read_midi(path.read_bytes())
     rollgen, dropped = piece_to_roll(piece, grid="floor")
-    article = article_roll(path)
+    rollgen, article = sounding(rollgen), article_roll(path)
     assert article.shape == rollgen.shape and not (rollgen & ~article).any()
     extra_rows, extra_steps = np.nonzero(article & ~rollgen)
     assert len(extra_rows) > 0 and dropped[TOO_SHORT] == len(extra_rows)

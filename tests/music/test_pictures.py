@@ -5,7 +5,7 @@ import numpy as np
 
 from rollgen.music import pictures
 from rollgen.music.meter import Meter, frame_positions
-from rollgen.music.roll import LOWEST_PITCH, NUM_PITCHES
+from rollgen.music.roll import HELD, LOWEST_PITCH, NUM_PITCHES, ONSET
 
 CELL_WIDTH, CELL_HEIGHT = 4, 3  # roll_picture's defaults
 
@@ -59,3 +59,20 @@ def test_the_primer_is_shaded_and_a_line_marks_where_the_model_takes_over():
     assert column_colour(picture, 6) == pictures.PRIMER_END  # not a beat line: the primer's end
     plain = np.asarray(pictures.roll_picture(roll))
     assert column_colour(plain, 2) == pictures.BACKGROUND and column_colour(plain, 6) == pictures.BACKGROUND
+
+
+def test_the_step_a_note_is_struck_is_brighter_than_the_steps_it_is_held():
+    levels = np.zeros((NUM_PITCHES, 8), dtype=np.uint8)
+    levels[60 - LOWEST_PITCH] = [ONSET, HELD, HELD, HELD, ONSET, HELD, HELD, HELD]  # a C4 struck twice
+    picture = np.asarray(pictures.roll_picture(levels, primer_steps=2))
+
+    def cell(step: int) -> tuple:
+        return tuple(picture[pixel_row(60), pictures.LABEL_MARGIN + step * CELL_WIDTH + 1])
+
+    assert [cell(step) for step in (0, 1, 4, 5)] == [
+        pictures.PRIMER_NOTE_ONSET, pictures.PRIMER_NOTE, pictures.NOTE_ONSET, pictures.NOTE,
+    ]  # fmt: skip
+    # A bool roll has no onsets: each run is struck at its first step, as it reads back as notes.
+    runs = np.asarray(pictures.roll_picture(levels > 0))
+    assert tuple(runs[pixel_row(60), pictures.LABEL_MARGIN + 4 * CELL_WIDTH + 1]) == pictures.NOTE
+    assert tuple(runs[pixel_row(60), pictures.LABEL_MARGIN + 1]) == pictures.NOTE_ONSET

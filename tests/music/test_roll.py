@@ -1,5 +1,5 @@
 """Notes <-> piano rolls: the grids (nearest step, what sounds at each step's start, the article's floor),
-merged notes, round trips."""
+onsets (re-struck notes stay apart), merged notes (unisons, onsets the grid rounds together), round trips."""
 
 import numpy as np
 import pytest
@@ -8,17 +8,21 @@ from rollgen.music.corpus import score_to_midi
 from rollgen.music.meter import Meter, frame_positions
 from rollgen.music.midi import MidiError, Piece, read_midi
 from rollgen.music.roll import (
+    HELD,
     LOWEST_PITCH,
     MERGED_BY_GRID,
     MERGED_IN_FILE,
     NOT_SAMPLED,
     NUM_PITCHES,
+    ONSET,
     OUT_OF_RANGE,
     TOO_SHORT,
     max_steps_for,
+    onsets,
     piece_to_roll,
     roll_to_midi,
     roll_to_notes,
+    sounding,
     ticks_to_steps,
 )
 from tests.conftest import build_midi
@@ -66,10 +70,10 @@ def test_known_notes_on_the_nearest_grid():
 
 def test_known_notes_on_the_articles_floor_grid():
     roll, dropped = piece_to_roll(read_midi(KNOWN), steps_per_quarter=4, grid="floor")
-    expected = np.zeros((NUM_PITCHES, 5), dtype=bool)
-    expected[60 - LOWEST_PITCH, 0:4] = True
-    expected[64 - LOWEST_PITCH, 2:5] = True
-    assert roll.shape == expected.shape and (roll == expected).all()
+    expected = np.zeros((NUM_PITCHES, 5), dtype=np.uint8)
+    expected[60 - LOWEST_PITCH, 0:4] = [ONSET, HELD, HELD, HELD]
+    expected[64 - LOWEST_PITCH, 2:5] = [ONSET, HELD, HELD]
+    assert roll.dtype == np.uint8 and roll.shape == expected.shape and (roll == expected).all()
     assert dropped == {OUT_OF_RANGE: 1, TOO_SHORT: 1}  # the short note vanishes, as in the article
 
 
@@ -92,14 +96,34 @@ def test_eighth_triplets_land_on_steps_0_1_3():
     assert [runs(roll, pitch) for pitch in (60, 64, 67)] == [[(0, 4)], [(4, 4)], [(8, 4)]]  # exact
 
 
-def test_notes_of_one_pitch_that_touch_or_overlap_are_one_run():
-    # A re-struck quarter (its release is the next onset) and a unison doubling: no roll can tell them apart.
+def test_a_restruck_note_is_drawn_as_its_own_note():
+    # A repeated quarter whose release is the next one's onset: one run of sounding cells, struck twice.
     restruck = piece_of([(C4, 0, 480), (C4, 480, 960)])
     roll, dropped = piece_to_roll(restruck)
-    assert runs(roll, C4) == [(0, 8)] and dropped == {MERGED_IN_FILE: 1}
+    assert roll[C4 - LOWEST_PITCH].tolist() == [ONSET, HELD, HELD, HELD, ONSET, HELD, HELD, HELD] and not dropped
+    assert runs(roll, C4) == [(0, 4), (4, 4)]
+    # A key struck again while it sounds (a piano's pedal): the second strike ends the first note there.
+    # and the second note sounds on to the latest release.
+    pedalled = piece_of([(C4, 0, 960), (C4, 240, 480)])
+    roll, dropped = piece_to_roll(pedalled)
+    assert runs(roll, C4) == [(0, 2), (2, 6)] and not dropped
+    assert sounding(roll[C4 - LOWEST_PITCH]).all()
+
+
+def test_only_onsets_on_one_step_merge():
+    # Two voices on one note (a unison, the same tick): one note, the other merged in the file, once.
     doubled = piece_of([(C4, 0, 960), (C4, 240, 480), (C4, 0, 960)])
     roll, dropped = piece_to_roll(doubled)
-    assert runs(roll, C4) == [(0, 8)] and dropped == {MERGED_IN_FILE: 2}
+    assert runs(roll, C4) == [(0, 2), (2, 6)] and dropped == {MERGED_IN_FILE: 1}
+    # A unison's longer voice gives its length.
+    roll, dropped = piece_to_roll(piece_of([(C4, 0, 480), (C4, 0, 960)]))
+    assert runs(roll, C4) == [(0, 8)] and dropped == {MERGED_IN_FILE: 1}
+    # Repeated 32nds on a grid of 16ths: onsets at 0, 0.5, 1 and 1.5 steps, half up to 0, 1, 1, 2 (60 and 120
+    # ticks both round to step 1): the third is merged by the grid.
+    thirty_seconds = piece_of([(C4, 0, 60), (C4, 60, 120), (C4, 120, 180), (C4, 180, 240)])
+    roll, dropped = piece_to_roll(thirty_seconds)
+    assert runs(roll, C4) == [(0, 1), (1, 1), (2, 1)] and dropped == {MERGED_BY_GRID: 1}
+    assert piece_to_roll(thirty_seconds, steps_per_quarter=8)[1] == {}
 
 
 def test_a_gap_the_rounding_would_close_is_kept_as_one_silent_step():
@@ -108,11 +132,12 @@ def test_a_gap_the_rounding_would_close_is_kept_as_one_silent_step():
     detached = piece_of([(C4, 0, 216), (C4, 240, 456), (C4, 480, 696)])
     roll, dropped = piece_to_roll(detached)
     assert runs(roll, C4) == [(0, 1), (2, 1), (4, 2)] and not dropped
-    # Staccato 16ths of 0.2 quarters leave no room for a gap on a grid of 16ths: one run, two notes merged
-    # by the grid. The article's floor drops all three; 8 steps a quarter draws them apart.
+    # Staccato 16ths of 0.2 quarters leave no room for a gap on a grid of 16ths: one run of cells, each note
+    # struck on its own. The article's floor drops all three; 8 steps a quarter draws their gaps too.
     staccato = piece_of([(C4, 0, 96), (C4, 120, 216), (C4, 240, 336)])
     roll, dropped = piece_to_roll(staccato)
-    assert runs(roll, C4) == [(0, 3)] and dropped == {MERGED_BY_GRID: 2}
+    assert runs(roll, C4) == [(0, 1), (1, 1), (2, 1)] and not dropped
+    assert sounding(roll[C4 - LOWEST_PITCH]).all()
     assert piece_to_roll(staccato, grid="floor")[1] == {TOO_SHORT: 3}
     roll, dropped = piece_to_roll(staccato, steps_per_quarter=8)
     assert runs(roll, C4) == [(0, 1), (2, 1), (4, 2)] and not dropped
@@ -136,7 +161,8 @@ def test_the_sample_grid_holds_what_sounds_at_each_steps_start():
 
 @pytest.mark.parametrize("grid", ["nearest", "sample", "floor"])
 def test_every_note_is_drawn_or_dropped_once(grid):
-    # Random notes at odd resolutions: the drawn notes are the roll's runs, every other note has one reason.
+    # Random notes at odd resolutions: the drawn notes are the notes the roll reads back, by pitch and onset
+    # step; every other note has one reason.
     rng = np.random.default_rng(0)
     for ticks_per_quarter in (96, 480, 1000, 10080):
         for steps_per_quarter in (3, 4, 8):
@@ -146,8 +172,14 @@ def test_every_note_is_drawn_or_dropped_once(grid):
             ends = starts + rng.integers(1, 2 * ticks_per_quarter, count)
             piece = piece_of(list(zip(pitches, starts, ends)), ticks_per_quarter)
             roll, dropped = piece_to_roll(piece, steps_per_quarter, grid=grid)
-            drawn = len(roll_to_notes(roll).pitches)
-            assert drawn + dropped.total() == count
+            notes = roll_to_notes(roll)
+            assert len(notes.pitches) + dropped.total() == count
+            assert (onsets(roll) == (roll == ONSET)).all() and set(np.unique(roll)) <= {0, HELD, ONSET}
+            struck_rows, struck_steps = np.nonzero(roll == ONSET)
+            assert (notes.pitches.tolist(), notes.starts.tolist()) == (
+                (struck_rows + LOWEST_PITCH).tolist(),
+                struck_steps.tolist(),
+            )
             assert dropped[OUT_OF_RANGE] == int((pitches < LOWEST_PITCH).sum())
             if grid == "sample":
                 # A note sounds exactly at the step starts within [onset, release), in step units.
@@ -155,15 +187,15 @@ def test_every_note_is_drawn_or_dropped_once(grid):
                 step_starts = np.arange(roll.shape[1]) * ticks_per_quarter  # in ticks x steps_per_quarter
                 for pitch in np.unique(pitches[in_range]):
                     mine = in_range & (pitches == pitch)
-                    onsets, releases = starts[mine, None] * steps_per_quarter, ends[mine, None] * steps_per_quarter
-                    sounding = ((onsets <= step_starts) & (step_starts < releases)).any(axis=0)
-                    assert (roll[pitch - LOWEST_PITCH] == sounding).all()
+                    begins, releases = starts[mine, None] * steps_per_quarter, ends[mine, None] * steps_per_quarter
+                    sounds = ((begins <= step_starts) & (step_starts < releases)).any(axis=0)
+                    assert (sounding(roll[pitch - LOWEST_PITCH]) == sounds).all()
             if grid == "nearest":
                 assert TOO_SHORT not in dropped
-                # Every note in range sounds at its rounded onset.
-                onsets = ticks_to_steps(starts, ticks_per_quarter, steps_per_quarter)
+                # Every note in range is struck at its rounded onset.
+                struck = ticks_to_steps(starts, ticks_per_quarter, steps_per_quarter)
                 in_range = pitches >= LOWEST_PITCH
-                assert roll[pitches[in_range] - LOWEST_PITCH, onsets[in_range]].all()
+                assert (roll[pitches[in_range] - LOWEST_PITCH, struck[in_range]] == ONSET).all()
 
 
 @pytest.mark.parametrize("grid", ["nearest", "sample", "floor"])
@@ -179,7 +211,8 @@ def test_sparse_and_piled_up_notes_draw_their_cells(grid):
         expected = np.zeros((NUM_PITCHES, int(ends.max()) // 120), dtype=bool)
         for pitch, start, end in zip(pitches, starts, ends):
             expected[pitch - LOWEST_PITCH, start // 120 : end // 120] = True
-        assert roll.shape == expected.shape and (roll == expected).all()
+        assert roll.shape == expected.shape and (sounding(roll) == expected).all()
+        assert onsets(roll)[pitches - LOWEST_PITCH, starts // 120].all()
 
 
 def test_roll_to_notes_merges_runs_of_sounding_steps():

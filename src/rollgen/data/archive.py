@@ -4,6 +4,12 @@ An archive holds every piece's frames once (`frames`, sequence i = frames[frame_
 each frame's bar position (`positions`, rollgen.music.meter), the piece names, and for the window models the
 window length and target gap (`context`, `target_gap`); training and evaluation cut windows or stretches
 from the frames on the fly. Reading one needs numpy alone (no images, splits or pandas).
+
+`onsets` says whether the frames hold onsets: True where they are the levels of lossless images
+(rollgen.music.roll: 0, HELD, ONSET); False in article mode, whose frames are the article's stretched
+pictures (0/255 and grays), and missing in an archive written before onsets were kept (0/255). Reading one
+gives levels either way: frames without onsets have each run of sounding frames of a pitch struck at its
+first frame, sequence by sequence (`strike_sequences`), as the article's image2midi reads runs.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rollgen import files, paths
-from rollgen.music.roll import sounding  # noqa: F401  (re-exported: frames are read where archives are)
+from rollgen.music.roll import ONSET, sounding, strike_runs  # sounding re-exported: frames are read here
 
 SPLITS = ("train", "val", "test")
 
@@ -22,9 +28,10 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class Sequences:
     """One split's frame sequences as the windows stage archives them (a piece's, or an image's in article
-    mode); frames are uint8 0/255 over the 106 pitches (`sounding` reads them)."""
+    mode); frames are uint8 levels over the 106 pitches (rollgen.music.roll: 0, HELD, ONSET; `sounding` and
+    `onsets` read them)."""
 
-    frames: np.ndarray  # uint8 (frames, pitches)
+    frames: np.ndarray  # uint8 (frames, pitches) levels
     offsets: np.ndarray  # int64 (sequences + 1): sequence i = frames[offsets[i]:offsets[i + 1]]
     positions: np.ndarray  # int16 (frames, 4): bar position of each frame (rollgen.music.meter.POSITION_COLUMNS)
     names: np.ndarray  # str (pieces,)
@@ -53,13 +60,25 @@ def load_sequences(split: str, folder: Path = paths.WINDOWS_DIR) -> Sequences:
 
 
 def read_sequences(path: Path) -> Sequences:
-    """The archive at `path`, loaded without pickle."""
+    """The archive at `path`, loaded without pickle, its frames as levels (see the module docstring)."""
     archive = files.load_npz(path)
+    frames = archive["frames"]
+    if not bool(archive.get("onsets", False)):
+        frames = strike_sequences(frames, archive["frame_offsets"])
     return Sequences(
-        frames=archive["frames"],
+        frames=frames,
         offsets=archive["frame_offsets"],
         positions=archive["positions"],
         names=archive["pieces"],
         context=int(archive["context"]),
         target_gap=int(archive["target_gap"]),
     )
+
+
+def strike_sequences(frames: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """uint8 levels of frames (steps, pitches) without onsets (0/255 or grays): each run of sounding frames of a
+    pitch struck at its first frame, no run going on from one sequence (`offsets`) into the next."""
+    levels = strike_runs(frames, time_axis=0)
+    firsts = offsets[:-1][offsets[:-1] < offsets[1:]]  # each non-empty sequence's first frame
+    levels[firsts] = np.where(sounding(frames[firsts]), ONSET, 0)
+    return levels

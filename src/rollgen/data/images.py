@@ -1,4 +1,9 @@
-"""Piano rolls <-> 106x106 grayscale PNGs (white = sounding), the article's midi2image/image2midi."""
+"""Piano rolls <-> 106x106 grayscale PNGs (bright = sounding), the article's midi2image/image2midi.
+
+A lossless image holds the roll's levels as pixels (rollgen.music.roll: 0 silent, HELD 170, ONSET 255), so a
+re-struck note comes back as two (`image_levels`); the article's image2midi still reads it, anything bright
+sounding. An article image is the article's: what sounds white (0/255), stretched with LANCZOS, no onsets.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,19 @@ from PIL import Image
 from tqdm import tqdm
 
 from rollgen import files, paths
-from rollgen.data.archive import sounding
 from rollgen.music.meter import METER_COLUMNS, Meter
 from rollgen.music.midi import MidiError, read_midi
-from rollgen.music.roll import NUM_PITCHES, max_steps_for, piece_to_roll, roll_to_midi
+from rollgen.music.roll import (
+    HELD,
+    NUM_PITCHES,
+    ONSET,
+    max_steps_for,
+    onsets,
+    piece_to_roll,
+    roll_to_midi,
+    sounding,
+    strike_runs,
+)
 from rollgen.params import ImagesParams, IngestParams
 
 IMAGE_SIZE = 106  # the article resizes every chunk to 106x106
@@ -25,21 +39,27 @@ REJECTED_COLUMNS = ["piece", "path", "reason"]
 
 
 def roll_to_images(roll: np.ndarray, mode: str, chunk_steps: int) -> list[np.ndarray]:
-    """The roll cut into chunks of `chunk_steps` steps, each a uint8 (106, 106) image; rows are pitches
-    (row 0 = MIDI 21, as the article), columns are steps, the last chunk padded with silence.
+    """The roll (uint8 levels, or bool: each run struck at its first step) cut into chunks of `chunk_steps`
+    steps, each a uint8 (106, 106) image; rows are pitches (row 0 = MIDI 21, as the article), columns are
+    steps, the last chunk padded with silence.
 
-    `lossless`: chunks of 106 steps, so the 106x106 "resize" is the identity.
-    `article`: chunks of `chunk_steps` (100 in the article) stretched to 106 columns with LANCZOS.
+    `lossless`: chunks of 106 steps, so the 106x106 "resize" is the identity; pixels are the levels.
+    `article`: what sounds white (255), the article's picture, in chunks of `chunk_steps` (100 in the
+    article) stretched to 106 columns with LANCZOS.
     """
     if mode not in MODES:
         raise ValueError(f"images.mode must be one of {MODES}, not '{mode}'")
     if mode == "lossless" and chunk_steps != IMAGE_SIZE:
         raise ValueError(f"lossless images need chunk_steps = {IMAGE_SIZE}, not {chunk_steps}")
+    roll = np.asarray(roll)
     steps = roll.shape[1]
     count = max(1, -(-steps // chunk_steps))
     # One padded copy of the whole roll, cut into contiguous chunks: no per-chunk allocation or masking.
     pixels = np.zeros((NUM_PITCHES, count * chunk_steps), dtype=np.uint8)
-    np.multiply(roll, 255, out=pixels[:, :steps], casting="unsafe")
+    if mode == "article":
+        np.multiply(sounding(roll), 255, out=pixels[:, :steps], casting="unsafe")
+    else:
+        pixels[:, :steps] = strike_runs(roll, time_axis=1) if roll.dtype == bool else roll
     chunks = list(pixels.reshape(NUM_PITCHES, count, chunk_steps).transpose(1, 0, 2).copy())
     if mode == "article":
         chunks = [
@@ -62,8 +82,15 @@ def load_png(path: Path) -> np.ndarray:
 
 def image_to_midi(image: np.ndarray, steps_per_quarter: int) -> bytes:
     """MIDI bytes for one roll image drawn at `steps_per_quarter`: the article's image2midi, one piano note per
-    run of white pixels."""
+    run of bright pixels (a lossless image's onsets are not read: `image_levels` reads them)."""
     return roll_to_midi(sounding(image), steps_per_quarter=steps_per_quarter)
+
+
+def image_levels(image: np.ndarray) -> np.ndarray:
+    """The roll levels (uint8 0, HELD, ONSET) of a lossless image, each pixel to the level it is nearest above
+    half-way (rollgen.music.roll's `sounding`, `onsets`): `roll_to_midi` writes it with its re-struck notes.
+    Only for lossless images: an article image (0/255) would read as a note struck at every step."""
+    return np.where(onsets(image), ONSET, np.where(sounding(image), HELD, 0)).astype(np.uint8)
 
 
 def image_name(piece: str, chunk: int) -> str:

@@ -34,8 +34,9 @@ from rollgen.music.roll import (
 from rollgen.params import ImagesParams, IngestParams
 
 MIDI_SUFFIXES = frozenset({".mid", ".midi", ".kar", ".rmi"})
-# Every note read from a file is drawn (a run of the roll of its own) or counted in one of these columns, by
-# the reasons rollgen.music.midi and rollgen.music.roll give (see rollgen.music.roll's docstring for merged notes).
+# Every note read from a file is drawn (struck on the roll at a step of its own) or counted in one of these
+# columns, by the reasons rollgen.music.midi and rollgen.music.roll give (see rollgen.music.roll's docstring for
+# merged notes).
 NOTE_COLUMNS = {
     "out_of_range": (OUT_OF_RANGE,),
     "drums": (DRUMS,),
@@ -46,7 +47,8 @@ NOTE_COLUMNS = {
 }
 COLUMN_OF_REASON = {reason: column for column, reasons in NOTE_COLUMNS.items() for reason in reasons}
 # The notes `lost_share` counts: what the file or the grid loses. Notes merged in the file are left out of
-# it: a roll shows no re-strike or unison at any resolution, and they are a fifth of the Bach chorales.
+# it: they are unisons (two voices on one note, 5.7% of the Bach chorales' notes), which no roll shows at any
+# resolution; a re-struck note is drawn.
 LOST_COLUMNS = ("zero_length", "too_short", "merged_by_grid")
 LOST_SHARE_FLAG = 0.01  # `rollgen check` flags a file that loses more of its in-range notes
 MANIFEST_COLUMNS = [
@@ -309,7 +311,7 @@ def summarize(manifest: pd.DataFrame) -> dict:
     Notes: `notes_read` = `notes_drawn` + every count of `notes_lost_by_reason` (the manifest's
     NOTE_COLUMNS); `lost_share_in_range` is what the file or the grid loses (LOST_COLUMNS) over the notes
     in range (`notes_in_range`: read, less out of range and drums); `merged_in_file_share_in_range` is
-    what no roll can show (re-strikes, unisons). Those two and the drawn share make 1.
+    what no roll can show (unisons: two voices on one note). Those two and the drawn share make 1.
     """
     by_status = manifest["status"].value_counts()
     rejected = manifest.loc[manifest["status"] == "rejected", "reason"]

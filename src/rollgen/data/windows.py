@@ -4,6 +4,8 @@ An archive holds every piece's frames once (`frames`, sequence i = frames[frame_
 each frame's bar position (`positions`, rollgen.music.meter), the piece names, and for the window models the
 window length and target gap (`context`, `target_gap`); training and evaluation cut windows or stretches
 from the frames on the fly. Article mode also stores the article's `x`/`y` arrays (split_sequences).
+The frames are the images' pixels: levels with onsets from lossless images (`onsets` True), the article's
+pictures in article mode (`onsets` False; rollgen.data.archive reads them as levels).
 """
 
 from __future__ import annotations
@@ -93,8 +95,9 @@ def load_pieces(index_path: Path, mode: str, images: ImagesParams) -> list[Loade
     return loaded
 
 
-def archive_arrays(chosen: list[LoadedPiece], mode: str, context: int) -> dict[str, np.ndarray]:
-    """The arrays of one split's archive (see the module docstring) holding the `chosen` pieces."""
+def archive_arrays(chosen: list[LoadedPiece], mode: str, context: int, onsets: bool) -> dict[str, np.ndarray]:
+    """The arrays of one split's archive (see the module docstring) holding the `chosen` pieces; `onsets`:
+    whether their frames hold onset levels (lossless images) or are pictures without onsets (article)."""
     sequences = [sequence for piece in chosen for sequence in piece.sequences]
     arrays = {
         "frames": np.concatenate(sequences) if sequences else np.zeros((0, NUM_PITCHES), np.uint8),
@@ -107,6 +110,7 @@ def archive_arrays(chosen: list[LoadedPiece], mode: str, context: int) -> dict[s
         "pieces": np.asarray([piece.info.name for piece in chosen], dtype=str),
         "context": np.int64(context),
         "target_gap": np.int64(0 if mode == "next" else 1),
+        "onsets": np.bool_(onsets),
     }
     if mode == "article":
         windows = [make_windows(sequence, context, mode) for sequence in sequences]
@@ -126,7 +130,8 @@ def run(
 ) -> dict:
     """Writes train/val/test .npz archives (see the module docstring) and splits.csv, which says for every
     piece its split and why (rollgen.data.splits), into `out_dir`, replaced as a whole; windows of
-    `params.steps` frames. `images`: the grid the images were drawn on (see `load_pieces`)."""
+    `params.steps` frames. `images`: the grid the images were drawn on (see `load_pieces`), and their mode:
+    lossless images hold onsets, article images do not."""
     loaded = load_pieces(index_path, params.mode, images)
     assignments = splits.assign_splits(
         [piece.info for piece in loaded], params.split, params.val_fraction, params.test_fraction
@@ -135,7 +140,7 @@ def run(
         summary = {}
         for name in SPLITS:
             chosen = [piece for piece, assignment in zip(loaded, assignments) if assignment.split == name]
-            arrays = archive_arrays(chosen, params.mode, params.steps)
+            arrays = archive_arrays(chosen, params.mode, params.steps, onsets=images.mode == "lossless")
             files.write_npz(folder / f"{name}.npz", **arrays)
             summary[name] = {"pieces": len(chosen), "frames": int(len(arrays["frames"]))}
         table = pd.DataFrame(

@@ -56,15 +56,15 @@ def primer_source(primer: str, windows: Path) -> PrimerSource:
 def make_primers(
     source: PrimerSource, count: int, steps: int, rng: np.random.Generator, steps_per_quarter: int, grid: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Primers (count, steps or fewer, 106) in 0..1 and their bar positions (count, primer steps + 1, 4):
-    random excerpts of an archive drawn with `rng`; the start of a MIDI file, read on the model's grid
-    (`steps_per_quarter`, `grid`), the same for every piece; or nothing, from a bar line (Silence's meter;
-    4/4 for None)."""
+    """Primers (count, steps or fewer, 106) of uint8 levels (rollgen.music.roll: 0, HELD, ONSET) and their bar
+    positions (count, primer steps + 1, 4): random excerpts of an archive drawn with `rng`; the start of a MIDI
+    file, read on the model's grid (`steps_per_quarter`, `grid`), the same for every piece; or nothing, from a
+    bar line (Silence's meter; 4/4 for None)."""
     if source is None or isinstance(source, Silence):
         start = meter.default_positions(1, steps_per_quarter)
         if source is not None:
             start[0, [meter.STEPS_PER_BEAT, meter.STEPS_PER_BAR]] = source.steps_per_beat, source.steps_per_bar
-        return np.zeros((count, 0, NUM_PITCHES), np.float32), np.repeat(start[None], count, axis=0).astype(np.int32)
+        return np.zeros((count, 0, NUM_PITCHES), np.uint8), np.repeat(start[None], count, axis=0).astype(np.int32)
     if isinstance(source, Sequences):
         return excerpt_primers(source, count, steps, rng)
     if isinstance(source, bytes):
@@ -77,18 +77,19 @@ def make_primers(
 
 def excerpt_primers(data: Sequences, count: int, steps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """`count` random excerpts of `steps` frames from the sequences of `data` long enough for them (all as
-    long as the longest sequence where none is), as float primers, and their positions."""
+    long as the longest sequence where none is), their levels as the archive holds them (a note sounding into
+    an excerpt's first frame is held there, as it was), and their positions."""
     lengths = np.diff(data.offsets)
     if len(lengths) == 0 or lengths.max() == 0:
         raise RollgenError("the split has no frames to start from")
     steps = min(steps, int(lengths.max()))
     eligible = np.flatnonzero(lengths >= steps)
     sequences = eligible[rng.integers(len(eligible), size=count)]
-    primers = np.zeros((count, steps, data.frames.shape[1]), np.float32)
+    primers = np.zeros((count, steps, data.frames.shape[1]), np.uint8)
     positions = np.zeros((count, steps + 1, data.positions.shape[1]), np.int32)
     for row, sequence in enumerate(sequences):
         first = data.offsets[sequence] + rng.integers(lengths[sequence] - steps + 1)
-        primers[row] = data.frames[first : first + steps] / 255.0
+        primers[row] = data.frames[first : first + steps]
         positions[row, :steps] = data.positions[first : first + steps]
         # the first new frame's position: the step after the primer's (or, with no primer, the excerpt's first)
         positions[row, steps] = meter.next_position(positions[row, steps - 1]) if steps else data.positions[first]
@@ -98,8 +99,9 @@ def excerpt_primers(data: Sequences, count: int, steps: int, rng: np.random.Gene
 def midi_primers(
     path: Path, steps: int, count: int, steps_per_quarter: int, grid: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The first `steps` steps of a MIDI file's roll (all of it when shorter), as `count` identical float
-    primers, and their bar positions from the file's time signatures.
+    """The first `steps` steps of a MIDI file's roll (all of it when shorter), as `count` identical primers of
+    levels (each note struck at its onset, a re-struck note twice), and their bar positions from the file's time
+    signatures.
 
     The roll starts at the file's time 0, so a file that opens with rests gives a primer with silent steps.
     """
@@ -123,7 +125,7 @@ def primers_from_midi(
         raise ValueError("no notes in range to start from")
     steps = min(steps, roll.shape[1])
     where = meter.frame_positions(meter.Meter.from_piece(piece, steps_per_quarter), steps + 1)
-    window = roll[:, :steps].T.astype(np.float32)
+    window = roll[:, :steps].T
     return np.repeat(window[None], count, axis=0), np.repeat(where[None], count, axis=0).astype(np.int32)
 
 

@@ -1,6 +1,7 @@
 """Piano-roll pictures a person can read: pitch up, time right, every C named with its octave (C4 is middle C),
 a line on every beat and a brighter one on every bar where the frames' bar positions put them, and the primer a
-generated piece starts from shaded, with a line where the model takes over."""
+generated piece starts from shaded, with a line where the model takes over. The step a note is struck is drawn
+brighter than the steps it is held, so a re-struck note shows as two."""
 
 from __future__ import annotations
 
@@ -11,16 +12,18 @@ from PIL import Image, ImageDraw, ImageFont
 
 from rollgen import files
 from rollgen.music import meter
-from rollgen.music.roll import LOWEST_PITCH
+from rollgen.music.roll import LOWEST_PITCH, onsets, sounding, strike_runs
 
 BACKGROUND = (22, 24, 32)
 C_LINE = (44, 48, 62)  # a faint line under every C, to find octaves
 BEAT_LINE = (52, 56, 72)
 BAR_LINE = (96, 102, 128)
-NOTE = (250, 200, 90)
+NOTE = (250, 200, 90)  # a held step
+NOTE_ONSET = (255, 244, 190)  # the step a note is struck
 PRIMER_BACKGROUND = (24, 38, 56)  # the primer's steps: real music the model read, not music it made
 PRIMER_C_LINE = (44, 60, 84)
 PRIMER_NOTE = (140, 190, 240)
+PRIMER_NOTE_ONSET = (215, 238, 255)
 PRIMER_END = (90, 170, 255)  # the line where the model's own steps begin
 LABEL = (170, 176, 196)
 LABEL_MARGIN = 18  # pixels left of the roll for the pitch names (the bitmap font's "C8" is 12 wide)
@@ -34,7 +37,8 @@ def roll_picture(
     cell_width: int = 4,
     cell_height: int = 3,
 ) -> Image.Image:
-    """An RGB picture of a bool roll (pitches, steps): one cell per pitch and step, highest pitch on top.
+    """An RGB picture of a roll (pitches, steps) of uint8 levels (rollgen.music.roll; a bool roll's runs are
+    struck at their first step): one cell per pitch and step, highest pitch on top, onsets brighter.
 
     `positions` (steps, 4) are the frames' bar positions (rollgen.music.meter): beat and bar lines go where
     they say; without them, 4/4 from the first step. The first `primer_steps` steps are drawn as a primer.
@@ -48,11 +52,15 @@ def roll_picture(
     c_rows = [row for row in range(pitches) if (LOWEST_PITCH + row) % 12 == 0]
     canvas[c_rows] = C_LINE
     canvas[np.ix_(c_rows, range(min(primer_steps, steps)))] = PRIMER_C_LINE
-    sounding = np.asarray(roll, dtype=bool)
-    canvas[sounding] = NOTE
-    primer_notes = sounding.copy()
-    primer_notes[:, primer_steps:] = False
-    canvas[primer_notes] = PRIMER_NOTE
+    roll = np.asarray(roll)
+    levels = strike_runs(roll, time_axis=1) if roll.dtype == bool else roll
+    in_primer = np.arange(steps) < primer_steps
+    for cells, colour, primer_colour in (
+        (sounding(levels), NOTE, PRIMER_NOTE),
+        (onsets(levels), NOTE_ONSET, PRIMER_NOTE_ONSET),
+    ):
+        canvas[cells & ~in_primer] = colour
+        canvas[cells & in_primer] = primer_colour
     canvas = canvas[::-1].repeat(cell_height, axis=0).repeat(cell_width, axis=1)
     blank_colours = np.array([BACKGROUND, C_LINE, PRIMER_BACKGROUND, PRIMER_C_LINE], dtype=np.uint8)
     positions = np.asarray(positions)

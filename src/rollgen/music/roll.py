@@ -1,4 +1,4 @@
-"""Piano rolls: a (pitch, step) grid of sounding notes, 106 pitches (MIDI 21..126) as the article.
+"""Piano rolls: a (pitch, step) grid of notes struck and held, 106 pitches (MIDI 21..126) as the article.
 
 The grid. A step is 1/`steps_per_quarter` of a quarter note; notes come in ticks (`Piece.ticks_per_quarter`
 a quarter) and are put on steps with integer arithmetic only, so no time is ever a float. Two grids
@@ -10,9 +10,10 @@ a quarter) and are put on steps with integer arithmetic only, so no time is ever
   sounds in the file but whose onset and release round to one step keeps one step, from its rounded onset:
   a staccato 16th of 0.2 quarters, a 32nd, a grace note written with a length all draw a cell. Only a
   note of zero length in the file draws nothing (rollgen.music.midi drops it on reading). One more rule keeps
-  re-strikes visible: where the file has a gap between a note and the next onset of its pitch and the
-  rounded release reaches that onset, the note ends one step before it instead, as long as it keeps one
-  step (detached repeated eighths, released at 90% of their length, stay apart as `floor` draws them).
+  the file's gaps: where the file has a gap between a note and the next onset of its pitch and the rounded
+  release reaches that onset, the note ends one step before it instead, as long as it keeps one step
+  (detached repeated eighths, released at 90% of their length, keep a silent step between them as `floor`
+  draws them).
 - `sample`: a step holds the notes sounding at its start, as the published quarter-note sets (JSB Chorales,
   Boulanger-Lewandowski et al. 2012) sample their rolls: a note from onset a to release b (ticks) sounds at
   steps ceil(a) .. ceil(b) - 1 in step units. An eighth passing tone between two beats draws nothing at
@@ -26,17 +27,20 @@ Triplets do not fit 4 steps per quarter. Eighth triplets, at 0, 1.33 and 2.67 st
 no gap opens; under `floor` they start at 0, 1, 2 and last 1 step each, with a silent step 3 after them.
 `steps_per_quarter: 12` (or 3, 6) draws them exactly.
 
-A roll has no onsets: each run of sounding cells of one pitch is one note (`roll_to_notes`, as the
-article's image2midi). So notes of one pitch that touch or overlap on the grid merge into one run: a
-re-struck note (a repeated quarter whose release is the next one's onset) reads back as one longer note,
-and a note doubled in unison by a second voice adds nothing. `piece_to_roll` counts every note once.
-Walk the in-range notes of each pitch by onset in ticks (ties: the longer first): a note
-that starts on the grid at or before the latest grid release of the notes before it joins their run and
-is *merged*; any other note starts a run and is *drawn*, so the drawn notes are exactly the notes
-`roll_to_notes` reads back. A merged note is `MERGED_IN_FILE` when it already starts at or before the
-latest release of those notes in the file's ticks: a re-strike or a unison, which no roll can show at any
-resolution; else `MERGED_BY_GRID`: the file has a gap before it that rounding closed (repeated 32nd notes
-on a grid of 16ths).
+A roll keeps onsets: a cell is 0 (silent), HELD (sounds, held from the step before) or ONSET (the step a
+note is struck), uint8. `sounding` reads what sounds (anything bright, as the article's image2midi), and
+that is the whole article picture (`images.mode: article` draws `sounding(roll) * 255`). `roll_to_notes`
+reads a note from each ONSET cell through the HELD cells after it, so a note ends where its pitch falls
+silent or is struck again: a re-struck note (a repeated quarter whose release is the next one's onset, a
+piano key struck again while it sounds) stays two notes, the first ending where the second is struck.
+`piece_to_roll` counts every note once. Walk the in-range notes of each pitch by onset in ticks (ties: the
+longer first): a note whose grid onset is the onset of the note before it is *merged* (it adds its cells,
+no onset); any other note is *drawn*, its onset cell ONSET, its other cells HELD unless another note is
+struck there. So the drawn notes are exactly the notes `roll_to_notes` reads back, by pitch and onset
+step. A merged note is `MERGED_IN_FILE` when it starts at the same tick as the note before it: a unison
+(two voices on one note), which no roll shows at any resolution; else `MERGED_BY_GRID`: two onsets the
+grid rounds to one step (repeated 32nd notes on a grid of 16ths). What sounds is the same as without
+onsets: every note's cells, merged or drawn.
 """
 
 from __future__ import annotations
@@ -62,8 +66,8 @@ PITCH_RANGE = f"{LOWEST_PITCH}..{LOWEST_PITCH + NUM_PITCHES - 1}"
 OUT_OF_RANGE = f"pitch outside {PITCH_RANGE}"
 TOO_SHORT = "shorter than one step"  # grid: floor only
 NOT_SAMPLED = "sounds at no step's start"  # grid: sample only
-MERGED_IN_FILE = "merged: re-struck or doubled in the file"
-MERGED_BY_GRID = "merged: its gap closed by the grid"
+MERGED_IN_FILE = "merged: a unison in the file"  # struck at the same tick as another note of its pitch
+MERGED_BY_GRID = "merged: struck on another's step by the grid"  # a later tick, rounded onto the same step
 # Cell levels of a roll that keeps onsets, as its images and archives store them (uint8). Anything brighter than
 # half white sounds, as the article's image2midi reads a picture; the brightest level marks the step a note is
 # struck, so a re-struck note stays two notes. A roll without onsets (bool, or 0/255 as in article mode) has
@@ -74,8 +78,10 @@ ONSET = 255
 
 def sounding(levels: np.ndarray) -> np.ndarray:
     """Which cells sound (bool, same shape) in uint8 levels (0, HELD, ONSET; 0/255 pictures too): those brighter
-    than half white, as the article's image2midi decided (its resized images hold grays)."""
-    return np.asarray(levels) > 255 / 2
+    than half white, as the article's image2midi decided (its resized images hold grays). A bool roll is what
+    sounds already."""
+    levels = np.asarray(levels)
+    return levels if levels.dtype == bool else levels > 255 / 2
 
 
 def onsets(levels: np.ndarray) -> np.ndarray:
@@ -86,7 +92,7 @@ def onsets(levels: np.ndarray) -> np.ndarray:
 def strike_runs(sounds: np.ndarray, time_axis: int) -> np.ndarray:
     """uint8 levels from a roll without onsets (bool, or anything `sounding` reads): each run of sounding cells
     along `time_axis` struck at its first cell (ONSET) and held after it (HELD), as image2midi reads runs."""
-    sounds = sounding(sounds) if np.asarray(sounds).dtype != bool else np.asarray(sounds)
+    sounds = sounding(sounds)
     before = np.zeros_like(sounds)
     moved = np.moveaxis(before, time_axis, 0)
     moved[1:] = np.moveaxis(sounds, time_axis, 0)[:-1]
@@ -157,23 +163,22 @@ def _keep_gaps(
     return np.where(closed, np.maximum(starts + 1, next_step - 1), ends)
 
 
-def _joins_earlier(rows: np.ndarray, starts: np.ndarray, ends: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """For notes taken in `order` (by row, then onset), whether each starts at or before the latest end of
-    the notes of its row before it: one cumulative maximum over all rows, each row shifted above the last."""
-    span = int(ends.max()) + 2 if len(ends) else 1
-    shifted_ends = rows[order] * span + ends[order]
-    joins = np.zeros(len(order), dtype=bool)
-    joins[1:] = rows[order][1:] * span + starts[order][1:] <= np.maximum.accumulate(shifted_ends)[:-1]
-    out = np.empty_like(joins)
-    out[order] = joins
+def _repeats_onset(rows: np.ndarray, starts: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """For notes taken in `order` (by row, then onset), whether each has the same row and start as the note
+    before it in that order."""
+    repeats = np.zeros(len(order), dtype=bool)
+    repeats[1:] = (rows[order][1:] == rows[order][:-1]) & (starts[order][1:] == starts[order][:-1])
+    out = np.empty_like(repeats)
+    out[order] = repeats
     return out
 
 
 def piece_to_roll(
     piece: Piece, steps_per_quarter: int = 4, max_steps: int = 100_000, grid: str = "nearest"
 ) -> tuple[np.ndarray, Counter]:
-    """The piece's roll, bool of shape (NUM_PITCHES, steps), and the notes not drawn as notes of their own,
-    by reason (OUT_OF_RANGE, TOO_SHORT, NOT_SAMPLED, MERGED_IN_FILE, MERGED_BY_GRID; see the module docstring).
+    """The piece's roll, uint8 levels (0, HELD, ONSET) of shape (NUM_PITCHES, steps), and the notes not drawn as
+    notes of their own, by reason (OUT_OF_RANGE, TOO_SHORT, NOT_SAMPLED, MERGED_IN_FILE, MERGED_BY_GRID; see
+    the module docstring).
 
     Row i is MIDI pitch LOWEST_PITCH + i; the roll ends at the last note's last step. The notes the piece
     holds are the drawn ones plus these; a roll longer than `max_steps` raises MidiError.
@@ -204,13 +209,15 @@ def piece_to_roll(
     if steps > max_steps:
         raise MidiError(f"too long: {steps} steps (limit {max_steps})")
     order = np.lexsort((-file_ends, file_starts, rows))  # by pitch, onset, the longer first
-    merged = _joins_earlier(rows, starts, starts + lengths, order)
-    in_file = _joins_earlier(rows, file_starts, file_ends, order)
+    merged = _repeats_onset(rows, starts, order)
+    in_file = _repeats_onset(rows, file_starts, order)  # a unison: the same tick as the note before it
     if count := int((merged & in_file).sum()):
         dropped[MERGED_IN_FILE] = count
     if count := int((merged & ~in_file).sum()):
         dropped[MERGED_BY_GRID] = count
-    return _draw(rows, starts, lengths, steps), dropped
+    roll = _draw(rows, starts, lengths, steps).astype(np.uint8) * np.uint8(HELD)
+    roll[rows, starts] = ONSET  # a merged note's onset is its drawn note's: it adds no onset
+    return roll, dropped
 
 
 def _draw(rows: np.ndarray, starts: np.ndarray, lengths: np.ndarray, steps: int) -> np.ndarray:
@@ -254,8 +261,9 @@ def roll_to_notes(roll: np.ndarray) -> RollNotes:
 def roll_to_midi(
     roll: np.ndarray, steps_per_quarter: int = 4, tempo_bpm: float = 120.0, meter: Meter | None = None
 ) -> bytes:
-    """MIDI bytes (music21, piano) for a bool roll (NUM_PITCHES, steps), with the time signatures of `meter`
-    (a map in steps of the same grid; rollgen.music.meter), or 4/4 without one."""
+    """MIDI bytes (music21, piano) for a roll (NUM_PITCHES, steps) of uint8 levels, each note as `roll_to_notes`
+    reads it (a re-struck note is two MIDI notes), or a bool roll (a note per run), with the time signatures of
+    `meter` (a map in steps of the same grid; rollgen.music.meter), or 4/4 without one."""
     notes = roll_to_notes(roll)
     starts, durations = notes.quarter_lengths(steps_per_quarter)
     signatures = []
