@@ -11,7 +11,7 @@ from rollgen.models import frame_model
 from rollgen.models.builders import build_article
 from rollgen.music import pictures
 from rollgen.music.midi import read_midi
-from rollgen.music.roll import piece_to_roll
+from rollgen.music.roll import piece_to_roll, sounding
 from rollgen.params import validate
 from tests.archives import random_pieces, sequences, write_archive
 from tests.conftest import build_midi
@@ -71,8 +71,8 @@ def test_render_and_generate(tmp_path, chorale_midi_dir):
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         assert "index.html: 1 pieces" in result.output
-        primed, _ = piece_to_roll(read_midi((tmp_path / "primed" / "000.mid").read_bytes()))
-        start, _ = piece_to_roll(read_midi(primer.read_bytes()))
+        primed = sounding(piece_to_roll(read_midi((tmp_path / "primed" / "000.mid").read_bytes()))[0])
+        start = sounding(piece_to_roll(read_midi(primer.read_bytes()))[0])
         assert primed.shape[1] == primer_steps + 8 and (primed[:, :primer_steps] == start[:, :primer_steps]).all()
         generated = primed[:, primer_steps:]  # the primer starts the piece; the caps hold in the new steps
         assert 1 <= generated.sum(axis=0).min() and generated.sum(axis=0).max() <= 3
