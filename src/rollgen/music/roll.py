@@ -81,7 +81,7 @@ def sounding(levels: np.ndarray) -> np.ndarray:
     than half white, as the article's image2midi decided (its resized images hold grays). A bool roll is what
     sounds already."""
     levels = np.asarray(levels)
-    return levels if levels.dtype == bool else levels > 255 / 2
+    return levels.copy() if levels.dtype == bool else levels > 255 / 2
 
 
 def onsets(levels: np.ndarray) -> np.ndarray:
