@@ -11,9 +11,9 @@ from rollgen import files, paths
 from rollgen.data.archive import Sequences, load_sequences, sounding
 from rollgen.errors import RollgenError
 from rollgen.evaluation.mixture import TranspositionMixture
-from rollgen.evaluation.scores import frame_scores
+from rollgen.evaluation.scores import frame_scores, onset_nll, onset_targets
 from rollgen.models import frame_model
-from rollgen.models.frame_model import FrameModel
+from rollgen.models.frame_model import FrameModel, Prediction
 from rollgen.music.roll import LOWEST_PITCH
 from rollgen.params import EvaluateParams
 
@@ -42,24 +42,34 @@ def scored_pitches(highest_pitch: int) -> slice:
 
 def model_scores(network: FrameModel, test: Sequences, params: EvaluateParams) -> tuple[dict, str]:
     """The model's scores on the test pieces (`model`, and `network` for an ensemble) and how its frames were
-    decoded, counting the pitches up to `params.highest_pitch`."""
+    decoded, counting the pitches up to `params.highest_pitch`: `nll` of what sounds and `onset_nll` of which
+    notes are struck (rollgen.evaluation.scores; None for a model that predicts no onsets), the ensemble's onset
+    NLL the network's alone, under `network`."""
     keep = scored_pitches(params.highest_pitch)
     targets = sounding(test.frames)[:, keep]
     samples, seed, reach = params.samples, params.seed, params.transpositions
     decoding = "probability > 0.5"
     if network.head is not None:
         decoding = f"marginal > 0.5 from {samples} samples" if samples else "greedy, lowest pitch first"
+    struck, uncertain = onset_targets(test)
+    struck, uncertain = struck[:, keep], uncertain[:, keep]
+
+    def onsets_of(prediction: Prediction) -> dict:  # None: a model that predicts no onsets (window models)
+        found = prediction.onsets
+        return {"onset_nll": None if found is None else onset_nll(found[:, keep], struck, uncertain)}
+
     if not reach:
         prediction = network.predict(test, samples=samples, seed=seed)
-        scores = {"model": frame_scores(prediction.probabilities[:, keep], targets, prediction.predicted[:, keep])}
-        return scores, decoding
+        model = frame_scores(prediction.probabilities[:, keep], targets, prediction.predicted[:, keep])
+        return {"model": {**model, **onsets_of(prediction)}}, decoding
     mixture = TranspositionMixture(network, reach)
     experts = mixture.experts(test, samples=samples, seed=seed)
     prediction = mixture.combine(experts, test, samples)
-    unshifted = experts[mixture.shifts.index(0)].probabilities[:, keep]  # the network alone: its NLL
+    unshifted = experts[mixture.shifts.index(0)]  # the network alone: its NLL, and its onsets' (the mixture's are
+    # not computed: it mixes what sounds)
     scores = {
         "model": frame_scores(prediction.probabilities[:, keep], targets, prediction.predicted[:, keep]),
-        "network": {"nll": frame_scores(unshifted, targets)["nll"]},
+        "network": {"nll": frame_scores(unshifted.probabilities[:, keep], targets)["nll"], **onsets_of(unshifted)},
     }
     return scores, f"{decoding}; the model: the network's mean over shifts -{reach}..{reach} semitones"
 
@@ -79,7 +89,8 @@ def run(
     frames are decoded from `params.samples` draws per frame (0: greedily), seeded by `params.seed`
     (rollgen.models.nade.Decoder). `params.transpositions` N > 0 scores the model as the ensemble of the
     network over shifts -N..N (rollgen.evaluation.mixture) and adds the network alone's NLL as `network` (its
-    unshifted expert; the draws went to the ensemble).
+    unshifted expert; the draws went to the ensemble), and the network alone's `onset_nll`: the ensemble mixes
+    what sounds only. A model's `onset_nll` is beside its `nll`, whose meaning onsets leave as it was.
     """
     train, test = load_sequences("train", windows_dir), load_sequences("test", windows_dir)
     if len(test.frames) == 0:

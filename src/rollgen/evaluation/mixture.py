@@ -83,7 +83,8 @@ class TranspositionMixture:
         return self.combine(self.experts(data, samples, seed), data, samples)
 
     def experts(self, data: Sequences, samples: int = 0, seed: int = 0) -> list[Prediction]:
-        """Each expert's prediction of the pieces (one per shift, moved back onto the pieces' rows). A NADE's
+        """Each expert's prediction of the pieces (one per shift, moved back onto the pieces' rows, its onsets too).
+        A NADE's
         `samples` draws are shared out among the experts, so the mixture costs the draws one network does;
         an expert's `marginals` are the shares of its own draws (or its greedy frame, with samples 0)."""
         shares = self.shares(samples)
@@ -92,7 +93,8 @@ class TranspositionMixture:
             moved = replace(data, frames=shift_frames(data.frames, shift))
             expert_seed = int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
             prediction = self.model.predict(moved, samples=int(share), seed=expert_seed)
-            back = (shift_frames(part, -shift) for part in (prediction.probabilities, prediction.marginals))
+            back = (shift_frames(part, -shift) if part is not None else None
+                    for part in (prediction.probabilities, prediction.marginals, prediction.onsets))  # fmt: skip
             found.append(Prediction(*back))
         return found
 
@@ -103,7 +105,8 @@ class TranspositionMixture:
     def combine(self, experts: list[Prediction], data: Sequences, samples: int) -> Prediction:
         """The mixture's prediction from its experts': per-pitch conditionals weighted by Bayes
         (mixture_conditionals); the guess from the mean of the experts' marginals, each weighted by its share
-        of the draws (greedily: a pitch is guessed when most experts guess it)."""
+        of the draws (greedily: a pitch is guessed when most experts guess it). It mixes what sounds only: its
+        prediction has no onsets (rollgen.evaluation.evaluate reports the network alone's)."""
         truth = sounding(data.frames)
         playable = np.stack([playable_pitches(truth.shape[1], shift) for shift in self.shifts])
         probabilities = mixture_conditionals(np.stack([e.probabilities for e in experts]), truth, playable)

@@ -17,7 +17,7 @@ from scipy.integrate import trapezoid
 from scipy.stats import gaussian_kde, norm
 
 from rollgen.evaluation.stats import roll_stats
-from rollgen.music.roll import roll_to_notes
+from rollgen.music.roll import roll_to_notes, sounding
 
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 MINOR = (0, 2, 3, 5, 7, 8, 10)  # natural minor, as muspy's scale consistency
@@ -43,8 +43,14 @@ OVERLAP_FEATURES = (
 )
 
 
+def sounding_cells(roll: np.ndarray) -> np.ndarray:
+    """bool (pitches, steps): the cells of a roll that sound, a bool roll's or uint8 levels' (rollgen.music.roll)."""
+    roll = np.asarray(roll)
+    return roll if roll.dtype == bool else sounding(roll)
+
+
 def pitch_class_histogram(roll: np.ndarray) -> np.ndarray:
-    """Notes (onsets, not sounding steps) per pitch class C..B of a bool roll (pitches, steps)."""
+    """Notes (onsets, not sounding steps) per pitch class C..B of a roll (pitches, steps): uint8 levels, or bool."""
     pitches = roll_to_notes(roll).pitches.astype(np.int64)
     return np.bincount(pitches % 12, minlength=12)
 
@@ -70,8 +76,9 @@ def relative_minor(major: str) -> str:
 
 
 def piece_features(roll: np.ndarray, steps_per_quarter: int) -> dict[str, float]:
-    """Features of one bool roll (pitches, steps); row i is MIDI pitch LOWEST_PITCH + i, a step 1/steps_per_quarter
-    of a quarter note. A note is a run of sounding steps of one pitch (as written to MIDI).
+    """Features of one roll (pitches, steps) of uint8 levels (or bool: each run struck once); row i is MIDI pitch
+    LOWEST_PITCH + i, a step 1/steps_per_quarter of a quarter note. A note runs from a struck cell through the
+    held cells after it (rollgen.music.roll.roll_to_notes, as written to MIDI): a re-struck note is two.
 
     - silent_fraction: steps with no sounding pitch / steps
     - notes_per_step: note onsets / steps
@@ -85,12 +92,12 @@ def piece_features(roll: np.ndarray, steps_per_quarter: int) -> dict[str, float]
     - mean_note_length: mean length of the notes, in steps
     Features that need notes (or a non-silent step, or a whole beat) are NaN without them.
     """
-    roll = np.asarray(roll, dtype=bool)
-    steps = roll.shape[1]
-    sounding = roll.sum(axis=0)
+    sounds = sounding_cells(roll)
+    steps = sounds.shape[1]
+    per_step = sounds.sum(axis=0)
     notes = roll_to_notes(roll)
     histogram = np.bincount(notes.pitches.astype(np.int64) % 12, minlength=12)
-    played = np.flatnonzero(roll.any(axis=1))
+    played = np.flatnonzero(sounds.any(axis=1))
     beats = steps // steps_per_quarter
     has_notes = len(notes.pitches) > 0
     if has_notes:
@@ -106,9 +113,9 @@ def piece_features(roll: np.ndarray, steps_per_quarter: int) -> dict[str, float]
     else:
         empty_beat_rate = math.nan
     return {
-        "silent_fraction": float((sounding == 0).mean()) if steps else math.nan,
+        "silent_fraction": float((per_step == 0).mean()) if steps else math.nan,
         "notes_per_step": len(notes.pitches) / steps if steps else math.nan,
-        "mean_polyphony": float(sounding[sounding > 0].mean()) if sounding.any() else math.nan,
+        "mean_polyphony": float(per_step[per_step > 0].mean()) if per_step.any() else math.nan,
         "pitch_range": float(played[-1] - played[0]) if has_notes else math.nan,
         "pitch_class_entropy": entropy,
         "scale_consistency": best_scale(histogram)[1],
@@ -171,7 +178,7 @@ def summarise(features: list[dict[str, float]]) -> dict[str, float | None]:
 
 
 def note_lengths(rolls: Sequence[np.ndarray]) -> np.ndarray:
-    """The length in steps of every note (a run of sounding steps of one pitch) of bool rolls."""
+    """The length in steps of every note (from a struck cell through the held ones after it) of rolls."""
     return np.concatenate([roll_to_notes(roll).lengths for roll in rolls] or [np.zeros(0, np.int64)])
 
 

@@ -2,11 +2,20 @@
 
 Evaluation, the transposition ensemble and training's validation all score with these, so an NLL means the
 same thing wherever it is reported: nats per frame, the sum over pitches of each pitch's Bernoulli NLL.
+`nll` is that of what sounds (the classic frame NLL of the published tables); `onset_nll` that of which
+sounding notes are struck rather than held, given what sounds, over the cells where that is a question (a
+pitch that sounded in the frame before too: rollgen.models.onsets), also summed over a frame and averaged
+over every frame. Their sum is the NLL of the frames' levels.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+
+from rollgen.data.archive import Sequences
+from rollgen.music.roll import onsets, sounding
 
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] so a hard 0/1 guess has a finite NLL
 
@@ -47,3 +56,18 @@ def frame_scores(
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
     }
+
+
+def onset_targets(data: Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """bool (frames, pitches) twice: which cells of `data`'s levels are struck, and where that is uncertain (the
+    pitch sounds and sounded in the frame just before, in its sequence)."""
+    before = replace(data, target_gap=0).previous_frames()
+    return onsets(data.frames), sounding(data.frames) & sounding(before)
+
+
+def onset_nll(probabilities: np.ndarray, struck: np.ndarray, uncertain: np.ndarray) -> float:
+    """Nats per frame of the onsets: the Bernoulli NLL of the `uncertain` cells' onset `probabilities` against
+    `struck`, summed over each frame, averaged over every frame (as `nll`); NaN without frames."""
+    if not len(struck):
+        return float("nan")
+    return float((bernoulli_nll(probabilities, struck) * np.asarray(uncertain, bool)).sum(axis=1).mean())

@@ -6,19 +6,21 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from rollgen.music.roll import roll_to_notes, sounding
+
 
 def roll_stats(rolls: Iterable[np.ndarray]) -> dict[str, float]:
-    """Over all frames of bool rolls (pitches, steps): silent_fraction (frames with no note),
-    notes_per_step (note onsets per frame), mean_polyphony (sounding pitches per non-silent frame)."""
-    frames = silent = onsets = sounding = 0
+    """Over all frames of rolls (pitches, steps) of uint8 levels (rollgen.music.roll; or bool, each run struck
+    once): silent_fraction (frames with no note), notes_per_step (notes struck per frame, a re-strike counted:
+    rollgen.music.roll.roll_to_notes), mean_polyphony (sounding pitches per non-silent frame)."""
+    frames = silent = onsets = sounds = 0
     for roll in rolls:
-        roll = np.asarray(roll, dtype=bool)
-        per_frame = roll.sum(axis=0)
+        roll = np.asarray(roll)
+        per_frame = (roll if roll.dtype == bool else sounding(roll)).sum(axis=0)
         frames += roll.shape[1]
         silent += int((per_frame == 0).sum())
-        sounding += int(per_frame.sum())
-        started = roll & ~np.pad(roll, ((0, 0), (1, 0)))[:, :-1]
-        onsets += int(started.sum())
+        sounds += int(per_frame.sum())
+        onsets += len(roll_to_notes(roll).pitches)
     if frames == 0:
         return {
             "frames": 0,
@@ -30,5 +32,5 @@ def roll_stats(rolls: Iterable[np.ndarray]) -> dict[str, float]:
         "frames": frames,
         "silent_fraction": silent / frames,
         "notes_per_step": onsets / frames,
-        "mean_polyphony": sounding / (frames - silent) if frames > silent else 0.0,
+        "mean_polyphony": sounds / (frames - silent) if frames > silent else 0.0,
     }

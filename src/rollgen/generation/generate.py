@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rollgen import files, paths
-from rollgen.data.archive import Sequences, load_sequences, read_sequences, sounding
+from rollgen.data.archive import Sequences, load_sequences, read_sequences
 from rollgen.errors import RollgenError
 from rollgen.evaluation.quality import GATES, describe_set, quality_report
 from rollgen.generation.gallery import write_pieces
@@ -23,6 +23,7 @@ from rollgen.generation.piece import GeneratedPiece
 from rollgen.generation.primers import PrimerSource, make_primers, primer_source
 from rollgen.models import frame_model
 from rollgen.models.frame_model import FrameModel
+from rollgen.models.onsets import as_levels
 from rollgen.models.sampling import Sampler, make_sampler
 from rollgen.music import meter
 from rollgen.params import GenerateParams
@@ -43,9 +44,10 @@ def sample_frames(
     rng: np.random.Generator,
     progress: bool = True,
 ) -> np.ndarray:
-    """`steps` new frames per primer: uint8 0/1 of shape (pieces, steps, pitches).
+    """`steps` new frames per primer: uint8 levels (0, HELD, ONSET; rollgen.music.roll) of shape (pieces, steps,
+    pitches), a note struck again where the model draws it (a window model: where its pitch starts to sound).
 
-    primers: float frames (pieces, primer steps, pitches) in 0..1, read once; positions: int (pieces, primer
+    primers: uint8 levels (pieces, primer steps, pitches), read once (FrameModel.start); positions: int (pieces, primer
     steps + 1, 4), the bar positions of the primer's frames and of the first new one (rollgen.music.meter). Then
     one model step per new frame for all pieces at once: a window model slides its window (the article's
     loop), a sequence model carries its state, so a step costs the same however long the piece has run.
@@ -96,12 +98,13 @@ def generate_pieces(
     primers, positions = make_primers(
         primer, params.pieces, params.primer_steps, rng, model.steps_per_quarter, model.grid
     )
+    primers = as_levels(primers, time_axis=1)
     frames = sample_frames(model, primers, positions, params.steps, sampler, rng, progress)
     read = primers.shape[1]
     return [
         GeneratedPiece(
-            primer=primers[number].T > 0.5,
-            roll=frames[number].T.astype(bool),
+            primer=primers[number].T,
+            roll=frames[number].T,
             positions=np.concatenate([where[:read], meter.positions_after(where[read], params.steps)]),
         )
         for number, where in enumerate(positions)
@@ -114,7 +117,7 @@ def fit_temperature(model: FrameModel, params: GenerateParams, val: Sequences) -
     FIT_STEPS steps. The same primers and random numbers at every temperature (`params.seed`), so the curve
     moves with the temperature alone; `best_temperature` chooses. Only `val` is read: the test pieces never
     choose anything."""
-    val_rolls = [sounding(val.sequence(number).T) for number in range(len(val))]
+    val_rolls = [val.sequence(number).T for number in range(len(val))]
     curve = {}
     for temperature in params.temperatures:
         trial = params.model_copy(update={"sampling": "bernoulli", "temperature": temperature})
@@ -126,7 +129,7 @@ def sampling_quality(
     model: FrameModel, params: GenerateParams, val: Sequences, val_rolls: list[np.ndarray], pieces: int, steps: int
 ) -> dict:
     """How music drawn with `params`' sampling compares with the validation pieces (`val`, and `val_rolls` its
-    bool rolls): `pieces` pieces of `steps` steps after excerpts of `val` (`params.primer_steps` long, from
+    rolls of levels): `pieces` pieces of `steps` steps after excerpts of `val` (`params.primer_steps` long, from
     `params.seed`), their `quality_report` statistics that the gates read, each gate passed or not, how many
     passed and their distance (rollgen.evaluation.quality.check_gates), and the mean overlap area. The one
     measure of a sampling setting: `fit_temperature` and benchmarks/sampling_sweep.py both read it."""
@@ -191,7 +194,7 @@ def run(
         write_pieces(pieces, folder, model.steps_per_quarter, params, temperature)
     rolls = [piece.roll for piece in pieces]
     val, test = (load_sequences(split, windows_dir) for split in ("val", "test"))
-    val_rolls, test_rolls = ([sounding(data.sequence(n).T) for n in range(len(data))] for data in (val, test))
+    val_rolls, test_rolls = ([data.sequence(n).T for n in range(len(data))] for data in (val, test))
     report = quality_report(rolls, val_rolls, model.steps_per_quarter, reference_name="val")
     metrics = {
         **report,

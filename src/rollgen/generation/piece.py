@@ -15,7 +15,8 @@ from rollgen.music.roll import roll_to_midi
 
 @dataclass(frozen=True)
 class GeneratedPiece:
-    """Bool rolls (pitches, steps) on the model's grid and int positions (rollgen.music.meter)."""
+    """Rolls (pitches, steps) of uint8 levels (rollgen.music.roll: 0, HELD, ONSET) on the model's grid, so a note
+    struck again stays two notes in MIDI, and int positions (rollgen.music.meter)."""
 
     primer: np.ndarray  # (pitches, primer steps): the music the model read first (none: 0 steps)
     roll: np.ndarray  # (pitches, steps): the frames the model drew, the only ones its statistics describe

@@ -8,6 +8,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from rollgen.music.roll import HELD, ONSET
+
+SOUNDING_ABOVE = 127  # uint8 levels: above half white sounds, as rollgen.music.roll.sounding reads them
+STRUCK_ABOVE = (HELD + ONSET) // 2  # and above half-way from HELD to ONSET strikes (rollgen.music.roll.onsets)
+
 
 def padded_sequences(frames: np.ndarray, offsets: np.ndarray, before: int) -> tuple[np.ndarray, np.ndarray]:
     """`frames` with `before` silent frames put in front of every sequence, and the new offsets: a window
@@ -41,6 +46,16 @@ def transpose_frames(frames: tf.Tensor, shifts: tf.Tensor) -> tf.Tensor:
     source = tf.clip_by_value(source, 0, pitches - 1)
     moved = tf.gather(frames, source, axis=frames.shape.rank - 1, batch_dims=1)
     return moved * tf.reshape(valid, [-1] + [1] * (frames.shape.rank - 2) + [pitches])
+
+
+def sounding_tensor(levels: tf.Tensor) -> tf.Tensor:
+    """0/1 floats: which cells of uint8 levels sound (rollgen.music.roll.sounding, in TensorFlow)."""
+    return tf.cast(levels > SOUNDING_ABOVE, tf.float32)
+
+
+def struck_tensor(levels: tf.Tensor) -> tf.Tensor:
+    """0/1 floats: which cells of uint8 levels strike a note (rollgen.music.roll.onsets, in TensorFlow)."""
+    return tf.cast(levels > STRUCK_ABOVE, tf.float32)
 
 
 def batch_shifts(seed: tf.Tensor, epoch: tf.Tensor, index: tf.Tensor, count: tf.Tensor, transpose: int) -> tf.Tensor:
@@ -77,8 +92,9 @@ def window_batches(
     epochs: int = 1,
     transpose: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of (windows (batch, context, pitches), next frames (batch, pitches)) as floats in 0..1; the
-    window starting at s predicts frame s + context + gap."""
+    """Batches of (windows (batch, context, pitches), next frames (batch, pitches)): the sounding notes of uint8
+    levels (rollgen.music.roll), as 0/1 floats; the window starting at s predicts frame s + context + gap. Window
+    models read no onsets."""
     frames_tensor = tf.constant(frames)
     offsets = tf.range(context, dtype=tf.int64)
     starts_tensor = tf.constant(starts)
@@ -93,8 +109,8 @@ def window_batches(
 
     @tf.autograph.experimental.do_not_convert
     def cut(epoch, index, batch_starts):
-        x = tf.cast(tf.gather(frames_tensor, batch_starts[:, None] + offsets[None, :]), tf.float32) / 255.0
-        y = tf.cast(tf.gather(frames_tensor, batch_starts + context + gap), tf.float32) / 255.0
+        x = sounding_tensor(tf.gather(frames_tensor, batch_starts[:, None] + offsets[None, :]))
+        y = sounding_tensor(tf.gather(frames_tensor, batch_starts + context + gap))
         if transpose:
             shifts = batch_shifts(base_seed, epoch, index, tf.shape(batch_starts)[0], transpose)
             x, y = transpose_frames(x, shifts), transpose_frames(y, shifts)
@@ -192,15 +208,18 @@ def stretch_batches(
     transpose: int = 0,
     pack: bool = False,
 ) -> tf.data.Dataset:
-    """One epoch's batches of (previous frames, positions, frames, mask, segments), each (batch, steps, ...),
-    for sequence models; a batch lasts as long as its longest row (at most `steps`).
+    """One epoch's batches of (previous frames, positions, frames, onsets, mask, segments), each (batch, steps,
+    ...), for sequence models; a batch lasts as long as its longest row (at most `steps`).
 
     At step t of a stretch the model reads the frame before it (silence before a piece's first frame) and
     the position of frame t, and predicts frame t; the mask is 0 on the padding after a short stretch.
     With `pack`, short stretches share a row (packed_rows) and `segments` tells them apart (the stretch's
     number; 0 on padding), so a model that packs must keep them apart; without, a row holds one stretch.
-    Frames are floats in 0..1, positions int32 rows (see rollgen.music.meter). Each row is transposed by its own
-    shift, from (seed, epoch, batch index).
+    `frames` are uint8 levels (rollgen.music.roll); the previous frames come as their sounding cells then their
+    struck cells (2 x pitches, rollgen.models.onsets.level_inputs), the frames to predict as their sounding
+    cells, and `onsets` as their struck cells, all 0/1 floats; positions are int32 rows (see
+    rollgen.music.meter). Each row is transposed by its own shift, from (seed, epoch, batch index), the onsets
+    with their notes.
     """
     silent = len(frames)  # an extra all-zero row: padding and the silence before a piece
     frames_tensor = tf.constant(np.concatenate([frames, np.zeros((1, frames.shape[1]), frames.dtype)]))
@@ -213,14 +232,14 @@ def stretch_batches(
     def cut(index, rows):
         longest = tf.reduce_max(rows["used"])  # as long as the batch's longest row
         targets, previous, segments = (rows[name][:, :longest] for name in ("target", "previous", "segment"))
-        to_float = lambda index: tf.cast(tf.gather(frames_tensor, index), tf.float32) / 255.0  # noqa: E731
-        previous_frames, target_frames = to_float(previous), to_float(targets)
+        before, now = tf.gather(frames_tensor, previous), tf.gather(frames_tensor, targets)
+        parts = tf.stack([sounding_tensor(before), struck_tensor(before), sounding_tensor(now), struck_tensor(now)], 2)
         if transpose:
             shifts = batch_shifts(base_seed, epoch_tensor, index, tf.shape(targets)[0], transpose)
-            previous_frames = transpose_frames(previous_frames, shifts)
-            target_frames = transpose_frames(target_frames, shifts)
+            parts = transpose_frames(parts, shifts)  # (batch, steps, 4, pitches): every part moved alike
         where = tf.cast(tf.gather(positions_tensor, targets), tf.int32)
-        return previous_frames, where, target_frames, tf.cast(segments > 0, tf.float32), segments
+        previous_frames = tf.concat([parts[:, :, 0], parts[:, :, 1]], axis=-1)
+        return previous_frames, where, parts[:, :, 2], parts[:, :, 3], tf.cast(segments > 0, tf.float32), segments
 
     batches = tf.data.Dataset.from_tensor_slices(layout).batch(batch_size).enumerate()
     return pipelined(batches, cut)

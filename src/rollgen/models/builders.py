@@ -6,9 +6,10 @@ independent probabilities; the NADE ones also take the next frame itself and giv
 given the pitches below it (teacher forcing), which is how they learn which notes sound together.
 
 Sequence models (`rnnnade`, `pitchnade`, `transformernade`) read a whole stretch of a piece: at every step the
-frame before and the bar position of the frame to predict, and give, through a NADE head, each pitch's
-probability given the pitches below it, for every frame at once. rollgen.models.frame_model gives both families
-one interface.
+frame before (its sounding and its struck notes) and the bar position of the frame to predict, and give,
+through a NADE head, each pitch's probability given the pitches below it, for every frame at once, and,
+through an onset head, each sounding pitch's probability of being struck rather than held.
+rollgen.models.frame_model gives both families one interface.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from keras import layers
 
 from rollgen.models.encoders import LstmEncoder, PitchEncoder, SequenceEncoder, TransformerEncoder
 from rollgen.models.nade import NadeHead
+from rollgen.models.onsets import ONSET_BIAS, OnsetHead
 from rollgen.music.roll import NUM_PITCHES
 from rollgen.params import (
     RENAMED_MODELS,
@@ -125,19 +127,23 @@ def build_convnade(sizes: ConvNadeParams, context: int, num_pitches: int = NUM_P
 
 
 def sequence_nade(encoder: SequenceEncoder, name: str, num_pitches: int, nade_units: int) -> keras.Model:
-    """A sequence model: `encoder` over (previous frames, positions), a NADE head per step.
+    """A sequence model: `encoder` over (previous frames, positions), a NADE head and an onset head per step.
 
-    Inputs: the frame before each step (silence first), each step's bar position (int rows, see
-    rollgen.models.encoders) and each step's true frame (teacher forcing); output: each pitch's probability given
-    the notes below it, for every step. Their Bernoulli NLL summed over pitches is the exact frame NLL. The
-    head starts each pitch at a logit of -3 (few of 106 pitches sound at once).
+    Inputs: the frame before each step (silence first) as its sounding notes then its struck ones
+    (rollgen.models.onsets.level_inputs, 2 x `num_pitches`), each step's bar position (int rows, see
+    rollgen.models.encoders) and each step's true sounding notes (teacher forcing). Outputs: each pitch's
+    probability of sounding given the notes below it, for every step (their Bernoulli NLL summed over pitches
+    is the exact frame NLL of what sounds), and each pitch's probability of being struck given the frame's
+    sounding notes (OnsetHead: 1 or 0 where certain). The NADE head starts each pitch at a logit of -3 (few of
+    106 pitches sound at once).
     """
-    previous = keras.Input(shape=(None, num_pitches), name="previous")
+    previous = keras.Input(shape=(None, 2 * num_pitches), name="previous")
     position = keras.Input(shape=(None, 4), dtype="int32", name="position")
     frame = keras.Input(shape=(None, num_pitches), name="frame")
     features = encoder([previous, position])
     probabilities = NadeHead(nade_units, initial_bias=-3.0, name="nade")([features, frame])
-    return keras.Model([previous, position, frame], probabilities, name=name)
+    struck = OnsetHead(initial_bias=ONSET_BIAS, name="onset")([features, frame, previous])
+    return keras.Model([previous, position, frame], [probabilities, struck], name=name)
 
 
 def build_rnn_nade(sizes: RnnNadeParams, sequence_steps: int, num_pitches: int = NUM_PITCHES) -> keras.Model:

@@ -1,7 +1,8 @@
 """Sequence encoders: read a whole piece frame by frame and carry what they heard, so a model knows the key,
 the phrase and where the bar is, not only the last two beats.
 
-An encoder reads, at every step t, the frame before (silence at t = 0) and the bar position of frame t, and
+An encoder reads, at every step t, the frame before (silence at t = 0: its sounding notes, then, in a model
+that reads onsets, its struck notes; rollgen.models.onsets.level_inputs) and the bar position of frame t, and
 gives features from which the NADE head predicts frame t: what it heard, and the position and the frame
 before themselves, so "this pitch goes on sounding", the commonest event at 16th notes, is one weight.
 `advance` reads a run of steps from a state and gives the state after it, so a piece can be scored a run
@@ -115,7 +116,9 @@ class PitchEncoder(SequenceEncoder):
     the same small LSTM recurs over time, reading what sounded around that pitch in the frame before (a
     convolution along the pitch axis, two octaves wide), the pitch's class and register, and the bar
     position; its 4 features per pitch, side by side, let the NADE head place the patterns in register.
-    The LSTM's batch is pieces x pitches, so its weights are shared by all 106."""
+    The LSTM's batch is pieces x pitches, so its weights are shared by all 106. The frame before comes in
+    `channels` parts of `pitches` columns (sounding, then struck: two channels per pitch for the convolution;
+    a model saved before onsets reads one)."""
 
     def __init__(self, pitches: int, units: int, filters: int, dropout: float, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -128,8 +131,9 @@ class PitchEncoder(SequenceEncoder):
         self.dropout = layers.Dropout(dropout)
 
     def build(self, input_shape) -> None:
+        self.channels = int(input_shape[0][-1]) // self.pitches
         self.position_channels.build((None, POSITION_FEATURES))
-        self.around.build((None, self.pitches, 1))
+        self.around.build((None, self.pitches, self.channels))
         self.lstm.build((None, None, self.filters + PITCH_FEATURES + 8))
         self.narrow.build((None, self.units))
         self.built = True
@@ -141,7 +145,8 @@ class PitchEncoder(SequenceEncoder):
         batch, steps = ops.shape(previous)[0], ops.shape(previous)[1]
         where = self.positions(positions)
         heard = self.dropout(previous, training=training)
-        around = ops.reshape(self.around(ops.reshape(heard, (-1, self.pitches, 1))), (batch, steps, self.pitches, -1))
+        by_pitch = ops.transpose(ops.reshape(heard, (-1, self.channels, self.pitches)), (0, 2, 1))
+        around = ops.reshape(self.around(by_pitch), (batch, steps, self.pitches, -1))
         identity = ops.broadcast_to(pitch_features(self.pitches), (batch, steps, self.pitches, PITCH_FEATURES))
         when = ops.broadcast_to(self.position_channels(where)[:, :, None, :], (batch, steps, self.pitches, 8))
         x = ops.concatenate([around, identity, when], axis=-1)  # (batch, steps, pitches, channels)

@@ -9,7 +9,9 @@ two implementations: rollgen.models.window_model and rollgen.models.sequence_mod
     frame, probabilities, state = model.step(state, sampler, 0, rng)  # ... then one step per new frame
     frames, state = model.generate(state, sampler, 64, rng, first_step=1)  # ... or many steps at once
 
-Frames are 0/1 (or 0..1) floats over the 106 pitches; positions are int rows (rollgen.music.meter).
+Frames are uint8 levels over the 106 pitches (rollgen.music.roll: 0 silent, HELD, ONSET where a note is struck):
+archives, primers and generated frames alike; positions are int rows (rollgen.music.meter). Sequence models read
+and predict onsets; window models read what sounds, and strike a note where its pitch starts to sound.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from pathlib import Path
 import keras
 
 from rollgen.models import builders
-from rollgen.models.interface import PREDICT_FRAMES, Batching, FrameModel, Prediction
+from rollgen.models.interface import PREDICT_FRAMES, Batching, FrameModel, Prediction, Taught
 from rollgen.models.sequence_model import SequenceModel
 from rollgen.models.window_model import WindowModel
 from rollgen.params import TrainParams
 
-__all__ = ["PREDICT_FRAMES", "Batching", "FrameModel", "Prediction", "build", "load", "wrap"]
+__all__ = ["PREDICT_FRAMES", "Batching", "FrameModel", "Prediction", "Taught", "build", "load", "wrap"]
 
 FAMILIES: dict[str, type[FrameModel]] = {"window": WindowModel, "sequence": SequenceModel}
 

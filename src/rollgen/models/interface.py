@@ -5,6 +5,7 @@ builds and loads models behind it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -34,6 +35,18 @@ class Batching:
         return cls(params.batch_size, params.seed, params.transpose, params.sequence_steps)
 
 
+class Taught(NamedTuple):
+    """A training batch scored with the true frames (teacher forcing), one row per predicted frame: what the
+    trainer's loss reads. A model without an onset head leaves the onset parts None."""
+
+    probabilities: object  # (rows, pitches): P(pitch sounds | context, the true notes below it for a NADE)
+    targets: object  # (rows, pitches): the true sounding notes, 0/1
+    weights: object  # (rows,): 0 on padding; None: every row counts
+    onset_probabilities: object = None  # (rows, pitches): P(pitch is struck | context, the frame's sounding notes)
+    onsets: object = None  # (rows, pitches): the true struck notes, 0/1
+    uncertain: object = None  # (rows, pitches): 1 where the onset is a question (rollgen.models.onsets.uncertain)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """A model's scores for every frame of a split, in archive order."""
@@ -42,6 +55,10 @@ class Prediction:
     # below it for a NADE model, so their summed Bernoulli NLL is the model's exact frame NLL
     marginals: np.ndarray  # float32 (frames, pitches): P(pitch sounds | context), without seeing the frame (a
     # NADE's: the share of the frames drawn in which it sounds; greedily decoded, 0 or 1)
+
+    # float32 (frames, pitches): P(pitch is struck | context, the true frame's sounding notes), 1 or 0 where that is
+    # certain (rollgen.models.onsets.OnsetHead); None for a model that predicts no onsets (the window models)
+    onsets: np.ndarray | None = None
 
     @property
     def predicted(self) -> np.ndarray:
@@ -89,9 +106,8 @@ class FrameModel:
     def batch_count(self, data: Sequences, batching: Batching) -> int:
         raise NotImplementedError
 
-    def teacher_forced(self, batch, training: bool):
-        """(probabilities, targets, weights) of a training batch, one row per predicted frame; weights 0 mark
-        padding (None: all count). Runs inside a compiled step."""
+    def teacher_forced(self, batch, training: bool) -> Taught:
+        """A training batch scored (Taught), one row per predicted frame. Runs inside a compiled step."""
         raise NotImplementedError
 
     def predict(self, data: Sequences, samples: int = 0, seed: int = 0) -> Prediction:
@@ -100,21 +116,25 @@ class FrameModel:
         raise NotImplementedError
 
     def start(self, primer: np.ndarray, positions: np.ndarray):
-        """The state after reading `primer` (pieces, steps, pitches) in 0..1 once; `positions` (pieces, steps
-        + 1, 4) are those of the primer's frames and of the first frame to generate."""
+        """The state after reading `primer` (pieces, steps, pitches) once: uint8 levels (rollgen.music.roll: 0,
+        HELD, ONSET; anything else, bool or floats in 0..1, is read as a roll without onsets, each run struck at
+        its first step); `positions` (pieces, steps + 1, 4) are those of the primer's frames and of the first
+        frame to generate."""
         raise NotImplementedError
 
     def step(
         self, state, sampler: Sampler, step: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, object]:
-        """The next frame (pieces, pitches) of uint8 0/1 drawn by `sampler`, each pitch's probability (a
-        NADE's: given the pitches drawn below it, untempered), and the state after the frame."""
+        """The next frame (pieces, pitches) of uint8 levels (0, HELD, ONSET) drawn by `sampler`, each pitch's
+        probability of sounding (a NADE's: given the pitches drawn below it, untempered), and the state after
+        the frame. A model with an onset head draws whether each pitch that goes on sounding is struck again
+        (`Sampler.onset_levels`); one without strikes a note where its pitch starts to sound, never again."""
         raise NotImplementedError
 
     def generate(
         self, state, sampler: Sampler, steps: int, rng: np.random.Generator, first_step: int = 0
     ) -> tuple[np.ndarray, object]:
-        """`steps` new frames (pieces, steps, pitches) of uint8 0/1 and the state after them: what `steps` calls
+        """`steps` new frames (pieces, steps, pitches) of uint8 levels and the state after them: what `steps` calls
         of `step` numbered from `first_step` draw, with the same random numbers."""
         if steps < 1:
             raise ValueError(f"generate takes 1 step or more, not {steps}")

@@ -1,4 +1,5 @@
-"""Turning predicted probabilities into the next frame of notes (0/1 per pitch)."""
+"""Turning predicted probabilities into the next frame of notes (0/1 per pitch), and, for a model that predicts
+onsets, into whether each note that goes on sounding is struck again."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ class Sampler:
     Factorised models: `sampler(probabilities, step, rng)` gives the frame (pieces, pitches) of uint8 0/1.
     Autoregressive (NADE) models decide pitch by pitch inside the model: `levels(shape, step, rng)` gives,
     per pitch, the level its (tempered) conditional probability must exceed, with `temperature` applied.
+    A model with an onset head strikes a held pitch again where its tempered onset probability exceeds
+    `onset_levels(shape, step, rng)`, drawn right after the step's `levels`.
     """
 
     temperature = 1.0
@@ -22,6 +25,11 @@ class Sampler:
 
     def levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
+
+    def onset_levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
+        """Per pitch, the level its onset probability must exceed: one half (the likelier choice), unless the
+        sampler draws (Bernoulli)."""
+        return np.full(shape, 0.5, np.float32)
 
 
 def check_autoregressive_caps(max_notes: int, min_notes: int) -> None:
@@ -81,6 +89,9 @@ class ThresholdSampler(Sampler):
         check_autoregressive_caps(self.max_notes, self.min_notes)
         return np.full(shape, self.threshold, np.float32)
 
+    def onset_levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
+        return np.full(shape, self.threshold, np.float32)
+
 
 class VanishProofSampler(Sampler):
     """The article's loop, exactly: add `offset` (x `growth` after every step) and cast with astype(uint8).
@@ -124,6 +135,9 @@ class BernoulliSampler(Sampler):
     def levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
         check_autoregressive_caps(self.max_notes, self.min_notes)
         return rng.random(shape).astype(np.float32)  # p > u with u uniform: a draw with probability p
+
+    def onset_levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.random(shape).astype(np.float32)
 
 
 def make_sampler(

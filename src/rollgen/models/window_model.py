@@ -1,4 +1,5 @@
-"""Window models behind the FrameModel interface: the article's family, a window of frames read at a time."""
+"""Window models behind the FrameModel interface: the article's family, a window of frames read at a time. They
+read and predict what sounds, not onsets: a note they draw is struck where its pitch starts to sound."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import tensorflow as tf
 
 from rollgen.data.archive import Sequences, sounding
 from rollgen.models import batches
-from rollgen.models.interface import PREDICT_FRAMES, Batching, FrameModel, Prediction
+from rollgen.models.interface import PREDICT_FRAMES, Batching, FrameModel, Prediction, Taught
 from rollgen.models.nade import Decoder
+from rollgen.models.onsets import as_levels, to_levels
 from rollgen.models.sampling import Sampler
 
 
@@ -48,10 +50,9 @@ class WindowModel(FrameModel):
     def batch_count(self, data: Sequences, batching: Batching) -> int:
         return -(-len(self._windows(data, pad=data.target_gap == 0)[1]) // batching.batch_size)
 
-    def teacher_forced(self, batch, training: bool):
+    def teacher_forced(self, batch, training: bool) -> Taught:
         x, y = batch
-        probabilities = self.keras([x, y] if self.head is not None else x, training=training)
-        return probabilities, y, None
+        return Taught(self.keras([x, y] if self.head is not None else x, training=training), y, None)
 
     def predict(self, data: Sequences, samples: int = 0, seed: int = 0) -> Prediction:
         frames, starts = self._windows(data, pad=True)  # one window per frame: every frame is scored
@@ -60,7 +61,7 @@ class WindowModel(FrameModel):
         probabilities, predicted = [], []
         for first in range(0, len(starts), PREDICT_FRAMES // 8):
             chosen = starts[first : first + PREDICT_FRAMES // 8]
-            windows = frames[chosen[:, None] + within].astype(np.float32) / 255.0
+            windows = sounding(frames[chosen[:, None] + within]).astype(np.float32)
             truth = sounding(frames[chosen + self.context + data.target_gap]).astype(np.float32)
             if self.head is None:
                 p = np.asarray(self.keras(windows, training=False))
@@ -73,7 +74,7 @@ class WindowModel(FrameModel):
         return _joined(probabilities, predicted, data.frames.shape[1])
 
     def start(self, primer: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        primer = np.asarray(primer, np.float32)
+        primer = sounding(as_levels(primer, time_axis=1)).astype(np.float32)
         silence = np.zeros((len(primer), max(0, self.context - primer.shape[1]), primer.shape[2]), np.float32)
         return np.concatenate([silence, primer], axis=1)[:, -self.context :]
 
@@ -86,7 +87,10 @@ class WindowModel(FrameModel):
             temperature = tf.constant(sampler.temperature, tf.float32)
             frame, probabilities = self.draw(tf.constant(state), tf.constant(levels), temperature)
             frame, probabilities = frame.numpy().astype(np.uint8), probabilities.numpy()
-        return frame, probabilities, np.concatenate([state[:, 1:], frame[:, None].astype(np.float32)], axis=1)
+        frame = (np.asarray(frame) > 0).astype(np.uint8)  # the article's cast gives 2 once its offset passes 1
+        after = np.concatenate([state[:, 1:], frame[:, None].astype(np.float32)], axis=1)
+        new = frame * (state[:, -1] < 0.5)  # struck where the pitch starts to sound, never again while it sounds
+        return to_levels(frame, new).astype(np.uint8), probabilities, after
 
 
 def _joined(probabilities: list, predicted: list, pitches: int) -> Prediction:

@@ -239,6 +239,7 @@ def final_metrics(
         "loss": float(best_epoch["loss"]),
         "val_loss": best_epoch.get("val_loss"),
         "val_nll": best_epoch.get("val_nll"),
+        "val_onset_nll": best_epoch.get("val_onset_nll"),  # None: a model that predicts no onsets
         "val_f1": best_epoch.get("val_f1"),
         "train_seconds": round(progress.seconds, 1),
         "train_frames": int(len(data.train.frames)),

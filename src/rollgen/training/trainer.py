@@ -12,8 +12,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from rollgen.data.archive import Sequences, sounding
-from rollgen.evaluation.scores import bernoulli_nll, clipped, frame_scores
-from rollgen.models.frame_model import FrameModel
+from rollgen.evaluation.scores import bernoulli_nll, clipped, frame_scores, onset_nll, onset_targets
+from rollgen.models.frame_model import FrameModel, Taught
 from rollgen.params import TrainParams
 
 LOSSES = {"mse": "mean_squared_error", "bce": "binary_crossentropy"}
@@ -58,31 +58,41 @@ class Trainer:
 
         return step
 
-    def counts(self, y, probabilities, per_example_loss, weights) -> dict[str, tf.Tensor]:
-        """Sums over the batch's real frames: loss, and Bernoulli NLL in nats per frame (no F1: a NADE's
-        teacher-forced probabilities saw the true notes below each pitch; F1 is for validation's decoded
-        frames)."""
-        p = tf.clip_by_value(probabilities, 1e-7, 1 - 1e-7)
-        nll = -tf.reduce_sum(tf.where(y > 0.5, tf.math.log(p), tf.math.log(1 - p)), axis=-1)
-        return {
+    def counts(self, taught: Taught, per_example_loss, weights) -> dict[str, tf.Tensor]:
+        """Sums over the batch's real frames: loss, Bernoulli NLL in nats per frame of what sounds, and of the
+        onsets where they are uncertain (a model with an onset head; no F1: a NADE's teacher-forced probabilities
+        saw the true notes below each pitch; F1 is for validation's decoded frames)."""
+        counts = {
             "loss": tf.reduce_sum(per_example_loss),
-            "nll": tf.reduce_sum(nll * weights),
+            "nll": tf.reduce_sum(cell_nll(taught.probabilities, taught.targets) * weights),
             "frames": tf.reduce_sum(weights),
         }
+        if taught.onset_probabilities is not None:
+            onset = cell_nll(taught.onset_probabilities, taught.onsets, taught.uncertain)
+            counts["onset_nll"] = tf.reduce_sum(onset * weights)
+        return counts
 
     def gradients(self, pieces: list) -> tuple[list, dict[str, tf.Tensor]]:
-        """The gradients of the loss over all frames of `pieces` (slices of one batch), and its counts."""
+        """The gradients of the loss over all frames of `pieces` (slices of one batch), and its counts. The loss
+        of a frame: the loss function over its pitches (a mean), plus, for a model with an onset head, the loss
+        function over the cells whose onset is uncertain, summed and divided by the pitches (so with BCE the
+        whole is the frame's NLL of what sounds and how it is struck, over the pitches)."""
         with tf.GradientTape() as tape:
             scored = [self.model.teacher_forced(piece, training=True) for piece in pieces]
-            probabilities = tf.concat([p for p, _, _ in scored], 0)
-            y = tf.concat([targets for _, targets, _ in scored], 0)
+            joined = [tf.concat(parts, 0) if parts[0] is not None else None for parts in zip(*scored)]
             weights = tf.concat(
-                [tf.ones(tf.shape(targets)[:1], tf.float32) if w is None else w for _, targets, w in scored], 0
-            )
-            per_example_loss = self.loss(y, probabilities) * weights
+                [tf.ones(tf.shape(taught.targets)[:1], tf.float32) if taught.weights is None else taught.weights
+                 for taught in scored], 0
+            )  # fmt: skip
+            taught = Taught(*joined[:2], weights, *joined[3:])
+            per_example_loss = self.loss(taught.targets, taught.probabilities) * weights
+            if taught.onset_probabilities is not None:
+                cells = self.loss(taught.onsets[..., None], taught.onset_probabilities[..., None])
+                pitches = tf.cast(tf.shape(cells)[-1], tf.float32)
+                per_example_loss += tf.reduce_sum(cells * taught.uncertain, axis=-1) / pitches * weights
             loss = tf.nn.compute_average_loss(per_example_loss)
         variables = self.model.keras.trainable_variables
-        return tape.gradient(loss, variables), self.counts(y, probabilities, per_example_loss, weights)
+        return tape.gradient(loss, variables), self.counts(taught, per_example_loss, weights)
 
     def train_replica(self, batch) -> dict[str, tf.Tensor]:
         """One replica's step on its part of the batch, cut into slices where it has rows enough."""
@@ -100,7 +110,8 @@ class Trainer:
         return counts
 
     def run_epoch(self, dataset, steps: int | None = None, description: str = "") -> dict[str, float]:
-        """Trains on a dataset; gives the epoch's mean loss and NLL per frame (teacher-forced)."""
+        """Trains on a dataset; gives the epoch's mean loss and NLL per frame (teacher-forced), and the onset NLL
+        per frame of a model with an onset head."""
         totals: dict[str, float] = {}
         distributed = self.strategy.experimental_distribute_dataset(dataset)
         bar = tqdm(distributed, total=steps, desc=description, unit="batch", leave=False, disable=not steps,
@@ -109,7 +120,18 @@ class Trainer:
             for name, value in self.train(batch, distributed.element_spec).items():
                 totals[name] = totals.get(name, 0.0) + float(value)
         frames = max(totals.get("frames", 0.0), 1.0)
-        return {"loss": totals.get("loss", 0.0) / frames, "nll": totals.get("nll", 0.0) / frames}
+        means = {name: totals.get(name, 0.0) / frames for name in ("loss", "nll")}
+        if "onset_nll" in totals:
+            means["onset_nll"] = totals["onset_nll"] / frames
+        return means
+
+
+def cell_nll(probabilities, targets, cells=None):
+    """Nats per row: the Bernoulli NLL of each cell (probabilities clipped as rollgen.evaluation.scores clips
+    them), summed over the row's cells, or over those `cells` marks (0/1)."""
+    p = tf.clip_by_value(probabilities, 1e-7, 1 - 1e-7)
+    nats = -tf.where(targets > 0.5, tf.math.log(p), tf.math.log(1 - p))
+    return tf.reduce_sum(nats if cells is None else nats * cells, axis=-1)
 
 
 def rows_independent(model: keras.Model) -> bool:
@@ -139,10 +161,25 @@ def frame_losses(probabilities: np.ndarray, targets: np.ndarray, loss: str) -> f
     return float(bernoulli_nll(p, targets).mean()) if len(y) else float("nan")
 
 
+def onset_losses(probabilities: np.ndarray, struck: np.ndarray, uncertain: np.ndarray, loss: str) -> float:
+    """The onset part of the training loss per frame (see Trainer.gradients): the loss function over the
+    uncertain cells, summed over each frame and divided by its pitches, averaged over frames."""
+    if not len(struck):
+        return float("nan")
+    cells = (clipped(probabilities) - struck) ** 2 if loss == "mse" else bernoulli_nll(probabilities, struck)
+    return float((cells * uncertain).sum(axis=1).mean() / struck.shape[1])
+
+
 def validation_scores(model: FrameModel, data: Sequences, loss: str) -> dict[str, float]:
     """loss, nll and f1 over every frame of the validation pieces, as evaluate scores the test pieces (the
-    NADE models' f1 from greedily decoded frames, which do not see the true notes)."""
+    NADE models' f1 from greedily decoded frames, which do not see the true notes), and onset_nll for a model
+    that predicts onsets (its loss has the onset part too)."""
     prediction = model.predict(data)
     truth = sounding(data.frames)
     scores = frame_scores(prediction.probabilities, truth, prediction.predicted)
-    return {"loss": frame_losses(prediction.probabilities, truth, loss), "nll": scores["nll"], "f1": scores["f1"]}
+    results = {"loss": frame_losses(prediction.probabilities, truth, loss), "nll": scores["nll"], "f1": scores["f1"]}
+    if prediction.onsets is not None:
+        struck, uncertain = onset_targets(data)
+        results["loss"] += onset_losses(prediction.onsets, struck, uncertain, loss)
+        results["onset_nll"] = onset_nll(prediction.onsets, struck, uncertain)
+    return results
