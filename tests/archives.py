@@ -10,7 +10,7 @@ import numpy as np
 from rollgen import files
 from rollgen.data.archive import Sequences
 from rollgen.music import meter
-from rollgen.music.roll import NUM_PITCHES
+from rollgen.music.roll import HELD, NUM_PITCHES, ONSET, strike_runs
 
 
 def random_pieces(count: int, steps: int | list[int], seed: int = 0, pitches: int = NUM_PITCHES) -> list[np.ndarray]:
@@ -25,6 +25,15 @@ def random_pieces(count: int, steps: int | list[int], seed: int = 0, pitches: in
             frames[start : start + rng.integers(1, 8), pitch] = 255
         pieces.append(frames)
     return pieces
+
+
+def with_restrikes(pieces: list[np.ndarray], share: float = 0.3, seed: int = 0) -> list[np.ndarray]:
+    """The pieces (0/255 or bool frames (steps, pitches)) as uint8 levels (rollgen.music.roll): each run struck at
+    its first step, and about `share` of the held cells struck again, as repeated notes are."""
+    rng = np.random.default_rng(seed)
+    levels = [strike_runs(piece, time_axis=0) for piece in pieces]
+    return [np.where((piece == HELD) & (rng.random(piece.shape) < share), ONSET, piece).astype(np.uint8)
+            for piece in levels]  # fmt: skip
 
 
 def sequences(pieces: list[np.ndarray], context: int = 9, target_gap: int = 0) -> Sequences:

@@ -9,7 +9,8 @@ import numpy as np
 from rollgen.data.archive import Sequences
 from rollgen.models import builders as models
 from rollgen.params import ConvNadeParams, NadeParams, PitchNadeParams, RnnNadeParams, TransformerNadeParams
-from tests.archives import sequences
+from rollgen.music.roll import onsets, sounding
+from tests.archives import sequences, with_restrikes
 
 PITCHES = 6
 CONTEXT = 3  # the window models' window
@@ -48,22 +49,29 @@ LENGTHS = [7, 2, 1, 12]  # two pieces shorter than the window models' window of 
 
 
 def tiny_data(lengths=LENGTHS, target_gap: int = 0, seed: int = 0) -> Sequences:
-    """Pieces over 6 pitches in 4/4, a few notes each."""
-    pieces = [np.where(np.random.default_rng([seed, n]).random((length, PITCHES)) < 0.35, 255, 0).astype(np.uint8)
-              for n, length in enumerate(lengths)]  # fmt: skip
-    return sequences(pieces, context=CONTEXT, target_gap=target_gap)
+    """Pieces over 6 pitches in 4/4, a few notes each, as levels: some held notes struck again."""
+    pieces = [np.random.default_rng([seed, n]).random((length, PITCHES)) < 0.35 for n, length in enumerate(lengths)]
+    return sequences(with_restrikes(pieces, seed=seed), context=CONTEXT, target_gap=target_gap)
 
 
-def prefix_by_hand(keras_model, data: Sequences) -> np.ndarray:
-    """Each frame's conditionals from a Keras call on its piece up to it: the frames before (silence first),
-    their positions and the true frame."""
-    rows = []
+def heard_before(levels: np.ndarray) -> np.ndarray:
+    """What a sequence model reads before each frame of a piece's levels (steps, pitches): the frame before,
+    silence first, as its sounding cells then its struck cells (steps, 2 x pitches)."""
+    before = np.concatenate([np.zeros((1, levels.shape[1]), np.uint8), levels[:-1]])
+    return np.concatenate([sounding(before), onsets(before)], axis=1).astype(np.float32)
+
+
+def prefix_by_hand(keras_model, data: Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's conditionals and onset probabilities from a Keras call on its piece up to it: the frames
+    before (silence first), their positions and the true frame's sounding notes."""
+    rows, struck = [], []
     for number in range(len(data)):
-        truth = (data.sequence(number) > 127).astype(np.float32)
-        previous = np.concatenate([np.zeros((1, PITCHES), np.float32), truth[:-1]])
+        truth = sounding(data.sequence(number)).astype(np.float32)
+        previous = heard_before(data.sequence(number))
         where = data.positions[data.offsets[number] : data.offsets[number + 1]].astype(np.int32)
         for t in range(len(truth)):
-            rows.append(
-                np.asarray(keras_model([previous[None, : t + 1], where[None, : t + 1], truth[None, : t + 1]]))[0, -1]
-            )
-    return np.asarray(rows)
+            inputs = [previous[None, : t + 1], where[None, : t + 1], truth[None, : t + 1]]
+            conditionals, onset_probabilities = (np.asarray(part)[0, -1] for part in keras_model(inputs))
+            rows.append(conditionals)
+            struck.append(onset_probabilities)
+    return np.asarray(rows), np.asarray(struck)

@@ -12,9 +12,12 @@ import pytest
 from rollgen.models import frame_model
 from rollgen.models.builders import MODELS, build_article, build_transformer_nade, save_model
 from rollgen.models.encoders import POSITION_FEATURES
+from rollgen.models.nade import NadeHead
+from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
+from rollgen.music.roll import HELD, sounding, strike_runs
 from rollgen.params import PitchNadeParams, TrainParams, TransformerNadeParams
-from tests.tiny import PITCHES, WINDOW, tiny
+from tests.tiny import PITCHES, WINDOW, tiny, tiny_data
 
 SIZED = [name for name in MODELS if TrainParams(model=name).architecture is not None]
 
@@ -22,23 +25,24 @@ SIZED = [name for name in MODELS if TrainParams(model=name).architecture is not 
 def transformer_nade_parameters(sizes: TransformerNadeParams, pitches: int = 106) -> int:
     """A Transformer NADE's parameter count, by hand from its sizes."""
     width, inner, hidden = sizes.width, sizes.expansion * sizes.width, sizes.nade_units
-    embed = (pitches + POSITION_FEATURES) * width + width  # a step's frame before and its bar position
+    embed = (2 * pitches + POSITION_FEATURES) * width + width  # a step's frame before (sounding, struck), its position
     block = (
         2 * 2 * width  # two layer norms
         + 4 * (width * width + width)  # query, key, value and output projections, all heads together
         + (width * inner + inner)
         + (inner * width + width)  # the feed-forward network
     )
-    features = width + POSITION_FEATURES + pitches  # what the NADE head reads
+    features = width + POSITION_FEATURES + 2 * pitches  # what the NADE head and the onset head read
     head = features * (pitches + hidden) + pitches + hidden + 2 * pitches * hidden
-    return embed + sizes.layers * block + 2 * width + head
+    onset_head = features * pitches + pitches * pitches + pitches  # from the features and the frame's notes
+    return embed + sizes.layers * block + 2 * width + head + onset_head
 
 
 def test_the_default_params_build_the_transformer_nade_chosen_on_validation():
     params = TrainParams()
     model = frame_model.build(params, context=9)
     assert model.name == params.model == "transformernade"
-    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade)  # 503,482
+    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade)  # 592,416
     encoder = model.encoder.get_config()
     assert (encoder["activation"], encoder["attention_dropout"], model.head.hidden) == ("relu", 0.0, 128)
     assert model.encoder.window == params.sequence_steps  # it attends as far back as it trains on
@@ -106,7 +110,7 @@ def layer_config(config: dict, class_name: str) -> dict:
 
 def sequence_inputs(steps: int = 2 * WINDOW) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    previous = (rng.random((2, steps, PITCHES)) < 0.3).astype(np.float32)
+    previous = (rng.random((2, steps, 2 * PITCHES)) < 0.3).astype(np.float32)  # sounding, then struck
     positions = np.repeat(meter.default_positions(steps)[None], 2, axis=0).astype(np.int32)
     return [previous, positions, (rng.random((2, steps, PITCHES)) < 0.3).astype(np.float32)]
 
@@ -132,8 +136,8 @@ def test_a_transformer_saved_before_its_options_loads_as_it_was_trained(tmp_path
     gelu = build_transformer_nade(sizes, WINDOW, PITCHES)
     gelu.set_weights(relu.get_weights())
     inputs = sequence_inputs()
-    np.testing.assert_allclose(np.asarray(loaded.keras(inputs)), np.asarray(gelu(inputs)), atol=1e-6)
-    assert not np.allclose(np.asarray(loaded.keras(inputs)), np.asarray(relu(inputs)), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(loaded.keras(inputs)[0]), np.asarray(gelu(inputs)[0]), atol=1e-6)
+    assert not np.allclose(np.asarray(loaded.keras(inputs)[0]), np.asarray(relu(inputs)[0]), atol=1e-4)
 
 
 def test_a_model_saved_as_seed_loads_as_the_articles_network(tmp_path):
@@ -146,3 +150,40 @@ def test_a_model_saved_as_seed_loads_as_the_articles_network(tmp_path):
     assert loaded.keras.name == "seed" and (loaded.name, loaded.family) == ("article", "window")
     window = np.random.default_rng(1).random((2, 9, 106)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(loaded.keras(window)), np.asarray(article(window)))
+
+
+@pytest.mark.parametrize("name", ["rnnnade", "pitchnade"])
+def test_a_sequence_model_saved_before_onsets_scores_and_generates_striking_where_a_pitch_starts(tmp_path, name):
+    """A model saved before onsets read the sounding notes alone and had no onset head: it loads in safe mode,
+    scores as it did (nll from what sounds), and generates levels that strike a note only where its pitch starts
+    to sound (rollgen.music.roll.strike_runs), never again while it sounds."""
+    keras.utils.set_random_seed(3)
+    current = tiny(name).get_layer("encoder")
+    encoder = type(current).from_config(current.get_config())  # the same encoder, built for sounding notes alone
+    previous = keras.Input(shape=(None, PITCHES), name="previous")
+    position = keras.Input(shape=(None, 4), dtype="int32", name="position")
+    frame = keras.Input(shape=(None, PITCHES), name="frame")
+    head = NadeHead(5, initial_bias=0.0, name="nade")
+    old = keras.Model([previous, position, frame], head([encoder([previous, position]), frame]), name=name)
+    head.visible_bias.assign(np.full(PITCHES, 2.0, np.float32))  # loud: pitches sound on and on
+    save_model(old, tmp_path / "old.keras", {"steps_per_quarter": 4, "grid": "nearest"})
+
+    loaded = frame_model.load(tmp_path / "old.keras")
+    assert loaded.onset_head is None and loaded.input_width == PITCHES
+    data = tiny_data()
+    prediction = loaded.predict(data)
+    sounds = sounding(data.frames)
+    heard = np.concatenate([np.zeros((1, PITCHES), bool), sounds[:-1]])[None].astype(np.float32)
+    where = data.positions[None].astype(np.int32)
+    first = slice(0, data.offsets[1])  # the first piece, read from silence as the old model read it
+    expected = np.asarray(old([heard[:, first], where[:, first], sounds[None, first].astype(np.float32)]))[0]
+    np.testing.assert_allclose(prediction.probabilities[first], expected, atol=1e-5)
+    before = sounding(data.previous_frames())
+    np.testing.assert_array_equal(prediction.onsets, sounds & ~before)  # certain onsets only: no re-strike
+
+    positions = meter.default_positions(4)[None].repeat(2, axis=0).astype(np.int32)
+    state = loaded.start(data.sequence(0)[None, :3].repeat(2, axis=0), positions)
+    frames, _ = loaded.generate(state, make_sampler("bernoulli", temperature=1.0), 20, np.random.default_rng(0))
+    assert (frames == HELD).any()
+    levels = strike_runs(np.concatenate([sounding(data.sequence(0)[None, 2:3].repeat(2, 0)), sounding(frames)], 1), 1)
+    np.testing.assert_array_equal(frames, levels[:, 1:])

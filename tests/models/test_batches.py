@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from rollgen.models import batches
-from tests.archives import random_pieces, sequences
+from rollgen.music.roll import ONSET, onsets, sounding
+from tests.archives import random_pieces, sequences, with_restrikes
 
 
 def test_windows_never_cross_from_one_piece_into_the_next():
@@ -27,14 +28,15 @@ def test_padding_puts_silence_before_every_piece_and_keeps_its_frames():
 
 
 def test_window_batches_are_the_windows_and_their_next_frames():
-    data = sequences(random_pieces(3, [30, 12, 25], seed=2))
+    """Window models read what sounds: levels, struck or held, come as 0/1."""
+    data = sequences(with_restrikes(random_pieces(3, [30, 12, 25], seed=2)))
     starts = batches.window_starts(data.offsets, 9, 1)
     x, y = zip(*batches.window_batches(data.frames, starts, 9, 1, batch_size=7))
     x, y = np.concatenate([np.asarray(part) for part in x]), np.concatenate([np.asarray(part) for part in y])
     assert len(x) == len(starts) == (30 - 10) + (12 - 10) + (25 - 10)
     for row, start in enumerate(starts):
-        np.testing.assert_array_equal(x[row], data.frames[start : start + 9] / 255.0)
-        np.testing.assert_array_equal(y[row], data.frames[start + 10] / 255.0)  # gap 1: the frame after next
+        np.testing.assert_array_equal(x[row], sounding(data.frames[start : start + 9]))
+        np.testing.assert_array_equal(y[row], sounding(data.frames[start + 10]))  # gap 1: the frame after next
 
 
 def test_a_seed_shuffles_windows_per_epoch_and_the_same_epoch_again_alike():
@@ -89,7 +91,7 @@ def test_stretches_differ_between_epochs_and_repeat_for_the_same_seed_and_epoch(
 
 
 def stretches_in_batches(made, table: np.ndarray, placed: np.ndarray):
-    """Yields, per stretch of `table` in order, its row of its batch: (previous, positions, frames, mask,
+    """Yields, per stretch of `table` in order, its row of its batch: (previous, positions, frames, onsets, mask,
     segments) of that row, the stretch's first column in it, and the batch's steps."""
     batch_rows = [[np.asarray(part) for part in batch] for batch in made]
     sizes = np.cumsum([0] + [len(batch[0]) for batch in batch_rows])
@@ -101,23 +103,28 @@ def stretches_in_batches(made, table: np.ndarray, placed: np.ndarray):
 @pytest.mark.parametrize("pack", [False, True])
 @pytest.mark.parametrize("transpose", [0, 2])
 def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(transpose, pack):
-    data = sequences(random_pieces(5, [5, 20, 37, 3, 11], seed=4))
+    """The frame before comes as its sounding then its struck cells; the frame to predict as its sounding cells
+    and, apart, its struck ones; transposed, all of them move together."""
+    data = sequences(with_restrikes(random_pieces(5, [5, 20, 37, 3, 11], seed=4)))
+    assert (data.frames == ONSET).sum() > (sounding(data.frames) & ~sounding(data.previous_frames())).sum()
     table, placed = batches.stretch_rows(data.offsets, 8, seed=3, epoch=2, pack=pack)
     made = list(batches.stretch_batches(data.frames, data.positions, data.offsets, 8, 4, seed=3, epoch=2,
                                         transpose=transpose, pack=pack))  # fmt: skip
     assert sum(len(batch[0]) for batch in made) == batches.row_count(placed)  # every row, once
     shifts = set()
     for number, (row, column, steps) in enumerate(stretches_in_batches(made, table, placed)):
-        previous, positions, frames, mask, segments = row
+        previous, positions, frames, struck, mask, segments = row
         start, length, sequence_start = table[number]
-        assert previous.shape == frames.shape == (steps, 106) and positions.shape == (steps, 4)
+        assert previous.shape == (steps, 212) and frames.shape == struck.shape == (steps, 106)
+        assert positions.shape == (steps, 4)
         mine = slice(column, column + length)
         assert segments[mine].tolist() == [number + 1] * length and mask[mine].tolist() == [1.0] * length
         np.testing.assert_array_equal(positions[mine], data.positions[start : start + length])
         first_before = data.frames[start - 1] if start > sequence_start else np.zeros(106)  # silence at a start
-        before = np.concatenate([[first_before], data.frames[start : start + length - 1]]) / 255.0
-        expected = np.concatenate([before, data.frames[start : start + length] / 255.0])  # previous, then targets
-        got = np.concatenate([previous[mine], frames[mine]])
+        before = np.concatenate([[first_before], data.frames[start : start + length - 1]])
+        now = data.frames[start : start + length]
+        expected = np.concatenate([sounding(before), onsets(before), sounding(now), onsets(now)]).astype(np.float32)
+        got = np.concatenate([previous[mine, :106], previous[mine, 106:], frames[mine], struck[mine]])
         # Transposed, the frames and the frames before them move by one shift (the pieces' notes lie far
         # from the edges, so no note is lost).
         matching = [shift for shift in range(-transpose, transpose + 1) if np.array_equal(got, moved(expected, shift))]
@@ -125,6 +132,7 @@ def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(tr
         shifts.add(matching[0])
         unused = segments == 0
         assert not frames[unused].any() and not previous[unused].any() and not mask[unused].any()
+        assert not struck[unused].any()
     assert len(shifts) > 1 if transpose else shifts == {0}
     if not pack:
         assert placed[:, 1].tolist() == [0] * len(table)  # a row per stretch

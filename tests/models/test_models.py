@@ -40,7 +40,7 @@ def test_build_gives_each_family_its_interface_and_size():
             assert model.keras.output_shape == (None, 106)
         else:
             assert isinstance(model, SequenceModel) and model.head is not None
-            assert model.keras.output_shape == (None, None, 106)
+            assert model.keras.output_shape == [(None, None, 106)] * 2  # sounding, struck
     attending = frame_model.build(TrainParams(model="transformernade", sequence_steps=24), context=16)
     assert attending.encoder.window == 24  # its attention span
     assert {name for name, found in MODELS.items() if found.family == "window"} == {
@@ -50,12 +50,12 @@ def test_build_gives_each_family_its_interface_and_size():
 
 def model_inputs(model: keras.Model, rng: np.random.Generator, batch: int = 2, steps: int = 12):
     """Random inputs for a model of either family (a NADE's true frame included)."""
-    pitches = model.inputs[0].shape[-1]
+    pitches = model.inputs[-1].shape[-1]
     if entry(model.name).family == "window":
         window = rng.random((batch, model.inputs[0].shape[1], pitches)).astype(np.float32)
         frame = (rng.random((batch, pitches)) < 0.2).astype(np.float32)
         return [window, frame] if len(model.inputs) == 2 else window
-    previous = (rng.random((batch, steps, pitches)) < 0.2).astype(np.float32)
+    previous = (rng.random((batch, steps, 2 * pitches)) < 0.2).astype(np.float32)  # sounding, then struck
     positions = np.repeat(meter.default_positions(steps)[None], batch, axis=0).astype(np.int32)
     return [previous, positions, (rng.random((batch, steps, pitches)) < 0.2).astype(np.float32)]
 
@@ -117,11 +117,11 @@ def test_a_sequence_nade_defines_a_distribution_over_whole_frames_at_every_step(
     model = tiny(name, seed=2)
     steps, frames = 3 * WINDOW, every_frame()
     rng = np.random.default_rng(1)
-    heard = np.concatenate([np.zeros((1, PITCHES)), rng.random((steps - 1, PITCHES)) < 0.4]).astype(np.float32)
+    heard = np.concatenate([np.zeros((1, 2 * PITCHES)), rng.random((steps - 1, 2 * PITCHES)) < 0.4]).astype(np.float32)
     previous = np.repeat(heard[None], len(frames), axis=0)
     positions = np.repeat(meter.default_positions(steps)[None], len(frames), axis=0).astype(np.int32)
     asked = np.repeat(frames[:, None], steps, axis=1)
-    conditionals = np.asarray(model([previous, positions, asked]))  # (64, steps, 6)
+    conditionals = np.asarray(model([previous, positions, asked])[0])  # (64, steps, 6)
     totals = joint(conditionals, asked).sum(axis=0)
     np.testing.assert_allclose(totals, np.ones(steps), atol=1e-5)
     assert np.ptp(joint(conditionals, asked), axis=1).max() > 1e-3  # and the distribution moves with the music
@@ -134,7 +134,7 @@ def test_nade_sampling_follows_its_own_conditionals(name):
     if model.family == "window":
         features = model.encoder(rng.random((5, 3, PITCHES)).astype(np.float32))
     else:
-        previous = (rng.random((5, 7, PITCHES)) < 0.3).astype(np.float32)
+        previous = (rng.random((5, 7, 2 * PITCHES)) < 0.3).astype(np.float32)
         positions = np.repeat(meter.default_positions(7)[None], 5, axis=0).astype(np.int32)
         features = model.encoder([previous, positions])[:, -1]
     levels = rng.random((5, PITCHES)).astype(np.float32)
