@@ -66,8 +66,9 @@ def write_archive(path: Path, data: Sequences, onsets: bool | None = None) -> No
 
 
 def write_windows(folder: Path, pieces: int = 6, steps: int = 80, seed: int = 0) -> dict[str, Sequences]:
-    """train/val/test archives of random pieces, split 4/1/1 (or (n - 2)/1/1) in `folder`; gives them."""
-    made = random_pieces(pieces, steps, seed)
+    """train/val/test archives of random pieces as levels, some held notes struck again, split 4/1/1 (or
+    (n - 2)/1/1) in `folder`; gives them."""
+    made = with_restrikes(random_pieces(pieces, steps, seed), seed=seed)
     splits = {"train": made[:-2], "val": made[-2:-1], "test": made[-1:]}
     written = {}
     for split, chosen in splits.items():

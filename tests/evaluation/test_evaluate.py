@@ -1,5 +1,7 @@
 """Frame NLL and accuracy over every frame of every test piece, and the two baselines every model must beat."""
 
+from dataclasses import replace
+
 import keras
 import numpy as np
 import pytest
@@ -8,10 +10,11 @@ from rollgen.data.archive import sounding
 from rollgen.evaluation import evaluate
 from rollgen.evaluation.evaluate import fit_persistence, persistence_probabilities
 from rollgen.evaluation.mixture import TranspositionMixture
-from rollgen.evaluation.scores import frame_scores
+from rollgen.evaluation.scores import frame_scores, onset_nll, onset_targets
 from rollgen.models import frame_model
 from rollgen.models.nade import Decoder
 from rollgen.params import EvaluateParams, TrainParams
+from rollgen.music.roll import onsets, strike_runs
 from tests.archives import write_archive, write_windows
 from tests.tiny import PITCHES, every_frame, joint, prefix_by_hand, tiny, tiny_data
 
@@ -46,9 +49,9 @@ def test_the_stage_scores_model_and_baselines_on_the_chosen_pitches(tmp_path):
 
 
 def test_every_test_frame_is_scored_the_first_ones_from_the_initial_state(tmp_path):
-    """eval.json's numbers recomputed by hand on a tiny sequence model: its NLL from a Keras call on each
-    piece up to each frame, repeat_last from the frame before (silence before a piece), persistence from
-    the training pieces' counts."""
+    """eval.json's numbers recomputed by hand on a tiny sequence model: its NLL of what sounds from a Keras call
+    on each piece up to each frame, and its onset NLL over the cells that sounded in the frame before too;
+    repeat_last from the frame before (silence before a piece), persistence from the training pieces' counts."""
     keras_model = tiny("rnnnade", seed=3)
     keras_model.save(tmp_path / "model.keras")
     train, test = tiny_data([30, 17], seed=1), tiny_data([9, 1, 20], seed=2)
@@ -59,12 +62,15 @@ def test_every_test_frame_is_scored_the_first_ones_from_the_initial_state(tmp_pa
 
     truth = sounding(test.frames)
     assert results["test_frames"] == 9 + 1 + 20 and results["test_pieces"] == 3
-    conditionals = prefix_by_hand(keras_model, test)
+    conditionals, struck = prefix_by_hand(keras_model, test)
     nll = -np.where(truth, np.log(conditionals), np.log1p(-conditionals)).sum(axis=1).mean()
     assert results["model"]["nll"] == pytest.approx(nll, rel=1e-5)
     before = np.zeros_like(truth)
     for start, end in zip(test.offsets[:-1], test.offsets[1:]):
         before[start + 1 : end] = truth[start : end - 1]
+    uncertain = truth & before
+    onset_nll = -(np.where(onsets(test.frames), np.log(struck), np.log1p(-struck)) * uncertain).sum(axis=1).mean()
+    assert uncertain.sum() > 10 and results["model"]["onset_nll"] == pytest.approx(onset_nll, rel=1e-5)
     assert results["repeat_last"] == pytest.approx(frame_scores(before.astype(float), truth))
     train_truth = sounding(train.frames)
     train_before = np.zeros_like(train_truth)
@@ -74,6 +80,33 @@ def test_every_test_frame_is_scored_the_first_ones_from_the_initial_state(tmp_pa
     starts = (train_truth & ~train_before).sum(axis=0), (~train_before).sum(axis=0)
     persistence = np.where(before, (stays[0] + 1) / (stays[1] + 2), (starts[0] + 1) / (starts[1] + 2))
     assert results["persistence"] == pytest.approx(frame_scores(persistence, truth))
+
+
+def test_onsets_change_what_a_model_reads_not_what_its_nll_scores(tmp_path):
+    """`nll` scores what sounds, as before onsets: the struck cells reach it only through what the model reads.
+    A model blind to the struck cells it reads (their weights zeroed) gives the same nll on the pieces' levels
+    and on the same pieces struck once per run; seeing them, it gives another."""
+    keras_model = tiny("rnnnade", seed=3)
+    test = tiny_data([9, 1, 20], seed=2)
+    write_archive(tmp_path / "train.npz", tiny_data([30, 17], seed=1))
+    once = tmp_path / "once"
+    once.mkdir()
+    write_archive(once / "train.npz", tiny_data([30, 17], seed=1))
+    write_archive(tmp_path / "test.npz", test)
+    write_archive(once / "test.npz", replace(test, frames=strike_runs(sounding(test.frames), time_axis=0)))
+
+    def nll(folder):
+        keras_model.save(folder / "model.keras")
+        return evaluate.run(alone(), folder / "model.keras", folder, folder / "eval.json")["model"]["nll"]
+
+    assert nll(tmp_path) != pytest.approx(nll(once), rel=1e-4)
+    lstm_kernel = keras_model.get_layer("encoder").lstms[0].cell.kernel  # rows: sounding, struck, position
+    lstm_kernel.assign(np.concatenate([lstm_kernel[:PITCHES], 0 * lstm_kernel[PITCHES : 2 * PITCHES],
+                                       lstm_kernel[2 * PITCHES :]]))  # fmt: skip
+    head = keras_model.get_layer("nade")
+    for kernel in (head.visible_kernel, head.hidden_kernel):  # the features end with the frame before, read as is
+        kernel.assign(np.concatenate([kernel[:-PITCHES], 0 * kernel[-PITCHES:]]))
+    assert nll(tmp_path) == pytest.approx(nll(once), rel=1e-6)
 
 
 def test_a_nade_model_is_scored_on_its_exact_nll_and_its_own_decoded_frames(tmp_path):
@@ -87,6 +120,7 @@ def test_a_nade_model_is_scored_on_its_exact_nll_and_its_own_decoded_frames(tmp_
         prediction = model.predict(test, samples=samples, seed=seed)
         params = alone(samples=samples, seed=seed)
         scores = evaluate.run(params, tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
+        assert prediction.onsets is None and scores["model"].pop("onset_nll") is None  # a window model: no onsets
         assert scores["model"] == pytest.approx(frame_scores(prediction.probabilities, truth, prediction.predicted))
         assert scores["decoding"] == ("greedy, lowest pitch first" if not samples else "marginal > 0.5 from 8 samples")
 
@@ -104,6 +138,9 @@ def test_with_transpositions_the_model_is_the_ensemble_and_the_network_is_report
     assert scores["model"] == pytest.approx(frame_scores(mixture.probabilities, truth, mixture.predicted))
     alone = model.predict(test)
     assert scores["network"]["nll"] == pytest.approx(frame_scores(alone.probabilities, truth)["nll"], rel=1e-5)
+    struck, uncertain = onset_targets(test)  # the onsets are the network's alone: the ensemble mixes what sounds
+    assert scores["network"]["onset_nll"] == pytest.approx(onset_nll(alone.onsets, struck, uncertain), rel=1e-5)
+    assert "onset_nll" not in scores["model"]
     assert "shifts -1..1" in scores["decoding"]
 
 

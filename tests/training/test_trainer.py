@@ -57,3 +57,47 @@ def test_the_articles_batch_normalisation_keeps_its_batches_whole():
     assert not trainer.rows_independent(article.keras)
     assert trainer.Trainer(article, "mse", tf.distribute.get_strategy(), 4).slices == 1
     assert trainer.Trainer(rnnnade, "bce", tf.distribute.get_strategy(), 4).slices == 4
+
+
+def test_the_onset_loss_counts_only_the_cells_whose_onset_is_uncertain():
+    """Where a pitch sounds after silence its onset is certain, where it is silent there is none: the loss and
+    the onset NLL count the cells that sounded in the frame before too, and only those. Here every other cell
+    is given a wrong onset probability, which would cost nats if it were counted."""
+    import tensorflow as tf
+
+    from rollgen.models.frame_model import Taught
+
+    rng = np.random.default_rng(0)
+    rows, pitches = 6, 10
+    probabilities = rng.uniform(0.1, 0.9, (rows, pitches)).astype(np.float32)
+    targets = (rng.random((rows, pitches)) < 0.5).astype(np.float32)
+    uncertain = targets * (rng.random((rows, pitches)) < 0.5)
+    struck = (rng.random((rows, pitches)) < 0.3).astype(np.float32) * targets
+    onset_probabilities = np.where(uncertain > 0, rng.uniform(0.1, 0.9, (rows, pitches)), 0.5).astype(np.float32)
+    weights = np.array([1, 1, 1, 1, 1, 0], np.float32)  # the last row is padding
+    taught = Taught(*(tf.constant(part) for part in (probabilities, targets, weights, onset_probabilities, struck,
+                                                      uncertain)))  # fmt: skip
+    step = trainer.Trainer(tiny_transformer(), "bce", tf.distribute.get_strategy())
+
+    def nats(p, y):
+        return -np.where(y > 0, np.log(p), np.log(1 - p))
+
+    onset_by_hand = (nats(onset_probabilities, struck) * uncertain).sum(axis=1)
+    by_hand = (nats(probabilities, targets).mean(axis=1) + onset_by_hand / pitches) * weights
+    np.testing.assert_allclose(np.asarray(step.frame_loss(taught)), by_hand, rtol=1e-5)
+    counts = step.counts(taught, step.frame_loss(taught), tf.constant(weights))
+    assert float(counts["onset_nll"]) == pytest.approx((onset_by_hand * weights).sum(), rel=1e-5)
+    assert float(counts["nll"]) == pytest.approx((nats(probabilities, targets).sum(axis=1) * weights).sum(), rel=1e-5)
+    everywhere = (nats(onset_probabilities, struck) * targets).sum(axis=1)  # had the certain cells counted
+    assert (everywhere * weights).sum() > (onset_by_hand * weights).sum() + 1
+
+
+def test_a_window_model_has_no_onset_part():
+    import tensorflow as tf
+
+    from rollgen.models.frame_model import Taught
+
+    step = trainer.Trainer(frame_model.build(TrainParams(model="lstm"), context=9), "bce", tf.distribute.get_strategy())
+    taught = Taught(tf.fill((2, 106), 0.25), tf.zeros((2, 106)), None)
+    np.testing.assert_allclose(np.asarray(step.frame_loss(taught)), -np.log(0.75), rtol=1e-5)
+    assert "onset_nll" not in step.counts(taught, step.frame_loss(taught), tf.ones(2))

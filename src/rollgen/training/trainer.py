@@ -72,11 +72,19 @@ class Trainer:
             counts["onset_nll"] = tf.reduce_sum(onset * weights)
         return counts
 
+    def frame_loss(self, taught: Taught):
+        """Each row's loss (rows,): the loss function over its pitches (a mean), plus, for a model with an onset
+        head, the loss function over the cells whose onset is uncertain, summed and divided by the pitches (with
+        BCE, the frame's NLL of what sounds and of how it is struck, per pitch); 0 on padding (weights)."""
+        loss = self.loss(taught.targets, taught.probabilities)
+        if taught.onset_probabilities is not None:
+            cells = self.loss(taught.onsets[..., None], taught.onset_probabilities[..., None])
+            loss += tf.reduce_sum(cells * taught.uncertain, axis=-1) / tf.cast(tf.shape(cells)[-1], cells.dtype)
+        return loss if taught.weights is None else loss * taught.weights
+
     def gradients(self, pieces: list) -> tuple[list, dict[str, tf.Tensor]]:
-        """The gradients of the loss over all frames of `pieces` (slices of one batch), and its counts. The loss
-        of a frame: the loss function over its pitches (a mean), plus, for a model with an onset head, the loss
-        function over the cells whose onset is uncertain, summed and divided by the pitches (so with BCE the
-        whole is the frame's NLL of what sounds and how it is struck, over the pitches)."""
+        """The gradients of the loss (`frame_loss`) over all frames of `pieces` (slices of one batch), and its
+        counts."""
         with tf.GradientTape() as tape:
             scored = [self.model.teacher_forced(piece, training=True) for piece in pieces]
             joined = [tf.concat(parts, 0) if parts[0] is not None else None for parts in zip(*scored)]
@@ -85,11 +93,7 @@ class Trainer:
                  for taught in scored], 0
             )  # fmt: skip
             taught = Taught(*joined[:2], weights, *joined[3:])
-            per_example_loss = self.loss(taught.targets, taught.probabilities) * weights
-            if taught.onset_probabilities is not None:
-                cells = self.loss(taught.onsets[..., None], taught.onset_probabilities[..., None])
-                pitches = tf.cast(tf.shape(cells)[-1], tf.float32)
-                per_example_loss += tf.reduce_sum(cells * taught.uncertain, axis=-1) / pitches * weights
+            per_example_loss = self.frame_loss(taught)
             loss = tf.nn.compute_average_loss(per_example_loss)
         variables = self.model.keras.trainable_variables
         return tape.gradient(loss, variables), self.counts(taught, per_example_loss, weights)
