@@ -15,10 +15,11 @@ from rollgen.evaluation.stats import roll_stats
 from rollgen.generation import generate
 from rollgen.generation.primers import make_primers
 from rollgen.models import frame_model
+from rollgen.models.onsets import as_levels
 from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
 from rollgen.music.midi import read_midi
-from rollgen.music.roll import roll_to_notes
+from rollgen.music.roll import HELD, ONSET, roll_to_notes, strike_runs
 from rollgen.params import TrainParams, validate
 from tests.archives import random_pieces, sequences, write_archive
 from tests.generation.test_primers import primer_midi
@@ -46,7 +47,7 @@ def test_all_pieces_advance_together_and_the_seed_fixes_the_music(model):
     ]
     assert runs[0].shape == (3, 12, 106) and runs[0].dtype == np.uint8
     assert (runs[0] == runs[1]).all() and runs[0].sum() > 0
-    assert set(np.unique(runs[0])) <= {0, 1}
+    assert set(np.unique(runs[0])) <= {0, HELD, ONSET}  # levels: a window model strikes where a pitch starts
     threshold = make_sampler("threshold", threshold=0.3)
     together = generate.sample_frames(model, primers, four_four(3, 10), 6, threshold, None, progress=False)
     for piece in range(3):  # a piece in a batch is the piece alone
@@ -57,15 +58,15 @@ def test_all_pieces_advance_together_and_the_seed_fixes_the_music(model):
 
 def test_vanish_proof_generation_is_the_articles_loop(model):
     """The article's loop over the Keras model by hand: add the growing offset, cast, slide the window."""
-    primers = np.random.default_rng(3).random((2, 9, 106)).astype(np.float32)
+    primers = strike_runs(np.random.default_rng(3).random((2, 9, 106)) < 0.5, time_axis=1)
     frames = generate.sample_frames(model, primers, four_four(2, 10), 20, make_sampler("vanish_proof"),
                                     np.random.default_rng(0), progress=False)  # fmt: skip
-    keras_model, window, offset = model.keras, primers, 0.65
+    keras_model, window, offset = model.keras, sounding(primers).astype(np.float32), 0.65
     for step in range(20):
         pred = np.asarray(keras_model(window)) + np.float32(offset)
         offset *= 1.001
-        notes = pred.astype(np.uint8)
-        np.testing.assert_array_equal(frames[:, step], notes)
+        notes = pred.astype(np.uint8) > 0
+        np.testing.assert_array_equal(sounding(frames[:, step]), notes)
         window = np.concatenate([window[:, 1:], notes[:, None].astype(np.float32)], axis=1)
     assert frames.sum() > 0
 
@@ -82,7 +83,7 @@ def test_note_caps_hold_in_every_generated_frame(model):
     sampler = make_sampler("bernoulli", temperature=1.5, min_notes=2, max_notes=3)
     frames = generate.sample_frames(model, primers, four_four(4, 10), 10, sampler, np.random.default_rng(0),
                                     progress=False)  # fmt: skip
-    counts = frames.sum(axis=2)
+    counts = sounding(frames).sum(axis=2)
     assert counts.min() >= 2 and counts.max() <= 3
 
 
@@ -95,15 +96,15 @@ def test_generate_pieces_draws_the_primers_then_the_frames_from_the_params_seed(
     params = validate("generate", {"pieces": 3, "steps": 10, "primer_steps": 9, "seed": 4, "temperature": 1.2})
     pieces = generate.generate_pieces(model, params, data, progress=False)
     rolls = [piece.roll for piece in pieces]
-    assert len(rolls) == 3 and all(roll.shape == (106, 10) and roll.dtype == bool for roll in rolls)
+    assert len(rolls) == 3 and all(roll.shape == (106, 10) and roll.dtype == np.uint8 for roll in rolls)  # levels
 
     rng = np.random.default_rng(4)
     primers, positions = make_primers(data, 3, 9, rng, model.steps_per_quarter, model.grid)
     sampler = generate.sampler_from_params(params)
     by_hand = generate.sample_frames(model, primers, positions, 10, sampler, rng, progress=False)
-    np.testing.assert_array_equal(np.stack(rolls), by_hand.transpose(0, 2, 1).astype(bool))
-    for piece, primer, where in zip(pieces, primers, positions):  # each keeps its primer and every position
-        np.testing.assert_array_equal(piece.primer, primer.T > 0.5)
+    np.testing.assert_array_equal(np.stack(rolls), by_hand.transpose(0, 2, 1))
+    for piece, primer, where in zip(pieces, as_levels(primers, 1), positions):  # its primer, every position
+        np.testing.assert_array_equal(piece.primer, primer.T)
         assert piece.positions.shape == (19, 4) and (piece.positions[:10] == where).all()
         np.testing.assert_array_equal(piece.positions[10:], meter.next_position(piece.positions[9:-1]))
     other = generate.generate_pieces(model, params.model_copy(update={"seed": 5}), data, progress=False)
@@ -184,12 +185,12 @@ def test_a_window_nade_draws_each_pitch_from_its_conditional_given_the_pitches_b
     assert runs[0].shape == (5, 6, PITCHES) and (runs[0] == runs[1]).all() and runs[0].sum() > 0
     greedy = generate.sample_frames(nade, primers, positions, 8, make_sampler("threshold", threshold=0.5), None,
                                     progress=False)  # fmt: skip
-    heard = np.concatenate([primers, greedy.astype(np.float32)], axis=1)
+    heard = np.concatenate([primers, sounding(greedy).astype(np.float32)], axis=1)
     for step in range(8):
-        frame = greedy[:, step].astype(np.float32)
+        frame = sounding(greedy[:, step]).astype(np.float32)
         conditionals = np.asarray(nade.keras([heard[:, step : step + CONTEXT], frame]))  # teacher-forced on the draw
         np.testing.assert_array_equal(frame, conditionals > 0.5)  # each pitch given the pitches drawn below it
-    assert 0 < greedy.sum() < greedy.size  # notes, and silence: both sides checked
+    assert 0 < sounding(greedy).sum() < greedy.size  # notes, and silence: both sides checked
 
 
 @pytest.mark.parametrize("name", ["nade", "rnnnade"])
@@ -258,7 +259,7 @@ def test_an_auto_temperature_is_chosen_on_the_validation_pieces_by_the_gates(mod
     val = load_sequences("val", windows)
     trial = params.model_copy(update={"pieces": generate.FIT_PIECES, "steps": generate.FIT_STEPS, "temperature": 2.0})
     rolls = [piece.roll for piece in generate.generate_pieces(model, trial, val, progress=False)]
-    val_rolls = [sounding(val.sequence(number).T) for number in range(len(val))]
+    val_rolls = [val.sequence(number).T for number in range(len(val))]  # levels
     report = quality_report(rolls, val_rolls, model.steps_per_quarter, "val")
     point = record["curve"]["2.0"]
     assert point["gates_passed"] == report["gates_passed"] and point["gates_distance"] == report["gates_distance"]
