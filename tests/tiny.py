@@ -8,8 +8,8 @@ import numpy as np
 
 from rollgen.data.archive import Sequences
 from rollgen.models import builders as models
-from rollgen.params import ConvNadeParams, NadeParams, PitchNadeParams, RnnNadeParams, TransformerNadeParams
 from rollgen.music.roll import onsets, sounding
+from rollgen.params import ConvNadeParams, NadeParams, PitchNadeParams, RnnNadeParams, TransformerNadeParams
 from tests.archives import sequences, with_restrikes
 
 PITCHES = 6

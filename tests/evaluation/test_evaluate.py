@@ -13,8 +13,8 @@ from rollgen.evaluation.mixture import TranspositionMixture
 from rollgen.evaluation.scores import frame_scores, onset_nll, onset_targets
 from rollgen.models import frame_model
 from rollgen.models.nade import Decoder
-from rollgen.params import EvaluateParams, TrainParams
 from rollgen.music.roll import onsets, strike_runs
+from rollgen.params import EvaluateParams, TrainParams
 from tests.archives import write_archive, write_windows
 from tests.tiny import PITCHES, every_frame, joint, prefix_by_hand, tiny, tiny_data
 

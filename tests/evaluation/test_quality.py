@@ -17,7 +17,8 @@ from rollgen.evaluation.quality import (
     quality_report,
     relative_minor,
 )
-from rollgen.music.roll import LOWEST_PITCH
+from rollgen.evaluation.stats import roll_stats
+from rollgen.music.roll import HELD, LOWEST_PITCH, ONSET, sounding
 
 
 def roll_of(notes: list[tuple[int, int, int]], steps: int) -> np.ndarray:
@@ -152,3 +153,19 @@ def test_the_gates_of_a_report_name_both_sides_the_rule_and_the_verdict():
     assert verdict["gates_passed"] == 5
     distances = [0.1 / 0.15, 0, 0.08 / 0.03, 0.01 / 0.03, 0.02 / 0.03, 0.01 / 0.02]
     assert verdict["gates_distance"] == pytest.approx(np.mean(distances))
+
+
+def test_a_re_struck_note_counts_as_notes_of_its_own():
+    """Levels split a held pitch where it is struck again: repeated eighths are eighths (notes_per_step, the
+    note lengths, long notes), where the same roll without onsets reads as one note held for the whole bar."""
+    repeated = np.zeros((106, 16), np.uint8)
+    repeated[60 - LOWEST_PITCH] = np.tile([ONSET, HELD], 8)
+    features = piece_features(repeated, steps_per_quarter=4)
+    assert features["notes_per_step"] == 0.5 and features["mean_note_length"] == 2
+    assert features["empty_beat_rate"] == 0 and features["mean_polyphony"] == 1
+    held = piece_features(sounding(repeated), steps_per_quarter=4)
+    assert held["notes_per_step"] == 1 / 16 and held["mean_note_length"] == 16
+    assert (
+        roll_stats([repeated])["notes_per_step"] == 0.5 and roll_stats([sounding(repeated)])["notes_per_step"] == 1 / 16
+    )
+    assert long_note_share([repeated], limit=4) == 0 and long_note_share([sounding(repeated)], limit=4) == 1

@@ -158,7 +158,9 @@ def recomputed(keras_model, primers, positions, steps, sampler, rng):
     heard = np.asarray(primers, np.uint8)
     frames, conditionals = [], []
     for step in range(steps):
-        upcoming = np.zeros((len(heard), 1, heard.shape[2]), np.uint8)  # the frame to draw: only what came before counts
+        upcoming = np.zeros(
+            (len(heard), 1, heard.shape[2]), np.uint8
+        )  # the frame to draw: only what came before counts
         previous = np.stack([heard_before(piece) for piece in np.concatenate([heard, upcoming], axis=1)])
         features = np.asarray(encoder([previous, positions[:, : previous.shape[1]]]))[:, -1]
         levels = sampler.levels((len(heard), heard.shape[2]), step, rng)

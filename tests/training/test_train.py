@@ -17,8 +17,8 @@ from rollgen.generation.generate import sample_frames
 from rollgen.generation.primers import excerpt_primers
 from rollgen.models import frame_model
 from rollgen.models.builders import MODELS, load_model
-from rollgen.models.sampling import make_sampler
 from rollgen.models.onsets import as_levels, level_inputs
+from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
 from rollgen.music.roll import HELD, ONSET
 from tests.training.tiny_runs import LOGGED, train_once, train_params, weights
