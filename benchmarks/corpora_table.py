@@ -104,15 +104,15 @@ def split_scores(scores: dict) -> dict[str, dict]:
 
 
 def nll_table(train: dict, evaluation: dict) -> dict[str, dict]:
-    """{'val': ..., 'test': ...} of split_scores; validation falls back on train.json's val_nll (the network's,
-    at its best epoch) where eval.json scores no validation split."""
+    """{'val': ..., 'test': ...} of split_scores; validation falls back on train.json's val_nll and val_onset_nll
+    (the network's, at its best epoch) where eval.json scores no validation split."""
     test = evaluation.get("test", evaluation)
     val = evaluation.get("val")
     if isinstance(val, dict) and "model" in val:
         val_scores = split_scores(val)
     else:
-        val_nll = train.get("val_nll")
-        val_scores = {"network": {"nll": val_nll} if _number(val_nll) else {}, "ensemble": {}}
+        best = {"nll": train.get("val_nll"), "onset_nll": train.get("val_onset_nll")}
+        val_scores = {"network": {key: value for key, value in best.items() if _number(value)}, "ensemble": {}}
     return {"val": val_scores, "test": split_scores(test)}
 
 

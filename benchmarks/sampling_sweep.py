@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rollgen.data.archive import load_sequences, sounding
+from rollgen.data.archive import load_sequences
 from rollgen.errors import RollgenError
 from rollgen.evaluation.quality import describe_set, long_note_limit
 from rollgen.generation.generate import FIT_PIECES, FIT_STEPS, sampling_quality
@@ -46,7 +46,7 @@ def main() -> None:
 
     model = frame_model.load(args.model)
     val = load_sequences("val", args.windows)
-    val_rolls = [sounding(val.sequence(number).T) for number in range(len(val))]
+    val_rolls = [val.sequence(number).T for number in range(len(val))]  # levels, as fit_temperature reads them
     for mode, value, min_notes, max_notes in args.settings:
         knob = {"threshold": value} if mode == "threshold" else {"temperature": value} if mode == "bernoulli" else {}
         sampling = {"sampling": mode, "min_notes": min_notes, "max_notes": max_notes, **knob}

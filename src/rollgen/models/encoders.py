@@ -53,7 +53,8 @@ class PositionFeatures(layers.Layer):
 
 
 class SequenceEncoder(layers.Layer):
-    """(previous frames (batch, steps, pitches), positions (batch, steps, 4)) -> features (batch, steps, F).
+    """(previous frames (batch, steps, 2 x pitches: sounding, then struck), positions (batch, steps, 4)) -> features
+    (batch, steps, F).
 
     `packs`: whether training may pack several stretches into one row (rollgen.models.batches.packed_rows) and pass
     `segments` (batch, steps) to tell them apart; an encoder that cannot keep them apart (a recurrent one
