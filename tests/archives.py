@@ -73,5 +73,5 @@ def write_windows(folder: Path, pieces: int = 6, steps: int = 80, seed: int = 0)
     written = {}
     for split, chosen in splits.items():
         written[split] = sequences(chosen)
-        write_archive(Path(folder) / f"{split}.npz", written[split])
+        write_archive(Path(folder) / f"{split}.npz", written[split], onsets=True)
     return written

@@ -55,8 +55,8 @@ def test_every_test_frame_is_scored_the_first_ones_from_the_initial_state(tmp_pa
     keras_model = tiny("rnnnade", seed=3)
     keras_model.save(tmp_path / "model.keras")
     train, test = tiny_data([30, 17], seed=1), tiny_data([9, 1, 20], seed=2)
-    write_archive(tmp_path / "train.npz", train)
-    write_archive(tmp_path / "test.npz", test)
+    write_archive(tmp_path / "train.npz", train, onsets=True)
+    write_archive(tmp_path / "test.npz", test, onsets=True)
     (tmp_path / "val.npz").write_bytes(b"not read: evaluate scores the test split")
     results = evaluate.run(alone(), tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")
 
@@ -88,12 +88,12 @@ def test_onsets_change_what_a_model_reads_not_what_its_nll_scores(tmp_path):
     and on the same pieces struck once per run; seeing them, it gives another."""
     keras_model = tiny("rnnnade", seed=3)
     test = tiny_data([9, 1, 20], seed=2)
-    write_archive(tmp_path / "train.npz", tiny_data([30, 17], seed=1))
+    write_archive(tmp_path / "train.npz", tiny_data([30, 17], seed=1), onsets=True)
     once = tmp_path / "once"
     once.mkdir()
-    write_archive(once / "train.npz", tiny_data([30, 17], seed=1))
-    write_archive(tmp_path / "test.npz", test)
-    write_archive(once / "test.npz", replace(test, frames=strike_runs(sounding(test.frames), time_axis=0)))
+    write_archive(once / "train.npz", tiny_data([30, 17], seed=1), onsets=True)
+    write_archive(tmp_path / "test.npz", test, onsets=True)
+    write_archive(once / "test.npz", replace(test, frames=strike_runs(sounding(test.frames), time_axis=0)), onsets=True)
 
     def nll(folder):
         keras_model.save(folder / "model.keras")
@@ -113,8 +113,8 @@ def test_a_nade_model_is_scored_on_its_exact_nll_and_its_own_decoded_frames(tmp_
     model = frame_model.wrap(tiny("nade", seed=4))
     model.keras.save(tmp_path / "model.keras")
     test = tiny_data([12, 30], seed=5)
-    write_archive(tmp_path / "train.npz", tiny_data([20], seed=6))
-    write_archive(tmp_path / "test.npz", test)
+    write_archive(tmp_path / "train.npz", tiny_data([20], seed=6), onsets=True)
+    write_archive(tmp_path / "test.npz", test, onsets=True)
     truth = sounding(test.frames)
     for samples, seed in ((0, 0), (8, 3)):
         prediction = model.predict(test, samples=samples, seed=seed)
@@ -129,8 +129,8 @@ def test_with_transpositions_the_model_is_the_ensemble_and_the_network_is_report
     model = frame_model.wrap(tiny("transformernade", seed=7))
     model.keras.save(tmp_path / "model.keras")
     test = tiny_data([12, 30], seed=8)
-    write_archive(tmp_path / "train.npz", tiny_data([20], seed=9))
-    write_archive(tmp_path / "test.npz", test)
+    write_archive(tmp_path / "train.npz", tiny_data([20], seed=9), onsets=True)
+    write_archive(tmp_path / "test.npz", test, onsets=True)
     truth = sounding(test.frames)
     params = EvaluateParams(samples=6, seed=1, transpositions=1)
     scores = evaluate.run(params, tmp_path / "model.keras", tmp_path, tmp_path / "eval.json")

@@ -43,12 +43,6 @@ OVERLAP_FEATURES = (
 )
 
 
-def sounding_cells(roll: np.ndarray) -> np.ndarray:
-    """bool (pitches, steps): the cells of a roll that sound, a bool roll's or uint8 levels' (rollgen.music.roll)."""
-    roll = np.asarray(roll)
-    return roll if roll.dtype == bool else sounding(roll)
-
-
 def pitch_class_histogram(roll: np.ndarray) -> np.ndarray:
     """Notes (onsets, not sounding steps) per pitch class C..B of a roll (pitches, steps): uint8 levels, or bool."""
     pitches = roll_to_notes(roll).pitches.astype(np.int64)
@@ -92,7 +86,7 @@ def piece_features(roll: np.ndarray, steps_per_quarter: int) -> dict[str, float]
     - mean_note_length: mean length of the notes, in steps
     Features that need notes (or a non-silent step, or a whole beat) are NaN without them.
     """
-    sounds = sounding_cells(roll)
+    sounds = sounding(roll)
     steps = sounds.shape[1]
     per_step = sounds.sum(axis=0)
     notes = roll_to_notes(roll)

@@ -15,8 +15,7 @@ def roll_stats(rolls: Iterable[np.ndarray]) -> dict[str, float]:
     rollgen.music.roll.roll_to_notes), mean_polyphony (sounding pitches per non-silent frame)."""
     frames = silent = onsets = sounds = 0
     for roll in rolls:
-        roll = np.asarray(roll)
-        per_frame = (roll if roll.dtype == bool else sounding(roll)).sum(axis=0)
+        per_frame = sounding(roll).sum(axis=0)
         frames += roll.shape[1]
         silent += int((per_frame == 0).sum())
         sounds += int(per_frame.sum())
