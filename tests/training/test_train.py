@@ -11,7 +11,7 @@ import pytest
 
 from rollgen.data.archive import load_sequences
 from rollgen.errors import RollgenError
-from rollgen.evaluation.scores import frame_scores
+from rollgen.evaluation.scores import frame_scores, onset_nll, onset_targets
 from rollgen.files import sha256_file
 from rollgen.generation.generate import sample_frames
 from rollgen.generation.primers import excerpt_primers
@@ -56,6 +56,8 @@ def test_the_model_is_chosen_on_every_validation_frame_and_never_reads_the_test_
     scores = frame_scores(prediction.probabilities, val.frames > 127, prediction.predicted)
     assert metrics["val_nll"] == pytest.approx(scores["nll"], rel=1e-5)
     assert metrics["val_f1"] == pytest.approx(scores["f1"], abs=1e-6)
+    onsets = onset_nll(prediction.onsets, *onset_targets(val))  # beside it, the onsets' NLL (train.json only)
+    assert metrics["val_onset_nll"] == pytest.approx(onsets, rel=1e-5) and history["val_onset_nll"].notna().all()
 
 
 @pytest.mark.parametrize("model", ["article", "rnnnade"])  # the article's network and a sequence model
