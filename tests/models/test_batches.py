@@ -28,15 +28,33 @@ def test_padding_puts_silence_before_every_piece_and_keeps_its_frames():
 
 
 def test_window_batches_are_the_windows_and_their_next_frames():
-    """Window models read what sounds: levels, struck or held, come as 0/1."""
+    """Window models read the pictures without onsets: levels, struck or held, come as 0/1."""
     data = sequences(with_restrikes(random_pieces(3, [30, 12, 25], seed=2)))
     starts = batches.window_starts(data.offsets, 9, 1)
-    x, y = zip(*batches.window_batches(data.frames, starts, 9, 1, batch_size=7))
+    x, y = zip(*batches.window_batches(data.brightness(), starts, 9, 1, batch_size=7))
     x, y = np.concatenate([np.asarray(part) for part in x]), np.concatenate([np.asarray(part) for part in y])
     assert len(x) == len(starts) == (30 - 10) + (12 - 10) + (25 - 10)
     for row, start in enumerate(starts):
         np.testing.assert_array_equal(x[row], sounding(data.frames[start : start + 9]))
         np.testing.assert_array_equal(y[row], sounding(data.frames[start + 10]))  # gap 1: the frame after next
+
+
+def test_article_archives_keep_their_grays_for_the_window_models(tmp_path):
+    """An archive without onsets (article mode's LANCZOS pictures) is read as levels by the sequence models and
+    as its own pixels by the window models, so article mode trains on exactly the article's values."""
+    from rollgen.data.archive import read_sequences
+    from rollgen.music.roll import HELD, ONSET
+
+    grays = np.array([[0, 40], [200, 140], [255, 0], [90, 255]], np.uint8)
+    path = tmp_path / "train.npz"
+    np.savez(path, frames=grays, frame_offsets=np.array([0, 4]), positions=np.zeros((4, 4), np.int16),
+             pieces=np.array(["a"]), context=np.int64(9), target_gap=np.int64(1), onsets=np.bool_(False))  # fmt: skip
+    data = read_sequences(path)
+    np.testing.assert_array_equal(data.brightness(), grays)
+    np.testing.assert_array_equal(data.frames, [[0, 0], [ONSET, ONSET], [HELD, 0], [0, ONSET]])
+    x, y = next(iter(batches.window_batches(data.brightness(), np.array([0]), 2, 1, batch_size=1)))
+    np.testing.assert_allclose(np.asarray(x)[0], grays[:2] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(y)[0], grays[3] / 255.0, rtol=1e-6)
 
 
 def test_a_seed_shuffles_windows_per_epoch_and_the_same_epoch_again_alike():

@@ -37,9 +37,19 @@ class Sequences:
     names: np.ndarray  # str (pieces,)
     context: int = 9  # frames a window model reads
     target_gap: int = 0  # 1 in article mode: a window predicts the frame after its next one
+    # The stored pixels where they hold no onsets (article mode's LANCZOS grays, old archives): what the window
+    # models read, so article mode trains on exactly the article's values; None where the frames are the pixels.
+    pixels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    def brightness(self) -> np.ndarray:
+        """uint8 (frames, pitches): how bright each cell's picture is without its onsets, as the window models
+        read a frame (divided by 255): the stored pixels (grays in article mode), or 0/255 for what sounds."""
+        if self.pixels is not None:
+            return self.pixels
+        return np.where(sounding(self.frames), np.uint8(255), np.uint8(0))
 
     def sequence(self, number: int) -> np.ndarray:
         """Frames (steps, pitches) of sequence `number`."""
@@ -62,11 +72,12 @@ def load_sequences(split: str, folder: Path = paths.WINDOWS_DIR) -> Sequences:
 def read_sequences(path: Path) -> Sequences:
     """The archive at `path`, loaded without pickle, its frames as levels (see the module docstring)."""
     archive = files.load_npz(path)
-    frames = archive["frames"]
+    frames, pixels = archive["frames"], None
     if not bool(archive.get("onsets", False)):
-        frames = strike_sequences(frames, archive["frame_offsets"])
+        frames, pixels = strike_sequences(frames, archive["frame_offsets"]), frames
     return Sequences(
         frames=frames,
+        pixels=pixels,
         offsets=archive["frame_offsets"],
         positions=archive["positions"],
         names=archive["pieces"],

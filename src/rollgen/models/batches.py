@@ -92,9 +92,9 @@ def window_batches(
     epochs: int = 1,
     transpose: int = 0,
 ) -> tf.data.Dataset:
-    """Batches of (windows (batch, context, pitches), next frames (batch, pitches)): the sounding notes of uint8
-    levels (rollgen.music.roll), as 0/1 floats; the window starting at s predicts frame s + context + gap. Window
-    models read no onsets."""
+    """Batches of (windows (batch, context, pitches), next frames (batch, pitches)) as floats in 0..1 from uint8
+    pictures without onsets (`Sequences.brightness`: the article's grays, or 0/255); the window starting at s
+    predicts frame s + context + gap. Window models read no onsets."""
     frames_tensor = tf.constant(frames)
     offsets = tf.range(context, dtype=tf.int64)
     starts_tensor = tf.constant(starts)
@@ -109,8 +109,8 @@ def window_batches(
 
     @tf.autograph.experimental.do_not_convert
     def cut(epoch, index, batch_starts):
-        x = sounding_tensor(tf.gather(frames_tensor, batch_starts[:, None] + offsets[None, :]))
-        y = sounding_tensor(tf.gather(frames_tensor, batch_starts + context + gap))
+        x = tf.cast(tf.gather(frames_tensor, batch_starts[:, None] + offsets[None, :]), tf.float32) / 255.0
+        y = tf.cast(tf.gather(frames_tensor, batch_starts + context + gap), tf.float32) / 255.0
         if transpose:
             shifts = batch_shifts(base_seed, epoch, index, tf.shape(batch_starts)[0], transpose)
             x, y = transpose_frames(x, shifts), transpose_frames(y, shifts)

@@ -36,7 +36,7 @@ class WindowModel(FrameModel):
             self.draw = tf.function(draw, jit_compile=jit_compile)
 
     def _windows(self, data: Sequences, pad: bool) -> tuple[np.ndarray, np.ndarray]:
-        frames, offsets = data.frames, data.offsets
+        frames, offsets = data.brightness(), data.offsets
         if pad:
             frames, offsets = batches.padded_sequences(frames, offsets, self.context + data.target_gap)
         return frames, batches.window_starts(offsets, self.context, data.target_gap)
@@ -61,7 +61,7 @@ class WindowModel(FrameModel):
         probabilities, predicted = [], []
         for first in range(0, len(starts), PREDICT_FRAMES // 8):
             chosen = starts[first : first + PREDICT_FRAMES // 8]
-            windows = sounding(frames[chosen[:, None] + within]).astype(np.float32)
+            windows = frames[chosen[:, None] + within].astype(np.float32) / 255.0
             truth = sounding(frames[chosen + self.context + data.target_gap]).astype(np.float32)
             if self.head is None:
                 p = np.asarray(self.keras(windows, training=False))
