@@ -8,15 +8,13 @@ The metrics files are read by their keys, as the stages write them today:
 - metrics/train_history.csv: each epoch's seconds (the first also builds and compiles the model)
 - metrics/eval.json: test scores; `model` is the ±N ensemble where `network` (the network alone) is beside it,
   else the network alone. A split nested as `val` / `test` (same shape) is read too, should evaluate add one.
-- metrics/generate.json: `generated` and the reference pieces' statistics under their split's name (`test`
-  today, `val` once generate compares with the validation pieces): the table says which.
+- metrics/generate.json: `generated` and the reference pieces' statistics under their split's name (`val`;
+  `test` in runs before the gates), and `gates`, the quality gates the generate stage checked.
 """
 
 from __future__ import annotations
 
 import math
-
-from rollgen.evaluation import quality
 
 # --- The published figures ---------------------------------------------------------------------------------
 
@@ -51,8 +49,8 @@ def published_figures(published_set: str) -> dict[str, dict]:
 
 
 # --- Quality gates (issue #27): generated pieces against the corpus's reference pieces ---------------------
-# The gates are the generate stage's own (rollgen.evaluation.quality.GATES, checked by the same check_gates), so
-# the table and metrics/generate.json can never disagree on a target.
+# The gates are the generate stage's own: metrics/generate.json's `gates` (rollgen.evaluation.quality checked
+# them), read back here, so the table and the stage can never disagree on a target.
 
 REFERENCE_SPLITS = ("val", "valid", "test")  # generate.json's reference section, the first found
 
@@ -67,21 +65,18 @@ def reference_split(generate: dict) -> str | None:
 
 
 def check_gates(generate: dict) -> dict[str, dict]:
-    """Every gate of rollgen's GATES on generate.json: {statistic: {result, generated, data, target}}; result
-    'PASS', 'FAIL', or 'n/a' where a value the gate needs is missing (not reported, or NaN)."""
+    """generate.json's gates: {statistic: {result, generated, data, target}}; result 'PASS', 'FAIL', or 'n/a'
+    where a value the gate compares is missing (not reported, or NaN)."""
     split = reference_split(generate)
-    generated = generate.get("generated", {})
-    data = generate.get(split, {}) if split else {}
-    checked = quality.check_gates(generated, data, "the data")["gates"]
     rows = {}
-    for gate in quality.GATES:
-        needs = [generated.get(gate.statistic)] + ([] if gate.rule == "below" else [data.get(gate.statistic)])
-        passed = checked[gate.statistic]["pass"]
-        rows[gate.statistic] = {
-            "result": ("PASS" if passed else "FAIL") if all(_number(value) for value in needs) else "n/a",
-            "generated": generated.get(gate.statistic),
-            "data": data.get(gate.statistic),
-            "target": gate.describe("the data"),
+    for statistic, gate in generate.get("gates", {}).items():
+        generated, data = gate.get("generated"), gate.get(split) if split else None
+        known = _number(generated) and _number(data)
+        rows[statistic] = {
+            "result": ("PASS" if gate.get("pass") else "FAIL") if known else "n/a",
+            "generated": generated,
+            "data": data,
+            "target": gate.get("rule"),
         }
     return rows
 
@@ -210,15 +205,16 @@ def scores_table(rows: list[dict]) -> list[str]:
 
 
 def quality_table(rows: list[dict]) -> list[str]:
-    """Per corpus: each gate's feature, generated against the reference pieces, and PASS / FAIL / n/a."""
-    header = ["corpus", "compared with", *(f"{gate.statistic} ({gate.describe('the data')})" for gate in quality.GATES)]
-    header.append("gates passed")
+    """Per corpus: each gate's statistic, generated against the reference pieces, and PASS / FAIL / n/a."""
+    statistics = list(dict.fromkeys(name for row in rows for name in row.get("gates", {})))
+    targets = {name: gate["target"] for row in rows for name, gate in row.get("gates", {}).items()}
+    header = ["corpus", "compared with", *(f"{name} ({targets[name]})" for name in statistics), "gates passed"]
     body = []
     for row in rows:
         gates = row.get("gates", {})
         cells = []
-        for gate in quality.GATES:
-            result = gates.get(gate.statistic, {})
+        for name in statistics:
+            result = gates.get(name, {})
             shown = f"{_cell(result.get('generated'))} vs {_cell(result.get('data'))} {result.get('result', 'n/a')}"
             cells.append(shown)
         passed = sum(result["result"] == "PASS" for result in gates.values())

@@ -23,7 +23,7 @@ from benchmarks.corpora_table import (
     nll_table,
     published_figures,
 )
-from rollgen.evaluation.quality import GATES
+from rollgen.evaluation import quality
 
 SHARED_README = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "README.md"
 
@@ -41,16 +41,30 @@ DATA = {"notes_per_step": 1.0, "mean_polyphony": 4.0, "silent_fraction": 0.01, "
         "scale_consistency": 0.95, "frames": 170, "pieces": 3}  # fmt: skip
 GENERATED = {"notes_per_step": 1.1, "mean_polyphony": 3.0, "silent_fraction": 0.05, "empty_beat_rate": 0.12,
              "scale_consistency": 0.93, "frames": 128, "pieces": 4}  # fmt: skip
-GENERATE = {"generated": GENERATED, "test": DATA, "overlap": {}, "primer": "test"}
+GENERATE = {
+    "generated": GENERATED,
+    "test": DATA,
+    "overlap": {},
+    "primer": "test",
+    **quality.check_gates(GENERATED, DATA, "test"),
+}
 JSB = {"corpus": "JSB_Chorales", "source": "/shared/JSB_Chorales", "settings": {"images.steps_per_quarter": 1},
        "published": "JSB"}  # fmt: skip
 HISTORY = [{"epoch": "1", "seconds": "20.0"}, {"epoch": "2", "seconds": "3.0"}, {"epoch": "3", "seconds": "5.0"}]
 METRICS = {"windows": WINDOWS, "ingest": INGEST, "train": TRAIN, "eval": EVAL, "generate": GENERATE, "history": HISTORY}
 
 
-def test_the_table_checks_the_generate_stages_own_gates():
-    assert set(check_gates(GENERATE)) == {gate.statistic for gate in GATES}
-    assert check_gates(GENERATE)["silent_fraction"]["target"] == "at most the data's + 0.03"
+def generate_json(generated: dict, reference: dict, split: str = "val") -> dict:
+    """generate.json's shape: the statistics, then the gates the generate stage checked on them."""
+    return {"generated": generated, split: reference, **quality.check_gates(generated, reference, split)}
+
+
+def test_the_table_reads_the_generate_stages_own_gates():
+    gates = check_gates(GENERATE)
+    assert list(gates) == [gate.statistic for gate in quality.GATES]
+    assert gates["silent_fraction"]["target"] == "at most test's + 0.03"
+    for statistic, gate in GENERATE["gates"].items():
+        assert gates[statistic]["result"] in ({"PASS"} if gate["pass"] else {"FAIL", "n/a"})
 
 
 def test_gates_compare_with_whichever_split_generate_names():
@@ -61,15 +75,15 @@ def test_gates_compare_with_whichever_split_generate_names():
         "silent_fraction": "FAIL",  # 5% against 1% + 3 points
         "empty_beat_rate": "PASS",
         "scale_consistency": "PASS",
-        "long_note_share": "n/a",  # this generate.json does not report it
+        "long_note_share": "n/a",  # these statistics do not have it
     }
-    on_val = check_gates({"generated": GENERATED, "val": {**DATA, "mean_polyphony": 3.1}})
+    on_val = check_gates(generate_json(GENERATED, {**DATA, "mean_polyphony": 3.1}))
     assert on_val["mean_polyphony"]["result"] == "PASS"
     assert on_val["mean_polyphony"]["data"] == 3.1
-    nan = check_gates({"generated": {**GENERATED, "notes_per_step": math.nan}, "val": DATA})
+    nan = check_gates(generate_json({**GENERATED, "notes_per_step": math.nan}, DATA))
     assert nan["notes_per_step"]["result"] == "n/a"
-    held = check_gates({"generated": {**GENERATED, "long_note_share": 0.03}, "val": DATA})
-    assert held["long_note_share"]["result"] == "FAIL"  # needs no data's value
+    held = check_gates(generate_json({**GENERATED, "long_note_share": 0.03}, {**DATA, "long_note_share": 0.01}))
+    assert held["long_note_share"]["result"] == "FAIL"
 
 
 def test_nlls_separate_the_network_from_the_ensemble():
