@@ -1,5 +1,7 @@
 """The rollgen command line, as a user runs it."""
 
+from fractions import Fraction
+
 import keras
 from PIL import Image
 from typer.testing import CliRunner
@@ -27,6 +29,25 @@ def test_roll_draws_a_readable_picture(tmp_path, chorale_midi_dir):
     assert "steps" in result.output
     picture = Image.open(tmp_path / "roll.png")
     assert picture.mode == "RGB" and picture.size[1] == 106 * 3
+
+
+def test_roll_draws_the_files_own_bars(tmp_path):
+    """A waltz's picture has bar lines every three beats, not 4/4's."""
+    import numpy as np
+
+    from rollgen.music.meter import Meter, frame_positions
+    from rollgen.music.midi import write_midi
+
+    waltz = write_midi([48, 55, 55] * 4, [Fraction(beat) for beat in range(12)], [Fraction(1)] * 12,
+                       time_signatures=[(Fraction(0), 3, 4)])  # fmt: skip
+    (tmp_path / "waltz.mid").write_bytes(waltz)
+    result = runner.invoke(app, ["roll", str(tmp_path / "waltz.mid"), "-o", str(tmp_path / "waltz.png")])
+    assert result.exit_code == 0, result.output
+    roll, _ = piece_to_roll(read_midi(waltz), steps_per_quarter=4)
+    three = frame_positions(Meter.from_steps([(0, 3, 4)], 4), roll.shape[1])
+    drawn = np.asarray(Image.open(tmp_path / "waltz.png"))
+    np.testing.assert_array_equal(drawn, np.asarray(pictures.roll_picture(roll, 4, three, 0)))
+    assert not np.array_equal(drawn, np.asarray(pictures.roll_picture(roll, 4, None, 0)))
 
 
 def test_roll_reports_a_bad_file_by_name(tmp_path):

@@ -43,8 +43,7 @@ def one_line(text: str) -> str:
 
 FLAG = "LOSES NOTES"  # marks a file of `rollgen check` that loses over 1% of its in-range notes
 WHY_LOST = {  # what a grid loses (rollgen.music.roll.GRIDS), and what keeps it
-    "nearest": "notes re-struck within a step merge (merged_by_grid): a finer grid (--steps-per-quarter 8 or 12)"
-    " draws them apart",
+    "nearest": "notes struck on one step merge (merged_by_grid): --steps-per-quarter 8 or 12 draws them apart",
     "sample": "notes that sound at no step's start vanish (too_short): --grid nearest keeps them",
     "floor": "notes shorter than a step vanish (too_short): --grid nearest keeps them",
 }
@@ -124,11 +123,10 @@ def roll(
     steps_per_quarter: int = typer.Option(
         IMAGES.steps_per_quarter, min=1, help="Grid steps per quarter note (images.steps_per_quarter)."
     ),
-    grid: str = typer.Option(
-        IMAGES.grid, help="nearest, sample or floor (images.grid): how notes are put on the steps."
-    ),
+    grid: str = typer.Option(IMAGES.grid, help="nearest, sample or floor (images.grid): how notes go on the steps."),
 ) -> None:
     """Draw a MIDI file's piano roll as a PNG (pitch up, time right, beat and bar lines)."""
+    from rollgen.music.meter import Meter, frame_positions
     from rollgen.music.midi import MidiError, read_midi
     from rollgen.music.pictures import save_roll_picture
     from rollgen.music.roll import check_grid, onsets, piece_to_roll, sounding
@@ -143,7 +141,8 @@ def roll(
     except MidiError as error:
         typer.echo(f"{midi_file}: {error}", err=True)
         raise typer.Exit(1) from error
-    save_roll_picture(piano_roll, output, steps_per_quarter=steps_per_quarter)
+    positions = frame_positions(Meter.from_piece(piece, steps_per_quarter), piano_roll.shape[1])  # its own bars
+    save_roll_picture(piano_roll, output, steps_per_quarter=steps_per_quarter, positions=positions)
     left_out = f", not drawn: {dict(sorted((dropped + piece.dropped).items()))}" if dropped or piece.dropped else ""
     cells, struck = int(sounding(piano_roll).sum()), int(onsets(piano_roll).sum())
     typer.echo(f"{output}: {struck} notes struck, {piano_roll.shape[1]} steps, {cells} sounding cells{left_out}")
