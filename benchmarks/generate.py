@@ -33,7 +33,7 @@ from rollgen.generation.generate import generate_pieces, sample_frames
 from rollgen.generation.primers import excerpt_primers
 from rollgen.models import frame_model
 from rollgen.models.builders import build_article, load_model
-from rollgen.models.sampling import make_sampler
+from rollgen.models.sampling import VanishProofSampler
 from rollgen.params import load_params, validate
 
 TARGETS = {"one_piece": 50.0, "many_pieces": 300.0}  # the goals: article / rollgen per step per piece
@@ -114,7 +114,7 @@ def main() -> None:
                 primers,
                 positions,
                 args.article_steps,
-                make_sampler("vanish_proof"),
+                VanishProofSampler(offset=0.65, growth=1.001),  # article_loop's
                 np.random.default_rng(0),
                 progress=False,
             )  # fmt: skip

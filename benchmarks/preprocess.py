@@ -49,6 +49,7 @@ from rollgen.data.images import IMAGE_SIZE, roll_to_images
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from rollgen.music.midi import PARSERS, read_midi
 from rollgen.music.roll import piece_to_roll, sounding
+from rollgen.params import ImagesParams
 
 
 def article_path(midi_path: Path) -> np.ndarray:
@@ -61,7 +62,9 @@ def article_path(midi_path: Path) -> np.ndarray:
 def rollgen_path(midi_path: Path, parser: str = "fast") -> np.ndarray:
     """rollgen's preprocessing of one file, PNGs encoded in memory; gives what sounds in its roll (bool, as the
     article's roll)."""
-    roll, _ = piece_to_roll(read_midi(Path(midi_path).read_bytes(), parser=parser))
+    images = ImagesParams()  # the images stage's defaults: 16th notes, the nearest step
+    piece = read_midi(Path(midi_path).read_bytes(), parser=parser)
+    roll, _ = piece_to_roll(piece, images.steps_per_quarter, grid=images.grid)
     for image in roll_to_images(roll, mode="lossless", chunk_steps=IMAGE_SIZE):
         Image.fromarray(image).save(io.BytesIO(), format="PNG")
     return sounding(roll)

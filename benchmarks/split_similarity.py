@@ -28,7 +28,9 @@ from rollgen.data import splits
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import LOWEST_PITCH, piece_to_roll, roll_to_notes, sounding
+from rollgen.params import ImagesParams
 
+GRID = ImagesParams().grid  # the images stage's default, as the rolls the splits read
 KNOWN_COPIES = (("bach/bwv281.krn", "bach/bwv281.mxl"), ("bach/bwv366.krn", "bach/bwv366.mxl"))
 
 
@@ -46,7 +48,7 @@ def load_rolls(cache: Path) -> dict[str, np.ndarray]:
     for number, path in enumerate(scores):
         name = path.relative_to(root).as_posix()
         try:
-            rolls[name] = sounding(piece_to_roll(read_midi(score_to_midi(path)), steps_per_quarter=4)[0])
+            rolls[name] = sounding(piece_to_roll(read_midi(score_to_midi(path)), steps_per_quarter=4, grid=GRID)[0])
         except Exception as error:  # one score music21 cannot expand (bwv277.krn): left out, said
             print(f"{name}: left out: {type(error).__name__}: {error}", file=sys.stderr)
             continue

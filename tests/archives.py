@@ -11,6 +11,7 @@ from rollgen import files
 from rollgen.data.archive import Sequences
 from rollgen.music import meter
 from rollgen.music.roll import HELD, NUM_PITCHES, ONSET, strike_runs
+from tests.defaults import STEPS_PER_QUARTER
 
 
 def random_pieces(count: int, steps: int | list[int], seed: int = 0, pitches: int = NUM_PITCHES) -> list[np.ndarray]:
@@ -38,7 +39,7 @@ def with_restrikes(pieces: list[np.ndarray], share: float = 0.3, seed: int = 0) 
 
 def sequences(pieces: list[np.ndarray], context: int = 9, target_gap: int = 0) -> Sequences:
     """The pieces as one split's Sequences, each in 4/4 from a bar line."""
-    positions = [meter.default_positions(len(piece)) for piece in pieces]
+    positions = [meter.default_positions(len(piece), STEPS_PER_QUARTER) for piece in pieces]
     return Sequences(
         frames=np.concatenate(pieces) if pieces else np.zeros((0, NUM_PITCHES), np.uint8),
         offsets=np.cumsum([0] + [len(piece) for piece in pieces]).astype(np.int64),

@@ -17,6 +17,7 @@ from rollgen.music.roll import piece_to_roll, sounding
 from rollgen.params import validate
 from tests.archives import random_pieces, sequences, write_archive
 from tests.conftest import build_midi
+from tests.defaults import GRID, STEPS_PER_QUARTER, TEMPO_BPM
 from tests.real_world import beyond_16ths, to_midi
 
 runner = CliRunner()
@@ -39,11 +40,11 @@ def test_roll_draws_the_files_own_bars(tmp_path):
     from rollgen.music.midi import write_midi
 
     waltz = write_midi([48, 55, 55] * 4, [Fraction(beat) for beat in range(12)], [Fraction(1)] * 12,
-                       time_signatures=[(Fraction(0), 3, 4)])  # fmt: skip
+                       tempo_bpm=TEMPO_BPM, time_signatures=[(Fraction(0), 3, 4)])  # fmt: skip
     (tmp_path / "waltz.mid").write_bytes(waltz)
     result = runner.invoke(app, ["roll", str(tmp_path / "waltz.mid"), "-o", str(tmp_path / "waltz.png")])
     assert result.exit_code == 0, result.output
-    roll, _ = piece_to_roll(read_midi(waltz), steps_per_quarter=4)
+    roll, _ = piece_to_roll(read_midi(waltz), steps_per_quarter=4, grid=GRID)
     three = frame_positions(Meter.from_steps([(0, 3, 4)], 4), roll.shape[1])
     drawn = np.asarray(Image.open(tmp_path / "waltz.png"))
     np.testing.assert_array_equal(drawn, np.asarray(pictures.roll_picture(roll, 4, three, 0)))
@@ -92,8 +93,10 @@ def test_render_and_generate(tmp_path, chorale_midi_dir):
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         assert "index.html: 1 pieces" in result.output
-        primed = sounding(piece_to_roll(read_midi((tmp_path / "primed" / "000.mid").read_bytes()))[0])
-        start = sounding(piece_to_roll(read_midi(primer.read_bytes()))[0])
+        primed = sounding(
+            piece_to_roll(read_midi((tmp_path / "primed" / "000.mid").read_bytes()), STEPS_PER_QUARTER, grid=GRID)[0]
+        )
+        start = sounding(piece_to_roll(read_midi(primer.read_bytes()), STEPS_PER_QUARTER, grid=GRID)[0])
         assert primed.shape[1] == primer_steps + 8 and (primed[:, :primer_steps] == start[:, :primer_steps]).all()
         generated = primed[:, primer_steps:]  # the primer starts the piece; the caps hold in the new steps
         assert 1 <= generated.sum(axis=0).min() and generated.sum(axis=0).max() <= 3
@@ -154,7 +157,7 @@ def test_generate_chooses_an_auto_temperature_on_val_and_can_leave_the_primer_ou
     result = runner.invoke(app, [*command, "--no-primer-in-output"])
     assert result.exit_code == 0, result.output
     assert "chosen on the validation pieces" in result.output
-    written, _ = piece_to_roll(read_midi((tmp_path / "out" / "000.mid").read_bytes()))
+    written, _ = piece_to_roll(read_midi((tmp_path / "out" / "000.mid").read_bytes()), STEPS_PER_QUARTER, grid=GRID)
     assert written.shape[1] == 8  # the generated steps alone (min-notes 1: the last one sounds)
     assert Image.open(tmp_path / "out" / "000.png").size[0] == pictures.LABEL_MARGIN + 8 * 4
     result = runner.invoke(app, [*command, "--temperature", "hot"])

@@ -12,12 +12,13 @@ from rollgen.music.corpus import score_to_midi
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import HELD, NUM_PITCHES, ONSET, piece_to_roll, roll_to_midi, sounding
 from rollgen.params import ImagesParams, IngestParams, ParamsError, validate
+from tests.defaults import GRID, STEPS_PER_QUARTER, TEMPO_BPM
 from tests.real_world import to_midi, write_collection
 
 
 @pytest.fixture(scope="module")
 def chorale_roll(chorale_files):
-    roll, _ = piece_to_roll(read_midi(score_to_midi(chorale_files[0])))
+    roll, _ = piece_to_roll(read_midi(score_to_midi(chorale_files[0])), STEPS_PER_QUARTER, grid=GRID)
     return roll
 
 
@@ -49,12 +50,12 @@ def test_lossless_needs_106_step_chunks(chorale_roll):
 def test_png_to_midi_to_png_returns_the_same_image(tmp_path, grid):
     # A piece full of what the grids treat differently: staccato, triplets, grace notes, 32nd and 64th runs.
     for path in write_collection(tmp_path / "midi")[:4]:
-        roll, _ = piece_to_roll(read_midi(path.read_bytes()), grid=grid)
+        roll, _ = piece_to_roll(read_midi(path.read_bytes()), 4, grid=grid)
         for number, chunk in enumerate(images.roll_to_images(roll, "lossless", IMAGE_SIZE)):
             png = tmp_path / f"{number}.png"
             images.save_png(chunk, png)
-            midi = roll_to_midi(images.image_levels(images.load_png(png)), steps_per_quarter=4)
-            again, dropped = piece_to_roll(read_midi(midi), grid=grid)
+            midi = roll_to_midi(images.image_levels(images.load_png(png)), 4, tempo_bpm=TEMPO_BPM)
+            again, dropped = piece_to_roll(read_midi(midi), 4, grid=grid)
             drawn = images.roll_to_images(again, "lossless", IMAGE_SIZE)[0] if again.shape[1] else np.zeros_like(chunk)
             # The first column's held notes are struck there: the chunk starts them.
             expected = images.image_levels(images.load_png(png))
@@ -62,7 +63,9 @@ def test_png_to_midi_to_png_returns_the_same_image(tmp_path, grid):
             assert (drawn == expected).all(), f"{path.name}: chunk {number} changed in the round trip"
             assert not dropped  # a roll's notes are on the grid, one onset a step: each is drawn again as itself
             # The article's image2midi reads what sounds: each run of bright pixels one note.
-            article, _ = piece_to_roll(read_midi(images.image_to_midi(images.load_png(png), steps_per_quarter=4)))
+            article, _ = piece_to_roll(
+                read_midi(images.image_to_midi(images.load_png(png), 4, TEMPO_BPM)), 4, grid=GRID
+            )
             assert (sounding(article) == sounding(drawn[:, : article.shape[1]])).all()
 
 

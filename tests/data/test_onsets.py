@@ -10,6 +10,7 @@ from rollgen.data import archive, images, windows
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import HELD, LOWEST_PITCH, MERGED_IN_FILE, ONSET, piece_to_roll, roll_to_midi
 from rollgen.params import ImagesParams, IngestParams, WindowsParams
+from tests.defaults import GRID, STEPS_PER_QUARTER, TEMPO_BPM
 from tests.real_world import to_midi
 
 # (pitch, onset, duration) in quarter notes, and a MIDI channel: 4 steps a quarter, 106 steps an image.
@@ -35,7 +36,7 @@ def test_a_restruck_note_survives_midi_png_archive_midi(tmp_path):
     midi_dir, images_dir = tmp_path / "midi", tmp_path / "images"
     midi_dir.mkdir()
     (midi_dir / "restruck.mid").write_bytes(to_midi(RESTRUCK, 480))
-    roll, dropped = piece_to_roll(read_midi((midi_dir / "restruck.mid").read_bytes()))
+    roll, dropped = piece_to_roll(read_midi((midi_dir / "restruck.mid").read_bytes()), STEPS_PER_QUARTER, grid=GRID)
     assert dropped == {MERGED_IN_FILE: 1}  # the unison, once
     assert roll[60 - LOWEST_PITCH, :16].tolist() == [ONSET, HELD, HELD, HELD] * 4
 
@@ -54,7 +55,7 @@ def test_a_restruck_note_survives_midi_png_archive_midi(tmp_path):
     data = archive.load_sequences("train", tmp_path / "windows")
     np.testing.assert_array_equal(data.sequence(0).T, roll)  # the images joined back: the roll, level for level
 
-    again = read_midi(roll_to_midi(data.sequence(0).T, steps_per_quarter=4))
+    again = read_midi(roll_to_midi(data.sequence(0).T, STEPS_PER_QUARTER, tempo_bpm=TEMPO_BPM))
     steps = [Fraction(int(tick) * 4, again.ticks_per_quarter) for tick in again.starts]
     assert all(step.denominator == 1 for step in steps)  # every onset on the grid
     assert set(zip(again.pitches.tolist(), (int(step) for step in steps))) == file_onsets(RESTRUCK)
@@ -63,4 +64,4 @@ def test_a_restruck_note_survives_midi_png_archive_midi(tmp_path):
     e4 = again.pitches == 64
     assert (again.starts[e4] * 4 // again.ticks_per_quarter).tolist() == [0, 8]
     assert (again.ends[e4] * 4 // again.ticks_per_quarter).tolist() == [8, 16]
-    assert (piece_to_roll(again)[0] == roll).all()  # and draws the same roll again
+    assert (piece_to_roll(again, STEPS_PER_QUARTER, grid=GRID)[0] == roll).all()  # and draws the same roll again

@@ -15,6 +15,7 @@ from rollgen.errors import RollgenError
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import NUM_PITCHES, piece_to_roll, sounding
+from tests.defaults import GRID
 
 # bwv281 ships twice, with slightly different notes; bwv176.6 and bwv280 harmonise one tune differently.
 SCORES = ("bwv281.krn", "bwv281.mxl", "bwv176.6.mxl", "bwv280.mxl", "bwv1.6.mxl")
@@ -64,7 +65,9 @@ def chorales() -> dict[str, PieceInfo]:
     found = {}
     for name in SCORES:
         path = by_name[name]
-        roll = sounding(piece_to_roll(read_midi(score_to_midi(path)), steps_per_quarter=4)[0])  # what splits read
+        roll = sounding(
+            piece_to_roll(read_midi(score_to_midi(path)), steps_per_quarter=4, grid=GRID)[0]
+        )  # what splits read
         sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
         found[name] = piece(path.relative_to(root).as_posix(), roll, sha256)
     return found

@@ -12,6 +12,7 @@ from rollgen.files import load_npz
 from rollgen.music import meter
 from rollgen.music.roll import HELD, ONSET, sounding, strike_runs
 from rollgen.params import ImagesParams, ParamsError, WindowsParams, validate
+from tests.defaults import STEPS_PER_QUARTER
 
 
 def test_next_mode_targets_the_frame_right_after_the_window():
@@ -76,7 +77,9 @@ def test_stage_writes_every_pieces_frames_once_with_their_bar_positions(tmp_path
         for number, name in enumerate(data.names):
             np.testing.assert_array_equal(data.sequence(number), strike_runs(rolls[name], time_axis=1).T)
             signature = {"p0.mid": (3, 4), "p2.mid": (6, 8)}.get(name, (4, 4))
-            where = meter.frame_positions(meter.Meter.from_steps([(0, *signature)]), rolls[name].shape[1])
+            where = meter.frame_positions(
+                meter.Meter.from_steps([(0, *signature)], STEPS_PER_QUARTER), rolls[name].shape[1]
+            )
             np.testing.assert_array_equal(data.positions[data.offsets[number] : data.offsets[number + 1]], where)
         assert not seen & set(data.names)
         seen |= set(data.names)
@@ -107,7 +110,7 @@ def test_article_mode_keeps_each_image_and_the_articles_windows(tmp_path):
     np.testing.assert_array_equal(stored["x"][:96], x)  # the article's arrays, of its pictures' pixels
     np.testing.assert_array_equal(stored["y"][:96], y)
     first_image = 2 if data.names[0] == "p0.mid" else 0  # p1's first image: its columns drawn from steps 0..99
-    three_four = meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)]), 230)
+    three_four = meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)], STEPS_PER_QUARTER), 230)
     positions = data.positions[data.offsets[first_image] : data.offsets[first_image + 1]]
     np.testing.assert_array_equal(positions, three_four[np.arange(106) * 100 // 106])
 

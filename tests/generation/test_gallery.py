@@ -13,11 +13,14 @@ from rollgen.music import meter
 from rollgen.music.audio import AudioError, render_wav
 from rollgen.music.midi import read_midi
 from rollgen.params import GenerateParams
+from tests.defaults import SOUNDFONT, STEPS_PER_QUARTER
 
 
 def unprimed(roll: np.ndarray) -> GeneratedPiece:
     """A piece generated from nothing, in 4/4 from a bar line."""
-    return GeneratedPiece(np.zeros((106, 0), dtype=bool), roll, meter.default_positions(roll.shape[1]))
+    return GeneratedPiece(
+        np.zeros((106, 0), dtype=bool), roll, meter.default_positions(roll.shape[1], STEPS_PER_QUARTER)
+    )
 
 
 def test_a_piece_is_written_as_midi_wav_and_picture_with_its_primer(tmp_path):
@@ -25,7 +28,7 @@ def test_a_piece_is_written_as_midi_wav_and_picture_with_its_primer(tmp_path):
     primer[60 - 21, 0:8] = True
     roll = np.zeros((106, 24), dtype=bool)
     roll[64 - 21, 0:8] = roll[67 - 21, 8:24] = True
-    waltz = meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)]), 32)
+    waltz = meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)], STEPS_PER_QUARTER), 32)
     piece = GeneratedPiece(primer, roll, waltz)
     gallery.write_piece(piece, tmp_path / "000", steps_per_quarter=4, params=GenerateParams(tempo=120))
     written = read_midi((tmp_path / "000.mid").read_bytes())
@@ -44,7 +47,7 @@ def test_missing_fluidsynth_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     (tmp_path / "a.mid").write_bytes(b"")
     with pytest.raises(AudioError, match="apt-get install fluidsynth"):
-        render_wav(tmp_path / "a.mid", tmp_path / "a.wav")
+        render_wav(tmp_path / "a.mid", tmp_path / "a.wav", soundfont=SOUNDFONT)
 
 
 def test_missing_soundfont_file_is_a_clear_error(tmp_path):
@@ -68,7 +71,10 @@ def test_the_index_page_shows_every_piece_with_its_picture_and_player(tmp_path):
     rolls = [np.zeros((106, 16), dtype=bool) for _ in range(2)]
     rolls[0][60 - 21, :8] = rolls[1][64 - 21, 4:] = True
     params = GenerateParams(sampling="threshold", threshold=0.4, primer="<odd> & song.mid")
-    pieces = [unprimed(rolls[0]), GeneratedPiece(rolls[0][:, :5], rolls[1], meter.default_positions(21))]
+    pieces = [
+        unprimed(rolls[0]),
+        GeneratedPiece(rolls[0][:, :5], rolls[1], meter.default_positions(21, STEPS_PER_QUARTER)),
+    ]
     page = gallery.write_pieces(pieces, tmp_path, 4, params, progress=False)
     parser = Links()
     parser.feed(page.read_text())

@@ -16,12 +16,12 @@ from rollgen.generation import generate
 from rollgen.generation.primers import make_primers
 from rollgen.models import frame_model
 from rollgen.models.onsets import as_levels
-from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import HELD, ONSET, roll_to_notes, strike_runs
 from rollgen.params import TrainParams, validate
 from tests.archives import random_pieces, sequences, write_archive
+from tests.defaults import STEPS_PER_QUARTER, sampler_with
 from tests.generation.test_primers import primer_midi
 from tests.tiny import CONTEXT, PITCHES, tiny
 
@@ -34,21 +34,21 @@ def model():
 
 def four_four(pieces: int, steps: int) -> np.ndarray:
     """Positions (pieces, steps, 4) of 4/4 from a bar line."""
-    return np.repeat(meter.default_positions(steps)[None], pieces, axis=0).astype(np.int32)
+    return np.repeat(meter.default_positions(steps, STEPS_PER_QUARTER)[None], pieces, axis=0).astype(np.int32)
 
 
 def test_all_pieces_advance_together_and_the_seed_fixes_the_music(model):
     primers = np.random.default_rng(1).random((3, 9, 106)).astype(np.float32)
     runs = [
         generate.sample_frames(
-            model, primers, four_four(3, 10), 12, make_sampler("bernoulli"), np.random.default_rng(9), progress=False
+            model, primers, four_four(3, 10), 12, sampler_with("bernoulli"), np.random.default_rng(9), progress=False
         )  # fmt: skip
         for _ in range(2)
     ]
     assert runs[0].shape == (3, 12, 106) and runs[0].dtype == np.uint8
     assert (runs[0] == runs[1]).all() and runs[0].sum() > 0
     assert set(np.unique(runs[0])) <= {0, HELD, ONSET}  # levels: a window model strikes where a pitch starts
-    threshold = make_sampler("threshold", threshold=0.3)
+    threshold = sampler_with("threshold", threshold=0.3)
     together = generate.sample_frames(model, primers, four_four(3, 10), 6, threshold, None, progress=False)
     for piece in range(3):  # a piece in a batch is the piece alone
         alone = generate.sample_frames(model, primers[piece : piece + 1], four_four(1, 10), 6, threshold, None,
@@ -59,7 +59,7 @@ def test_all_pieces_advance_together_and_the_seed_fixes_the_music(model):
 def test_vanish_proof_generation_is_the_articles_loop(model):
     """The article's loop over the Keras model by hand: add the growing offset, cast, slide the window."""
     primers = strike_runs(np.random.default_rng(3).random((2, 9, 106)) < 0.5, time_axis=1)
-    frames = generate.sample_frames(model, primers, four_four(2, 10), 20, make_sampler("vanish_proof"),
+    frames = generate.sample_frames(model, primers, four_four(2, 10), 20, sampler_with("vanish_proof"),
                                     np.random.default_rng(0), progress=False)  # fmt: skip
     keras_model, window, offset = model.keras, sounding(primers).astype(np.float32), 0.65
     for step in range(20):
@@ -80,7 +80,7 @@ def test_roll_stats_count_silence_onsets_and_polyphony():
 
 def test_note_caps_hold_in_every_generated_frame(model):
     primers = np.random.default_rng(1).random((4, 9, 106)).astype(np.float32)
-    sampler = make_sampler("bernoulli", temperature=1.5, min_notes=2, max_notes=3)
+    sampler = sampler_with("bernoulli", temperature=1.5, min_notes=2, max_notes=3)
     frames = generate.sample_frames(model, primers, four_four(4, 10), 10, sampler, np.random.default_rng(0),
                                     progress=False)  # fmt: skip
     counts = sounding(frames).sum(axis=2)
@@ -178,12 +178,12 @@ def test_a_window_nade_draws_each_pitch_from_its_conditional_given_the_pitches_b
     positions = four_four(5, CONTEXT + 1)
     runs = [
         generate.sample_frames(
-            nade, primers, positions, 6, make_sampler("bernoulli"), np.random.default_rng(8), progress=False
+            nade, primers, positions, 6, sampler_with("bernoulli"), np.random.default_rng(8), progress=False
         )  # fmt: skip
         for _ in range(2)
     ]
     assert runs[0].shape == (5, 6, PITCHES) and (runs[0] == runs[1]).all() and runs[0].sum() > 0
-    greedy = generate.sample_frames(nade, primers, positions, 8, make_sampler("threshold", threshold=0.5), None,
+    greedy = generate.sample_frames(nade, primers, positions, 8, sampler_with("threshold", threshold=0.5), None,
                                     progress=False)  # fmt: skip
     heard = np.concatenate([primers, sounding(greedy).astype(np.float32)], axis=1)
     for step in range(8):
@@ -198,7 +198,7 @@ def test_note_caps_are_refused_for_a_nade_model(name):
     nade = frame_model.build(TrainParams(model=name), context=9)
     primers = np.zeros((1, 4, 106), np.float32)
     with pytest.raises(ValueError, match="nade"):
-        capped = make_sampler("bernoulli", max_notes=3)
+        capped = sampler_with("bernoulli", max_notes=3)
         generate.sample_frames(nade, primers, four_four(1, 5), 2, capped, np.random.default_rng(0), progress=False)
     capped_params = validate("generate", {"pieces": 1, "steps": 2, "max_notes": 3, "temperature": 1.0})
     with pytest.raises(RollgenError, match=r"generate.max_notes/min_notes apply to factorised models.*set both to 0"):
@@ -207,7 +207,10 @@ def test_note_caps_are_refused_for_a_nade_model(name):
 
 def in_three_four(data):
     """The same Sequences, every piece in 3/4 from a bar line."""
-    positions = [meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)]), length) for length in np.diff(data.offsets)]
+    positions = [
+        meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)], STEPS_PER_QUARTER), length)
+        for length in np.diff(data.offsets)
+    ]
     return dataclasses.replace(data, positions=np.concatenate(positions).astype(np.int16))
 
 

@@ -13,6 +13,7 @@ from rollgen.music import meter
 from rollgen.music.roll import HELD, ONSET
 from tests.archives import random_pieces, sequences, write_archive
 from tests.conftest import build_midi
+from tests.defaults import STEPS_PER_QUARTER
 
 GRID = {"steps_per_quarter": 4, "grid": "nearest"}  # the grid of the default model (images: in params.yaml)
 
@@ -120,8 +121,8 @@ def test_no_primer_starts_from_silence_at_a_bar_line():
 def test_nothing_starts_at_a_bar_line_of_the_training_pieces_commonest_meter(tmp_path):
     windows = tmp_path / "windows"
     waltzes = sequences(random_pieces(3, 36, seed=1))  # three bars of 3/4 each, and one 4/4 piece of two bars
-    four_four = meter.default_positions(32)
-    positions = [meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)]), 36)] * 3
+    four_four = meter.default_positions(32, STEPS_PER_QUARTER)
+    positions = [meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)], STEPS_PER_QUARTER), 36)] * 3
     data = Sequences(np.concatenate([waltzes.frames, np.zeros((32, 106), np.uint8)]),
                      np.append(waltzes.offsets, waltzes.offsets[-1] + 32), np.concatenate([*positions, four_four]),
                      np.array(["a", "b", "c", "d"]))  # fmt: skip

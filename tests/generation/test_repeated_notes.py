@@ -8,12 +8,12 @@ import tensorflow as tf
 from rollgen.generation.generate import sample_frames
 from rollgen.models import frame_model
 from rollgen.models.frame_model import Batching
-from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
 from rollgen.music.roll import HELD, NUM_PITCHES, ONSET, roll_to_notes, sounding
 from rollgen.params import RnnNadeParams, TrainParams
 from rollgen.training.trainer import Trainer
 from tests.archives import sequences
+from tests.defaults import STEPS_PER_QUARTER, sampler_with
 
 TUNE = [60, 62, 64, 65, 67, 65, 64, 62]  # a bar of 16ths per pitch: four repeated eighths, struck, held
 
@@ -43,8 +43,8 @@ def test_a_model_trained_on_repeated_notes_generates_repeated_notes():
     assert logs["onset_nll"] < 0.5  # nats per frame: it has learnt when a held pitch is struck again
 
     primers = repeated_eighths(0, 1)[None, :8].repeat(4, axis=0)
-    positions = meter.default_positions(9)[None].repeat(4, axis=0).astype(np.int32)
-    frames = sample_frames(model, primers, positions, 64, make_sampler("bernoulli", temperature=0.5),
+    positions = meter.default_positions(9, STEPS_PER_QUARTER)[None].repeat(4, axis=0).astype(np.int32)
+    frames = sample_frames(model, primers, positions, 64, sampler_with("bernoulli", temperature=0.5),
                            np.random.default_rng(1), progress=False)  # fmt: skip
     for piece in frames:
         notes = roll_to_notes(piece.T)

@@ -13,10 +13,10 @@ from rollgen.models import frame_model
 from rollgen.models.builders import MODELS, build_article, build_transformer_nade, save_model
 from rollgen.models.encoders import POSITION_FEATURES
 from rollgen.models.nade import NadeHead
-from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
 from rollgen.music.roll import HELD, sounding, strike_runs
 from rollgen.params import PitchNadeParams, TrainParams, TransformerNadeParams
+from tests.defaults import STEPS_PER_QUARTER, sampler_with
 from tests.tiny import PITCHES, WINDOW, tiny, tiny_data
 
 SIZED = [name for name in MODELS if TrainParams(model=name).architecture is not None]
@@ -111,7 +111,7 @@ def layer_config(config: dict, class_name: str) -> dict:
 def sequence_inputs(steps: int = 2 * WINDOW) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     previous = (rng.random((2, steps, 2 * PITCHES)) < 0.3).astype(np.float32)  # sounding, then struck
-    positions = np.repeat(meter.default_positions(steps)[None], 2, axis=0).astype(np.int32)
+    positions = np.repeat(meter.default_positions(steps, STEPS_PER_QUARTER)[None], 2, axis=0).astype(np.int32)
     return [previous, positions, (rng.random((2, steps, PITCHES)) < 0.3).astype(np.float32)]
 
 
@@ -181,9 +181,9 @@ def test_a_sequence_model_saved_before_onsets_scores_and_generates_striking_wher
     before = sounding(data.previous_frames())
     np.testing.assert_array_equal(prediction.onsets, sounds & ~before)  # certain onsets only: no re-strike
 
-    positions = meter.default_positions(4)[None].repeat(2, axis=0).astype(np.int32)
+    positions = meter.default_positions(4, STEPS_PER_QUARTER)[None].repeat(2, axis=0).astype(np.int32)
     state = loaded.start(data.sequence(0)[None, :3].repeat(2, axis=0), positions)
-    frames, _ = loaded.generate(state, make_sampler("bernoulli", temperature=1.0), 20, np.random.default_rng(0))
+    frames, _ = loaded.generate(state, sampler_with("bernoulli", temperature=1.0), 20, np.random.default_rng(0))
     assert (frames == HELD).any()
     levels = strike_runs(np.concatenate([sounding(data.sequence(0)[None, 2:3].repeat(2, 0)), sounding(frames)], 1), 1)
     np.testing.assert_array_equal(frames, levels[:, 1:])

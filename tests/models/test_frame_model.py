@@ -11,12 +11,12 @@ from rollgen.evaluation.scores import frame_scores
 from rollgen.models import batches, frame_model
 from rollgen.models.builders import build_lstm
 from rollgen.models.frame_model import Batching
-from rollgen.models.sampling import make_sampler
 from rollgen.models.sequence_model import STEPS_PER_CALL
 from rollgen.music import meter
 from rollgen.music.roll import HELD, ONSET, onsets, sounding, strike_runs
 from rollgen.params import LstmParams
 from tests.archives import with_restrikes
+from tests.defaults import STEPS_PER_QUARTER, sampler_with
 from tests.tiny import CONTEXT, LENGTHS, PITCHES, SEQUENCE_NADES, WINDOW, heard_before, prefix_by_hand, tiny, tiny_data
 
 
@@ -188,11 +188,11 @@ def test_generating_with_carried_state_draws_what_recomputing_the_whole_piece_dr
     keras_model.get_layer("nade").visible_bias.assign(np.zeros(PITCHES, np.float32))  # lively: notes to compare
     model = frame_model.wrap(keras_model)
     primer_steps, steps = 5, 3 * WINDOW + 2  # on past the Transformer's window, so its cache rolls over
-    three_four = meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)]), 40)
+    three_four = meter.frame_positions(meter.Meter.from_steps([(0, 3, 4)], STEPS_PER_QUARTER), 40)
     positions = np.stack([three_four[7 : 7 + primer_steps + steps], three_four[: primer_steps + steps]])
     positions = positions.astype(np.int32)  # the first piece starts mid-bar
     primers = level_primers(2, primer_steps, seed=1)
-    sampler = make_sampler("bernoulli", temperature=1.5)
+    sampler = sampler_with("bernoulli", temperature=1.5)
 
     state = model.start(primers, positions[:, : primer_steps + 1])
     rng = np.random.default_rng(8)
@@ -218,9 +218,9 @@ def test_generation_from_nothing_starts_from_silence_and_the_initial_state():
     keras_model = tiny("rnnnade", seed=7)
     keras_model.get_layer("nade").visible_bias.assign(np.zeros(PITCHES, np.float32))
     model = frame_model.wrap(keras_model)
-    positions = meter.default_positions(8)[None].repeat(3, axis=0).astype(np.int32)
+    positions = meter.default_positions(8, STEPS_PER_QUARTER)[None].repeat(3, axis=0).astype(np.int32)
     state = model.start(np.zeros((3, 0, PITCHES), np.uint8), positions[:, :1])
-    sampler = make_sampler("threshold", threshold=0.5)
+    sampler = sampler_with("threshold", threshold=0.5)
     frames = []
     for step in range(8):
         frame, _, state = model.step(state, sampler, step, np.random.default_rng(0))
@@ -233,7 +233,7 @@ def test_a_window_model_generates_by_sliding_its_window_over_what_it_drew():
     keras_model = build_lstm(LstmParams(units=4), CONTEXT, PITCHES)
     model = frame_model.wrap(keras_model)
     primer = level_primers(2, 2, seed=2)  # shorter than the window
-    sampler = make_sampler("threshold", threshold=0.45)
+    sampler = sampler_with("threshold", threshold=0.45)
     state = model.start(primer, np.zeros((2, 3, 4), np.int32))
     heard = np.concatenate([np.zeros((2, CONTEXT, PITCHES), np.float32), sounding(primer)], axis=1)
     for step in range(6):
@@ -247,7 +247,7 @@ def test_a_window_model_generates_by_sliding_its_window_over_what_it_drew():
 
 
 def test_note_caps_are_refused_for_a_nade_model_and_allowed_for_a_factorised_one():
-    capped = make_sampler("bernoulli", max_notes=3)
+    capped = sampler_with("bernoulli", max_notes=3)
     frame_model.wrap(build_lstm(LstmParams(units=4), CONTEXT, PITCHES)).check(capped)
     for name in ("nade", "rnnnade"):
         with pytest.raises(ValueError, match="max_notes/min_notes apply to factorised models"):
@@ -262,9 +262,9 @@ def test_generating_many_steps_at_once_draws_what_stepping_one_at_a_time_draws(n
     keras_model.get_layer("nade").visible_bias.assign(np.zeros(PITCHES, np.float32))
     model = frame_model.wrap(keras_model)
     steps = STEPS_PER_CALL + 5
-    positions = meter.default_positions(4)[None].repeat(2, axis=0).astype(np.int32)
+    positions = meter.default_positions(4, STEPS_PER_QUARTER)[None].repeat(2, axis=0).astype(np.int32)
     primers = level_primers(2, 3, seed=3)
-    sampler = make_sampler("bernoulli", temperature=1.2)
+    sampler = sampler_with("bernoulli", temperature=1.2)
 
     state, rng = model.start(primers, positions), np.random.default_rng(5)
     stepped = []

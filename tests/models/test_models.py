@@ -12,6 +12,7 @@ from rollgen.models.sequence_model import SequenceModel
 from rollgen.models.window_model import WindowModel
 from rollgen.music import meter
 from rollgen.params import ConvLstmParams, ConvNadeParams, TrainParams
+from tests.defaults import STEPS_PER_QUARTER
 from tests.tiny import PITCHES, SEQUENCE_NADES, WINDOW, WINDOW_NADES, every_frame, joint, tiny
 
 
@@ -56,7 +57,7 @@ def model_inputs(model: keras.Model, rng: np.random.Generator, batch: int = 2, s
         frame = (rng.random((batch, pitches)) < 0.2).astype(np.float32)
         return [window, frame] if len(model.inputs) == 2 else window
     previous = (rng.random((batch, steps, 2 * pitches)) < 0.2).astype(np.float32)  # sounding, then struck
-    positions = np.repeat(meter.default_positions(steps)[None], batch, axis=0).astype(np.int32)
+    positions = np.repeat(meter.default_positions(steps, STEPS_PER_QUARTER)[None], batch, axis=0).astype(np.int32)
     return [previous, positions, (rng.random((batch, steps, pitches)) < 0.2).astype(np.float32)]
 
 
@@ -119,7 +120,7 @@ def test_a_sequence_nade_defines_a_distribution_over_whole_frames_at_every_step(
     rng = np.random.default_rng(1)
     heard = np.concatenate([np.zeros((1, 2 * PITCHES)), rng.random((steps - 1, 2 * PITCHES)) < 0.4]).astype(np.float32)
     previous = np.repeat(heard[None], len(frames), axis=0)
-    positions = np.repeat(meter.default_positions(steps)[None], len(frames), axis=0).astype(np.int32)
+    positions = np.repeat(meter.default_positions(steps, STEPS_PER_QUARTER)[None], len(frames), axis=0).astype(np.int32)
     asked = np.repeat(frames[:, None], steps, axis=1)
     conditionals = np.asarray(model([previous, positions, asked])[0])  # (64, steps, 6)
     totals = joint(conditionals, asked).sum(axis=0)
@@ -135,7 +136,7 @@ def test_nade_sampling_follows_its_own_conditionals(name):
         features = model.encoder(rng.random((5, 3, PITCHES)).astype(np.float32))
     else:
         previous = (rng.random((5, 7, 2 * PITCHES)) < 0.3).astype(np.float32)
-        positions = np.repeat(meter.default_positions(7)[None], 5, axis=0).astype(np.int32)
+        positions = np.repeat(meter.default_positions(7, STEPS_PER_QUARTER)[None], 5, axis=0).astype(np.int32)
         features = model.encoder([previous, positions])[:, -1]
     levels = rng.random((5, PITCHES)).astype(np.float32)
     frame, conditionals = (np.asarray(part) for part in model.head.sample(features, levels))

@@ -37,7 +37,7 @@ def chorale_midi(tmp_path_factory) -> dict[str, Path]:
 
 def rollgen_roll(path: Path, grid: str = "floor") -> np.ndarray:
     """What sounds in rollgen's roll (bool): the article's roll has no onsets."""
-    roll, _ = piece_to_roll(read_midi(path.read_bytes()), grid=grid)
+    roll, _ = piece_to_roll(read_midi(path.read_bytes()), 4, grid=grid)
     return sounding(roll)
 
 
@@ -89,7 +89,7 @@ def test_a_32nd_note_draws_a_cell_only_after_music21s_quantisation(tmp_path):
 def test_chorale_32nd_notes_are_the_only_difference(chorale_midi):
     path = chorale_midi[WITH_32ND_NOTES]
     piece = read_midi(path.read_bytes())
-    rollgen, dropped = piece_to_roll(piece, grid="floor")
+    rollgen, dropped = piece_to_roll(piece, 4, grid="floor")
     rollgen, article = sounding(rollgen), article_roll(path)
     assert article.shape == rollgen.shape and not (rollgen & ~article).any()
     extra_rows, extra_steps = np.nonzero(article & ~rollgen)

@@ -31,7 +31,7 @@ def test_a_file_that_is_no_soundfont_is_an_error_not_the_default_soundfonts_soun
 def test_a_midi_file_whose_name_starts_with_a_dash_is_rendered_not_read_as_an_option(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-dash.mid").write_bytes(MIDI)
-    render_wav(Path("-dash.mid"), Path("-dash.wav"))  # relative names, as a user types them
+    render_wav(Path("-dash.mid"), Path("-dash.wav"), soundfont="auto")  # relative names, as a user types them
     assert 0.5 < seconds(tmp_path / "-dash.wav")  # one quarter note at 120 bpm, and the release after it
 
 
@@ -39,5 +39,5 @@ def test_a_folder_as_the_wav_file_is_said_before_rendering(tmp_path):
     (tmp_path / "a.mid").write_bytes(MIDI)
     (tmp_path / "out").mkdir()
     with pytest.raises(AudioError, match="out is a folder: name the .wav file to write"):
-        render_wav(tmp_path / "a.mid", tmp_path / "out")
+        render_wav(tmp_path / "a.mid", tmp_path / "out", soundfont="auto")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a.mid", "out"]  # no temporary file left

@@ -189,7 +189,7 @@ def test_a_parse_that_needs_too_much_memory_is_rejected(tmp_path):
 
 
 def roll_of(data: bytes) -> np.ndarray:
-    roll, _ = piece_to_roll(read_midi(data), steps_per_quarter=4)
+    roll, _ = piece_to_roll(read_midi(data), steps_per_quarter=4, grid="nearest")
     return roll
 
 
@@ -296,7 +296,7 @@ def test_mutated_midi_is_read_or_rejected_cleanly(position, replacement, cut):
     started = time.perf_counter()
     try:
         piece = read_midi(data, max_quarters=20_000)
-        piece_to_roll(piece, max_steps=80_000)
+        piece_to_roll(piece, 4, grid="nearest", max_steps=80_000)
     except MidiError as error:
         assert str(error)
     assert time.perf_counter() - started < 5

@@ -65,7 +65,7 @@ def test_no_time_signature_is_four_four_from_a_bar_line():
     positions = positions_of([], steps=40)
     assert column(positions, "steps_per_bar") == [16] * 40 and column(positions, "steps_per_beat") == [4] * 40
     assert column(positions, "step_in_bar") == (list(range(16)) * 3)[:40]
-    assert (positions == default_positions(40)).all()
+    assert (positions == default_positions(40, 4)).all()
     # Before a file's first time signature, too: 4/4 until 3/4 comes in at bar 2.
     later = positions_of(["1920, Time_signature, 3, 2, 24, 8"], steps=28)
     assert column(later, "steps_per_bar") == [16] * 16 + [12] * 12
@@ -75,7 +75,7 @@ def test_a_corrupt_time_signature_is_skipped_and_counted():
     events = ["0, Time_signature, 3, 2, 24, 8", "960, Time_signature, 0, 2, 24, 8"]  # 0/4 two beats in
     piece = read_midi(build_midi([events + ["0, Note_on_c, 0, 60, 90", "2880, Note_off_c, 0, 60, 0"]]))
     assert piece.repaired == {"time signature with numerator 0 skipped": 1}
-    positions = frame_positions(Meter.from_piece(piece), 24)
+    positions = frame_positions(Meter.from_piece(piece, 4), 24)
     assert column(positions, "step_in_bar") == list(range(12)) * 2  # 3/4 goes on as if it were not there
 
 
@@ -107,10 +107,10 @@ def test_bar_lines_fall_where_the_scores_measures_start(chorale_files, chorale):
 
 def test_a_mid_piece_pickup_is_the_end_of_the_bar_that_follows():
     # 4/4, a 3-beat bar at a phrase end, a 1-beat pickup (1/4), then 4/4 again.
-    positions = Meter.from_steps([(0, 4, 4), (28, 1, 4), (32, 4, 4)])
+    positions = Meter.from_steps([(0, 4, 4), (28, 1, 4), (32, 4, 4)], 4)
     assert column(frame_positions(positions, 40), "step_in_bar") == [*range(16), *range(12), *range(12, 16), *range(8)]
     # A one-bar segment as long as the bar after it, or longer, is a bar of its own.
-    two_bars = frame_positions(Meter.from_steps([(0, 3, 4), (12, 3, 4), (24, 2, 4)]), 32)
+    two_bars = frame_positions(Meter.from_steps([(0, 3, 4), (12, 3, 4), (24, 2, 4)], 4), 32)
     assert column(two_bars, "step_in_bar") == [*range(12), *range(12), *range(8)]
 
 
@@ -119,11 +119,11 @@ def test_next_position_continues_the_positions_of_integer_meters():
         positions_of(["0, Time_signature, 3, 2, 24, 8"], steps=50),
         positions_of(["0, Time_signature, 6, 3, 36, 8"], steps=50),
         positions_of(["0, Time_signature, 5, 2, 24, 8"], steps=50, steps_per_quarter=3),
-        frame_positions(Meter.from_steps([(0, 1, 4), (4, 4, 4)]), 50),  # out of a pickup into its bar
+        frame_positions(Meter.from_steps([(0, 1, 4), (4, 4, 4)], 4), 50),  # out of a pickup into its bar
         default_positions(50, steps_per_quarter=2),
     ):
         assert (next_position(positions[:-1]) == positions[1:]).all()
-    changing = frame_positions(Meter.from_steps([(0, 4, 4), (32, 3, 4)]), 50)
+    changing = frame_positions(Meter.from_steps([(0, 4, 4), (32, 3, 4)], 4), 50)
     differs = (next_position(changing[:-1]) != changing[1:]).any(axis=1)
     assert np.flatnonzero(differs).tolist() == [31]  # only where the meter changes: 4/4 cannot know of it
 
@@ -171,7 +171,7 @@ def test_meters_csv_rows_rebuild_the_pieces_positions():
 
 
 def test_positions_after_are_next_position_frame_after_frame():
-    start = frame_positions(Meter.from_steps([(0, 6, 8)]), 8)[-1]
+    start = frame_positions(Meter.from_steps([(0, 6, 8)], 4), 8)[-1]
     expected, position = [], start
     for _ in range(30):
         expected.append(position)
@@ -215,7 +215,7 @@ def test_positions_give_back_a_meter_with_those_positions(signature, steps_per_q
 
 
 def test_a_meter_change_and_an_excerpt_from_mid_bar_come_back_as_signatures():
-    positions = frame_positions(Meter.from_steps([(0, 4, 4), (32, 3, 4)]), 60)[5:]
+    positions = frame_positions(Meter.from_steps([(0, 4, 4), (32, 3, 4)], 4), 60)[5:]
     written = meter_from_positions(positions, 4)
     assert [(s.step, s.numerator, s.denominator) for s in written.signatures] == [
         (0, 11, 16), (11, 4, 4), (27, 3, 4),  # a pickup of the 11 steps left of the first bar
@@ -224,7 +224,7 @@ def test_a_meter_change_and_an_excerpt_from_mid_bar_come_back_as_signatures():
 
 
 def test_the_commonest_bar_is_counted_in_bars_not_frames():
-    waltz = frame_positions(Meter.from_steps([(0, 3, 4)]), 12 * 5)  # five bars of 3/4
-    common = frame_positions(Meter.from_steps([(0, 4, 4)]), 16 * 4)  # four (longer) bars of 4/4: more frames
+    waltz = frame_positions(Meter.from_steps([(0, 3, 4)], 4), 12 * 5)  # five bars of 3/4
+    common = frame_positions(Meter.from_steps([(0, 4, 4)], 4), 16 * 4)  # four (longer) bars of 4/4: more frames
     assert commonest_bar(np.concatenate([waltz, common])) == (4, 12)
     assert commonest_bar(waltz[1:12]) is None  # no bar starts

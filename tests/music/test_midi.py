@@ -8,6 +8,7 @@ import pytest
 from rollgen.music.midi import OFF_BEFORE_ON, PARSERS, MidiError, read_midi, write_midi
 from rollgen.music.smf import check_structure
 from tests.conftest import build_midi
+from tests.defaults import TEMPO_BPM
 
 
 def notes_of(piece):
@@ -198,10 +199,14 @@ def test_written_time_signatures_read_back_at_their_ticks():
     """A waltz stays a waltz: the time signatures given in quarter notes are in the written file (4/4 where
     none is given, as MIDI's default)."""
     signatures = [(Fraction(0), 3, 4), (Fraction(6), 6, 8), (Fraction(12), 1, 16)]
-    piece = read_midi(write_midi([60], [Fraction(0)], [Fraction(13)], time_signatures=signatures))
+    piece = read_midi(write_midi([60], [Fraction(0)], [Fraction(13)], tempo_bpm=TEMPO_BPM, time_signatures=signatures))
     tick = piece.ticks_per_quarter
     assert piece.time_signatures == ((0, 3, 4), (6 * tick, 6, 8), (12 * tick, 1, 16))
-    assert read_midi(write_midi([60], [Fraction(0)], [Fraction(1)])).time_signatures == ((0, 4, 4),)
-    assert write_midi([60], [Fraction(0)], [Fraction(1)], time_signatures=[(Fraction(0), 4, 4)]) == write_midi(
-        [60], [Fraction(0)], [Fraction(1)]
+    assert read_midi(write_midi([60], [Fraction(0)], [Fraction(1)], tempo_bpm=TEMPO_BPM)).time_signatures == (
+        (0, 4, 4),
+    )
+    assert write_midi(
+        [60], [Fraction(0)], [Fraction(1)], tempo_bpm=TEMPO_BPM, time_signatures=[(Fraction(0), 4, 4)]
+    ) == write_midi(
+        [60], [Fraction(0)], [Fraction(1)], tempo_bpm=TEMPO_BPM
     )  # 4/4 given is the file written without one, byte for byte

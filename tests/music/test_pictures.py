@@ -21,7 +21,7 @@ def column_colour(picture: np.ndarray, step: int, pitch: int = 50) -> tuple:
 
 
 def test_every_c_is_named_in_the_margin_and_nothing_else():
-    picture = np.asarray(pictures.roll_picture(np.zeros((NUM_PITCHES, 8), dtype=bool)))
+    picture = np.asarray(pictures.roll_picture(np.zeros((NUM_PITCHES, 8), dtype=bool), 4))
     assert picture.shape == (NUM_PITCHES * CELL_HEIGHT, pictures.LABEL_MARGIN + 8 * CELL_WIDTH, 3)
     margin = picture[:, : pictures.LABEL_MARGIN]
     written = (margin != pictures.BACKGROUND).any(axis=(1, 2))
@@ -36,8 +36,8 @@ def test_every_c_is_named_in_the_margin_and_nothing_else():
 
 def test_bar_and_beat_lines_go_where_the_positions_put_them():
     roll = np.zeros((NUM_PITCHES, 24), dtype=bool)
-    waltz = np.asarray(pictures.roll_picture(roll, positions=frame_positions(Meter.from_steps([(0, 3, 4)]), 24)))
-    common = np.asarray(pictures.roll_picture(roll))  # no positions: 4/4
+    waltz = np.asarray(pictures.roll_picture(roll, 4, positions=frame_positions(Meter.from_steps([(0, 3, 4)], 4), 24)))
+    common = np.asarray(pictures.roll_picture(roll, 4))  # no positions: 4/4
     assert [column_colour(waltz, step) for step in (0, 4, 12, 16)] == [
         pictures.BAR_LINE, pictures.BEAT_LINE, pictures.BAR_LINE, pictures.BEAT_LINE,
     ]  # fmt: skip
@@ -50,21 +50,21 @@ def test_bar_and_beat_lines_go_where_the_positions_put_them():
 def test_the_primer_is_shaded_and_a_line_marks_where_the_model_takes_over():
     roll = np.zeros((NUM_PITCHES, 16), dtype=bool)
     roll[60 - LOWEST_PITCH, :] = True  # one C4 through primer and generated steps
-    picture = np.asarray(pictures.roll_picture(roll, primer_steps=6))
+    picture = np.asarray(pictures.roll_picture(roll, 4, primer_steps=6))
     note_row = pixel_row(60)
     assert tuple(picture[note_row, pictures.LABEL_MARGIN + 2 * CELL_WIDTH + 1]) == pictures.PRIMER_NOTE
     assert tuple(picture[note_row, pictures.LABEL_MARGIN + 10 * CELL_WIDTH + 1]) == pictures.NOTE
     assert column_colour(picture, 2) == pictures.PRIMER_BACKGROUND
     assert column_colour(picture, 10) == pictures.BACKGROUND
     assert column_colour(picture, 6) == pictures.PRIMER_END  # not a beat line: the primer's end
-    plain = np.asarray(pictures.roll_picture(roll))
+    plain = np.asarray(pictures.roll_picture(roll, 4))
     assert column_colour(plain, 2) == pictures.BACKGROUND and column_colour(plain, 6) == pictures.BACKGROUND
 
 
 def test_the_step_a_note_is_struck_is_brighter_than_the_steps_it_is_held():
     levels = np.zeros((NUM_PITCHES, 8), dtype=np.uint8)
     levels[60 - LOWEST_PITCH] = [ONSET, HELD, HELD, HELD, ONSET, HELD, HELD, HELD]  # a C4 struck twice
-    picture = np.asarray(pictures.roll_picture(levels, primer_steps=2))
+    picture = np.asarray(pictures.roll_picture(levels, 4, primer_steps=2))
 
     def cell(step: int) -> tuple:
         return tuple(picture[pixel_row(60), pictures.LABEL_MARGIN + step * CELL_WIDTH + 1])
@@ -73,6 +73,6 @@ def test_the_step_a_note_is_struck_is_brighter_than_the_steps_it_is_held():
         pictures.PRIMER_NOTE_ONSET, pictures.PRIMER_NOTE, pictures.NOTE_ONSET, pictures.NOTE,
     ]  # fmt: skip
     # A bool roll has no onsets: each run is struck at its first step, as it reads back as notes.
-    runs = np.asarray(pictures.roll_picture(levels > 0))
+    runs = np.asarray(pictures.roll_picture(levels > 0, 4))
     assert tuple(runs[pixel_row(60), pictures.LABEL_MARGIN + 4 * CELL_WIDTH + 1]) == pictures.NOTE
     assert tuple(runs[pixel_row(60), pictures.LABEL_MARGIN + 1]) == pictures.NOTE_ONSET

@@ -61,7 +61,7 @@ KNOWN = build_midi(
 
 
 def test_known_notes_on_the_nearest_grid():
-    roll, dropped = piece_to_roll(read_midi(KNOWN), steps_per_quarter=4)
+    roll, dropped = piece_to_roll(read_midi(KNOWN), steps_per_quarter=4, grid="nearest")
     assert roll.shape == (NUM_PITCHES, 7)
     assert (runs(roll, 60), runs(roll, 64)) == ([(0, 4)], [(2, 3)])
     assert runs(roll, 67) == [(6, 1)]  # onset and release both round to step 6: it keeps one step from there
@@ -80,32 +80,32 @@ def test_known_notes_on_the_articles_floor_grid():
 def test_a_time_half_way_between_two_steps_goes_to_the_later_one():
     # Integer arithmetic, half up; NumPy's and Python's round() would send 1.5 and 2.5 steps both to 2.
     ticks = [59, 60, 61, 180, 300]  # 0.49, 0.5, 0.51, 1.5, 2.5 steps at 480 ticks per quarter
-    assert ticks_to_steps(ticks, 480, 4).tolist() == [0, 1, 1, 2, 3]
+    assert ticks_to_steps(ticks, 480, 4, grid="nearest").tolist() == [0, 1, 1, 2, 3]
     assert ticks_to_steps(ticks, 480, 4, grid="floor").tolist() == [0, 0, 0, 1, 2]
     # 1000 ticks per quarter in thirds: a step is 333.33 ticks.
-    assert ticks_to_steps([166, 167, 500, 333, 667], 1000, 3).tolist() == [0, 1, 2, 1, 2]
+    assert ticks_to_steps([166, 167, 500, 333, 667], 1000, 3, grid="nearest").tolist() == [0, 1, 2, 1, 2]
 
 
 def test_eighth_triplets_land_on_steps_0_1_3():
     triplets = piece_of([(60, 0, 160), (64, 160, 320), (67, 320, 480)])  # 160 ticks = 1.33 steps each
-    roll, _ = piece_to_roll(triplets, steps_per_quarter=4)
+    roll, _ = piece_to_roll(triplets, steps_per_quarter=4, grid="nearest")
     assert [runs(roll, pitch) for pitch in (60, 64, 67)] == [[(0, 1)], [(1, 2)], [(3, 1)]]  # no gap between
     roll, _ = piece_to_roll(triplets, steps_per_quarter=4, grid="floor")
     assert [runs(roll, pitch) for pitch in (60, 64, 67)] == [[(0, 1)], [(1, 1)], [(2, 1)]]  # step 3 silent
-    roll, _ = piece_to_roll(triplets, steps_per_quarter=12)
+    roll, _ = piece_to_roll(triplets, steps_per_quarter=12, grid="nearest")
     assert [runs(roll, pitch) for pitch in (60, 64, 67)] == [[(0, 4)], [(4, 4)], [(8, 4)]]  # exact
 
 
 def test_a_restruck_note_is_drawn_as_its_own_note():
     # A repeated quarter whose release is the next one's onset: one run of sounding cells, struck twice.
     restruck = piece_of([(C4, 0, 480), (C4, 480, 960)])
-    roll, dropped = piece_to_roll(restruck)
+    roll, dropped = piece_to_roll(restruck, 4, grid="nearest")
     assert roll[C4 - LOWEST_PITCH].tolist() == [ONSET, HELD, HELD, HELD, ONSET, HELD, HELD, HELD] and not dropped
     assert runs(roll, C4) == [(0, 4), (4, 4)]
     # A key struck again while it sounds (a piano's pedal): the second strike ends the first note there.
     # and the second note sounds on to the latest release.
     pedalled = piece_of([(C4, 0, 960), (C4, 240, 480)])
-    roll, dropped = piece_to_roll(pedalled)
+    roll, dropped = piece_to_roll(pedalled, 4, grid="nearest")
     assert runs(roll, C4) == [(0, 2), (2, 6)] and not dropped
     assert sounding(roll[C4 - LOWEST_PITCH]).all()
 
@@ -113,33 +113,33 @@ def test_a_restruck_note_is_drawn_as_its_own_note():
 def test_only_onsets_on_one_step_merge():
     # Two voices on one note (a unison, the same tick): one note, the other merged in the file, once.
     doubled = piece_of([(C4, 0, 960), (C4, 240, 480), (C4, 0, 960)])
-    roll, dropped = piece_to_roll(doubled)
+    roll, dropped = piece_to_roll(doubled, 4, grid="nearest")
     assert runs(roll, C4) == [(0, 2), (2, 6)] and dropped == {MERGED_IN_FILE: 1}
     # A unison's longer voice gives its length.
-    roll, dropped = piece_to_roll(piece_of([(C4, 0, 480), (C4, 0, 960)]))
+    roll, dropped = piece_to_roll(piece_of([(C4, 0, 480), (C4, 0, 960)]), 4, grid="nearest")
     assert runs(roll, C4) == [(0, 8)] and dropped == {MERGED_IN_FILE: 1}
     # Repeated 32nds on a grid of 16ths: onsets at 0, 0.5, 1 and 1.5 steps, half up to 0, 1, 1, 2 (60 and 120
     # ticks both round to step 1): the third is merged by the grid.
     thirty_seconds = piece_of([(C4, 0, 60), (C4, 60, 120), (C4, 120, 180), (C4, 180, 240)])
-    roll, dropped = piece_to_roll(thirty_seconds)
+    roll, dropped = piece_to_roll(thirty_seconds, 4, grid="nearest")
     assert runs(roll, C4) == [(0, 1), (1, 1), (2, 1)] and dropped == {MERGED_BY_GRID: 1}
-    assert piece_to_roll(thirty_seconds, steps_per_quarter=8)[1] == {}
+    assert piece_to_roll(thirty_seconds, steps_per_quarter=8, grid="nearest")[1] == {}
 
 
 def test_a_gap_the_rounding_would_close_is_kept_as_one_silent_step():
     # Detached eighths, 90% of their length (a performance): releases at 1.8 and 3.8 steps round onto the next
     # onset, so each note ends one step early instead and the re-strike stays visible.
     detached = piece_of([(C4, 0, 216), (C4, 240, 456), (C4, 480, 696)])
-    roll, dropped = piece_to_roll(detached)
+    roll, dropped = piece_to_roll(detached, 4, grid="nearest")
     assert runs(roll, C4) == [(0, 1), (2, 1), (4, 2)] and not dropped
     # Staccato 16ths of 0.2 quarters leave no room for a gap on a grid of 16ths: one run of cells, each note
     # struck on its own. The article's floor drops all three; 8 steps a quarter draws their gaps too.
     staccato = piece_of([(C4, 0, 96), (C4, 120, 216), (C4, 240, 336)])
-    roll, dropped = piece_to_roll(staccato)
+    roll, dropped = piece_to_roll(staccato, 4, grid="nearest")
     assert runs(roll, C4) == [(0, 1), (1, 1), (2, 1)] and not dropped
     assert sounding(roll[C4 - LOWEST_PITCH]).all()
-    assert piece_to_roll(staccato, grid="floor")[1] == {TOO_SHORT: 3}
-    roll, dropped = piece_to_roll(staccato, steps_per_quarter=8)
+    assert piece_to_roll(staccato, 4, grid="floor")[1] == {TOO_SHORT: 3}
+    roll, dropped = piece_to_roll(staccato, steps_per_quarter=8, grid="nearest")
     assert runs(roll, C4) == [(0, 1), (2, 1), (4, 2)] and not dropped
 
 
@@ -193,7 +193,7 @@ def test_every_note_is_drawn_or_dropped_once(grid):
             if grid == "nearest":
                 assert TOO_SHORT not in dropped
                 # Every note in range is struck at its rounded onset.
-                struck = ticks_to_steps(starts, ticks_per_quarter, steps_per_quarter)
+                struck = ticks_to_steps(starts, ticks_per_quarter, steps_per_quarter, "nearest")
                 in_range = pitches >= LOWEST_PITCH
                 assert (roll[pitches[in_range] - LOWEST_PITCH, struck[in_range]] == ONSET).all()
 
@@ -245,22 +245,24 @@ def test_the_step_limit_holds_every_piece_of_the_quarter_limit(grid):
         last = 100 * ticks_per_quarter
         piece = piece_of([(C4, 0, last), (62, last - 1, last)], ticks_per_quarter)
         for steps_per_quarter in (3, 4, 8):
-            roll, _ = piece_to_roll(piece, steps_per_quarter, max_steps_for(100, steps_per_quarter), grid=grid)
+            roll, _ = piece_to_roll(
+                piece, steps_per_quarter, grid=grid, max_steps=max_steps_for(100, steps_per_quarter)
+            )
             assert roll.shape[1] <= max_steps_for(100, steps_per_quarter)
     with pytest.raises(MidiError, match=r"too long: 400 steps \(limit 399\)"):
-        piece_to_roll(piece_of([(C4, 0, 48_000)]), max_steps=399)
+        piece_to_roll(piece_of([(C4, 0, 48_000)]), 4, grid="nearest", max_steps=399)
 
 
 def test_an_unknown_grid_is_refused():
     with pytest.raises(ValueError, match="images.grid must be one of"):
-        piece_to_roll(piece_of([(C4, 0, 480)]), grid="round")
+        piece_to_roll(piece_of([(C4, 0, 480)]), 4, grid="round")
 
 
 @pytest.mark.parametrize("steps_per_quarter", [4, 12])
 def test_a_roll_is_written_in_its_meter(chorale_files, steps_per_quarter):
     """The chorale's meter (a pickup of 1/4, then 4/4) goes into the MIDI with its notes, at the same steps."""
     piece = read_midi(score_to_midi(chorale_files[0]))
-    roll, _ = piece_to_roll(piece, steps_per_quarter)
+    roll, _ = piece_to_roll(piece, steps_per_quarter, grid="nearest")
     meter = Meter.from_piece(piece, steps_per_quarter)
     again = read_midi(roll_to_midi(roll, steps_per_quarter, tempo_bpm=80, meter=meter))
     assert Meter.from_piece(again, steps_per_quarter) == meter and meter.signatures[0].numerator == 1
@@ -268,6 +270,6 @@ def test_a_roll_is_written_in_its_meter(chorale_files, steps_per_quarter):
         frame_positions(Meter.from_piece(again, steps_per_quarter), roll.shape[1]),
         frame_positions(meter, roll.shape[1]),
     )
-    assert (piece_to_roll(again, steps_per_quarter)[0] == roll).all()
+    assert (piece_to_roll(again, steps_per_quarter, grid="nearest")[0] == roll).all()
     with pytest.raises(ValueError, match="a meter of 4 steps a quarter for a roll of 8"):
-        roll_to_midi(roll, 8, meter=Meter.from_piece(piece, 4))
+        roll_to_midi(roll, 8, tempo_bpm=80, meter=Meter.from_piece(piece, 4))

@@ -24,6 +24,7 @@ from rollgen.tracking import generator_model as generation_model
 from rollgen.tracking import next_frame_model as logged_model
 from rollgen.tracking import registry
 from rollgen.training import train
+from tests.defaults import STEPS_PER_QUARTER
 
 # Run by a Python that knows nothing of this checkout (-I: no PYTHONPATH, no current folder, no user site):
 # rollgen comes from the model's own code. argv[1]: a JSON list of jobs, each a model folder, its kind
@@ -78,7 +79,9 @@ def write_tiny_windows(folder: Path, seed: int = 0) -> None:
             folder / f"{split}.npz",
             frames=np.concatenate(chosen),
             frame_offsets=np.cumsum([0] + [len(piece) for piece in chosen]).astype(np.int64),
-            positions=np.concatenate([meter.default_positions(len(piece)) for piece in chosen]).astype(np.int16),
+            positions=np.concatenate(
+                [meter.default_positions(len(piece), STEPS_PER_QUARTER) for piece in chosen]
+            ).astype(np.int16),
             pieces=np.array([f"{split}{number}" for number in range(len(chosen))]),
             context=np.int64(9),
             target_gap=np.int64(0),

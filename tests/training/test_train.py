@@ -18,9 +18,9 @@ from rollgen.generation.primers import excerpt_primers
 from rollgen.models import frame_model
 from rollgen.models.builders import MODELS, load_model
 from rollgen.models.onsets import as_levels, level_inputs
-from rollgen.models.sampling import make_sampler
 from rollgen.music import meter
 from rollgen.music.roll import HELD, ONSET
+from tests.defaults import STEPS_PER_QUARTER, sampler_with
 from tests.training.tiny_runs import LOGGED, train_once, train_params, weights
 
 
@@ -37,7 +37,7 @@ def test_each_kind_of_model_trains_saves_loads_in_safe_mode_and_generates(traine
     val = load_sequences("val", windows)
     rng = np.random.default_rng(0)
     primers, positions = excerpt_primers(val, 2, 9, rng)
-    frames = sample_frames(model, primers, positions, 8, make_sampler("bernoulli"), rng, progress=False)
+    frames = sample_frames(model, primers, positions, 8, sampler_with("bernoulli"), rng, progress=False)
     assert frames.shape == (2, 8, 106) and set(np.unique(frames)) <= {0, HELD, ONSET}  # levels
     assert not (out / "checkpoint").exists()  # cleaned up after a finished run
 
@@ -127,7 +127,9 @@ def test_the_mlflow_run_has_a_loadable_model_with_a_signature_and_its_datasets(t
         else:
             # Frames without onsets: each run struck at its first step (rollgen.models.onsets.as_levels).
             heard = level_inputs(as_levels(np.concatenate([np.zeros((4, 1, 106), np.float32), frames], axis=1), 1))
-            positions = np.repeat(meter.default_positions(steps + 1)[None], 4, axis=0).astype(np.int32)
+            positions = np.repeat(meter.default_positions(steps + 1, STEPS_PER_QUARTER)[None], 4, axis=0).astype(
+                np.int32
+            )
             asked = np.concatenate([frames, greedy[:, None]], axis=1)
             expected = np.asarray(keras_model([heard, positions, asked])[0])[:, -1]
         np.testing.assert_allclose(probabilities, expected, atol=1e-5)

@@ -80,10 +80,10 @@ def load_png(path: Path) -> np.ndarray:
         return np.asarray(image.convert("L"))
 
 
-def image_to_midi(image: np.ndarray, steps_per_quarter: int) -> bytes:
+def image_to_midi(image: np.ndarray, steps_per_quarter: int, tempo_bpm: float) -> bytes:
     """MIDI bytes for one roll image drawn at `steps_per_quarter`: the article's image2midi, one piano note per
     run of bright pixels (a lossless image's onsets are not read: `image_levels` reads them)."""
-    return roll_to_midi(sounding(image), steps_per_quarter=steps_per_quarter)
+    return roll_to_midi(sounding(image), steps_per_quarter, tempo_bpm=tempo_bpm)
 
 
 def image_levels(image: np.ndarray) -> np.ndarray:

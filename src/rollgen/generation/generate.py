@@ -74,7 +74,8 @@ def sampler_from_params(params: GenerateParams) -> Sampler:
     return make_sampler(
         params.sampling,
         threshold=params.threshold,
-        **({"temperature": params.temperature} if params.sampling == "bernoulli" else {}),
+        # Only bernoulli tempers; the others read the model's own probabilities (an auto temperature is unused).
+        temperature=params.temperature if params.sampling == "bernoulli" else Sampler.temperature,
         vanish_proof=params.vanish_proof,
         vanish_inc=params.vanish_inc,
         max_notes=params.max_notes,

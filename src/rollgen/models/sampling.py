@@ -18,7 +18,7 @@ class Sampler:
     `onset_levels(shape, step, rng)`, drawn right after the step's `levels`.
     """
 
-    temperature = 1.0
+    temperature = 1.0  # untempered: what a sampler that draws no Bernoulli leaves the model's probabilities
 
     def __call__(self, probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
@@ -49,7 +49,7 @@ def check_caps(max_notes: int, min_notes: int) -> None:
         raise ValueError(f"generate.min_notes ({min_notes}) is above generate.max_notes ({max_notes})")
 
 
-def limit_notes(frame: np.ndarray, probabilities: np.ndarray, max_notes: int = 0, min_notes: int = 0) -> np.ndarray:
+def limit_notes(frame: np.ndarray, probabilities: np.ndarray, *, max_notes: int, min_notes: int) -> np.ndarray:
     """The frame (pieces, pitches) with at most `max_notes` and at least `min_notes` sounding per piece (0 = no cap).
 
     Too many: the `max_notes` most probable of the sounding pitches stay. Too few: the most probable silent
@@ -78,12 +78,14 @@ def limit_notes(frame: np.ndarray, probabilities: np.ndarray, max_notes: int = 0
 class ThresholdSampler(Sampler):
     """A pitch sounds when its probability exceeds `threshold` (then the note caps, see `limit_notes`)."""
 
-    def __init__(self, threshold: float = 0.5, max_notes: int = 0, min_notes: int = 0) -> None:
+    def __init__(self, threshold: float, *, max_notes: int, min_notes: int) -> None:
         check_caps(max_notes, min_notes)
         self.threshold, self.max_notes, self.min_notes = threshold, max_notes, min_notes
 
     def __call__(self, probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
-        return limit_notes(probabilities > self.threshold, probabilities, self.max_notes, self.min_notes)
+        return limit_notes(
+            probabilities > self.threshold, probabilities, max_notes=self.max_notes, min_notes=self.min_notes
+        )
 
     def levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
         check_autoregressive_caps(self.max_notes, self.min_notes)
@@ -102,7 +104,7 @@ class VanishProofSampler(Sampler):
     generates one batch: the offset grows with every call.
     """
 
-    def __init__(self, offset: float = 0.65, growth: float = 1.001) -> None:
+    def __init__(self, offset: float, growth: float) -> None:
         self.initial, self.growth, self.offset = offset, growth, offset
 
     def __call__(self, probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
@@ -120,7 +122,7 @@ class BernoulliSampler(Sampler):
     """Each pitch sounds with its predicted probability, sharpened (temperature < 1) or flattened (> 1);
     then the note caps (see `limit_notes`) rank the pitches by that tempered probability."""
 
-    def __init__(self, temperature: float = 1.0, max_notes: int = 0, min_notes: int = 0) -> None:
+    def __init__(self, temperature: float, *, max_notes: int, min_notes: int) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, not {temperature}")
         check_caps(max_notes, min_notes)
@@ -130,7 +132,7 @@ class BernoulliSampler(Sampler):
         p = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
         logits = np.log(p) - np.log1p(-p)
         tempered = 1.0 / (1.0 + np.exp(-logits / self.temperature))
-        return limit_notes(rng.random(p.shape) < tempered, tempered, self.max_notes, self.min_notes)
+        return limit_notes(rng.random(p.shape) < tempered, tempered, max_notes=self.max_notes, min_notes=self.min_notes)
 
     def levels(self, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
         check_autoregressive_caps(self.max_notes, self.min_notes)
@@ -142,19 +144,22 @@ class BernoulliSampler(Sampler):
 
 def make_sampler(
     mode: str,
-    threshold: float = 0.5,
-    temperature: float = 1.0,
-    vanish_proof: float = 0.65,
-    vanish_inc: float = 1.001,
-    max_notes: int = 0,
-    min_notes: int = 0,
+    *,
+    threshold: float,
+    temperature: float,
+    vanish_proof: float,
+    vanish_inc: float,
+    max_notes: int,
+    min_notes: int,
 ) -> Sampler:
-    """The sampler for `generate.sampling`. The note caps (0 = off) apply to `threshold` and `bernoulli`;
-    `vanish_proof` ignores them, since it reproduces the article's loop and nothing else."""
+    """The sampler for `generate.sampling`, every setting as generate's params give it (the defaults are
+    theirs: rollgen.params.GenerateParams). The note caps (0 = off) apply to `threshold` and `bernoulli`;
+    `vanish_proof` ignores them, since it reproduces the article's loop and nothing else; `temperature` is
+    read by `bernoulli` alone."""
     if mode == "threshold":
-        return ThresholdSampler(threshold, max_notes, min_notes)
+        return ThresholdSampler(threshold, max_notes=max_notes, min_notes=min_notes)
     if mode == "vanish_proof":
         return VanishProofSampler(vanish_proof, vanish_inc)
     if mode == "bernoulli":
-        return BernoulliSampler(temperature, max_notes, min_notes)
+        return BernoulliSampler(temperature, max_notes=max_notes, min_notes=min_notes)
     raise ValueError(f"generate.sampling must be one of {MODES}, not '{mode}'")

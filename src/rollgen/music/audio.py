@@ -23,8 +23,8 @@ class AudioError(RollgenError, RuntimeError):
     """FluidSynth or a SoundFont is missing, or rendering failed."""
 
 
-def find_soundfont(soundfont: str | Path = "auto") -> Path:
-    """The SoundFont to use: the given file, checked to be one, or the first General MIDI one installed."""
+def find_soundfont(soundfont: str | Path) -> Path:
+    """The SoundFont to use: the given file, checked to be one, or (`auto`) the first General MIDI one installed."""
     if str(soundfont) != "auto":
         path = Path(soundfont)
         if not path.is_file():
@@ -49,7 +49,8 @@ def check_soundfont(path: Path) -> None:
 def render_wav(
     midi_path: Path,
     wav_path: Path,
-    soundfont: str | Path = "auto",
+    *,
+    soundfont: str | Path,
     sample_rate: int = 44_100,
     gain: float = 0.5,
 ) -> Path:

@@ -91,7 +91,7 @@ class Meter:
                 raise ValueError(f"time signature {signature.numerator}/{signature.denominator} at {signature.step}")
 
     @classmethod
-    def from_steps(cls, signatures: Iterable[tuple[Fraction, int, int]], steps_per_quarter: int = 4) -> Meter:
+    def from_steps(cls, signatures: Iterable[tuple[Fraction, int, int]], steps_per_quarter: int) -> Meter:
         """The meter of (start step, numerator, denominator) triples in any order: 4/4 before the first (and
         where there are none), the last given of several at one step."""
         by_step = {Fraction(0): TimeSignature(Fraction(0), *DEFAULT)}
@@ -100,7 +100,7 @@ class Meter:
         return cls(steps_per_quarter, tuple(by_step[step] for step in sorted(by_step)))
 
     @classmethod
-    def from_piece(cls, piece: Piece, steps_per_quarter: int = 4) -> Meter:
+    def from_piece(cls, piece: Piece, steps_per_quarter: int) -> Meter:
         """The meter of a piece's time signatures (ticks) on a grid of `steps_per_quarter` steps a quarter."""
         return cls.from_steps(
             (
@@ -171,7 +171,7 @@ def next_position(positions: np.ndarray) -> np.ndarray:
     return following
 
 
-def default_positions(steps: int, steps_per_quarter: int = 4) -> np.ndarray:
+def default_positions(steps: int, steps_per_quarter: int) -> np.ndarray:
     """`frame_positions` of 4/4 from a bar line at step 0, for callers without a meter."""
     return frame_positions(Meter.from_steps((), steps_per_quarter), steps)
 

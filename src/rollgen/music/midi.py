@@ -227,7 +227,8 @@ def write_midi(
     pitches: Sequence[int],
     starts: Sequence[Fraction],
     durations: Sequence[Fraction],
-    tempo_bpm: float = 120.0,
+    *,
+    tempo_bpm: float,
     time_signatures: Sequence[tuple[Fraction, int, int]] = (),
 ) -> bytes:
     """MIDI bytes for notes given in quarter notes, written with music21 (piano, one track), with a time

@@ -31,7 +31,7 @@ LABEL_MARGIN = 18  # pixels left of the roll for the pitch names (the bitmap fon
 
 def roll_picture(
     roll: np.ndarray,
-    steps_per_quarter: int = 4,
+    steps_per_quarter: int,
     positions: np.ndarray | None = None,
     primer_steps: int = 0,
     cell_width: int = 4,
@@ -97,7 +97,7 @@ def draw_pitch_names(picture: Image.Image, rows: list[int], pitches: int, cell_h
 def save_roll_picture(
     roll: np.ndarray,
     target: Path,
-    steps_per_quarter: int = 4,
+    steps_per_quarter: int,
     positions: np.ndarray | None = None,
     primer_steps: int = 0,
 ) -> Path:

@@ -121,9 +121,7 @@ def check_grid(grid: str) -> None:
         raise ValueError(f"images.grid must be one of {GRIDS}, not '{grid}'")
 
 
-def ticks_to_steps(
-    ticks: np.ndarray, ticks_per_quarter: int, steps_per_quarter: int, grid: str = "nearest"
-) -> np.ndarray:
+def ticks_to_steps(ticks: np.ndarray, ticks_per_quarter: int, steps_per_quarter: int, grid: str) -> np.ndarray:
     """Grid steps (int64) of times in ticks: the nearest step, ties half up; the first step starting at or
     after them (sample); or the step they fall in (floor)."""
     check_grid(grid)
@@ -174,14 +172,15 @@ def _repeats_onset(rows: np.ndarray, starts: np.ndarray, order: np.ndarray) -> n
 
 
 def piece_to_roll(
-    piece: Piece, steps_per_quarter: int = 4, max_steps: int = 100_000, grid: str = "nearest"
+    piece: Piece, steps_per_quarter: int, *, grid: str, max_steps: int = 100_000
 ) -> tuple[np.ndarray, Counter]:
     """The piece's roll, uint8 levels (0, HELD, ONSET) of shape (NUM_PITCHES, steps), and the notes not drawn as
     notes of their own, by reason (OUT_OF_RANGE, TOO_SHORT, NOT_SAMPLED, MERGED_IN_FILE, MERGED_BY_GRID; see
     the module docstring).
 
     Row i is MIDI pitch LOWEST_PITCH + i; the roll ends at the last note's last step. The notes the piece
-    holds are the drawn ones plus these; a roll longer than `max_steps` raises MidiError.
+    holds are the drawn ones plus these; a roll longer than `max_steps` raises MidiError (a guard against a huge
+    roll; the ingest and images stages pass theirs, from ingest.max_quarters).
     """
     check_grid(grid)
     dropped: Counter = Counter()
@@ -258,9 +257,7 @@ def roll_to_notes(roll: np.ndarray) -> RollNotes:
     )
 
 
-def roll_to_midi(
-    roll: np.ndarray, steps_per_quarter: int = 4, tempo_bpm: float = 120.0, meter: Meter | None = None
-) -> bytes:
+def roll_to_midi(roll: np.ndarray, steps_per_quarter: int, *, tempo_bpm: float, meter: Meter | None = None) -> bytes:
     """MIDI bytes (music21, piano) for a roll (NUM_PITCHES, steps) of uint8 levels, each note as `roll_to_notes`
     reads it (a re-struck note is two MIDI notes), or a bool roll (a note per run), with the time signatures of
     `meter` (a map in steps of the same grid; rollgen.music.meter), or 4/4 without one."""

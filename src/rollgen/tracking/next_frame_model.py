@@ -34,7 +34,7 @@ class NextFrameModel(mlflow.pyfunc.PythonModel):
 
     # The array hint tells MLflow that the signature is the one logged, not one to infer from hints.
     def predict(self, context, model_input: np.ndarray, params=None):
-        from rollgen.models.sampling import make_sampler
+        from rollgen.models.sampling import ThresholdSampler
         from rollgen.music.meter import default_positions
 
         if isinstance(model_input, dict):  # MLflow passes a named tensor as {"frames": array}
@@ -42,7 +42,7 @@ class NextFrameModel(mlflow.pyfunc.PythonModel):
         frames = np.asarray(model_input, dtype=np.float32)
         positions = default_positions(frames.shape[1] + 1, self.model.steps_per_quarter)
         state = self.model.start(frames, np.repeat(positions[None], len(frames), axis=0))
-        greedy = make_sampler("threshold", threshold=0.5)
+        greedy = ThresholdSampler(0.5, max_notes=0, min_notes=0)  # the likelier of on and off, uncapped
         _, probabilities, _ = self.model.step(state, greedy, 0, np.random.default_rng(0))
         return np.asarray(probabilities, dtype=np.float32)
 
