@@ -15,9 +15,18 @@ from rollgen.errors import RollgenError
 from rollgen.music.corpus import music21_corpus_files, score_to_midi
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import NUM_PITCHES, piece_to_roll, sounding
+from rollgen.params import WindowsParams
 from tests.defaults import GRID
 
 # bwv281 ships twice, with slightly different notes; bwv176.6 and bwv280 harmonise one tune differently.
+WINDOWS = WindowsParams()  # the windows stage's defaults: windows.split, val_fraction, test_fraction
+
+
+def assign(pieces: list[PieceInfo], mode: str = WINDOWS.split) -> list[Assignment]:
+    """`assign_splits` as the windows stage calls it with the default params (`mode` aside)."""
+    return assign_splits(pieces, mode, WINDOWS.val_fraction, WINDOWS.test_fraction)
+
+
 SCORES = ("bwv281.krn", "bwv281.mxl", "bwv176.6.mxl", "bwv280.mxl", "bwv1.6.mxl")
 
 
@@ -75,7 +84,7 @@ def chorales() -> dict[str, PieceInfo]:
 
 def test_the_same_chorale_in_two_formats_lands_in_one_split(chorales):
     krn, mxl = chorales["bwv281.krn"], chorales["bwv281.mxl"]
-    assignments = assign_splits([krn, mxl])
+    assignments = assign([krn, mxl])
     assert assignments[0].split == assignments[1].split and assignments[0].group == assignments[1].group
     head = assignments[0].group  # the first of the two by name
     for one, assignment in zip([krn, mxl], assignments):
@@ -87,7 +96,7 @@ def test_a_copy_under_another_name_is_found_by_its_roll(chorales):
         PieceInfo("first-1.mid", "scores/first.krn", chorales["bwv281.krn"].sha256, chorales["bwv281.krn"].roll),
         PieceInfo("second-2.mid", "midi/second.mid", chorales["bwv281.mxl"].sha256, chorales["bwv281.mxl"].roll),
     ]
-    first, second = assign_splits(copies)
+    first, second = assign(copies)
     assert first.split == second.split and first.group == second.group == "scores/first.krn"
     assert first.reason == "hash of its group"
     assert second.reason == "near-identical roll to scores/first.krn (Jaccard 0.86)"  # 2 of 41 chords differ
@@ -95,7 +104,7 @@ def test_a_copy_under_another_name_is_found_by_its_roll(chorales):
 
 def test_different_chorales_stay_apart_even_on_one_tune(chorales):
     pieces = [chorales[name] for name in ("bwv176.6.mxl", "bwv280.mxl", "bwv1.6.mxl", "bwv281.mxl")]
-    for assignment, one in zip(assign_splits(pieces), pieces):
+    for assignment, one in zip(assign(pieces), pieces):
         assert assignment.group == one.path
     _, _, similarity = splits.similar_pairs([splits.roll_shingles(one.roll) for one in pieces], threshold=0.0)
     assert 0.5 < similarity.max() < splits.SIMILARITY_THRESHOLD  # bwv176.6 ~ bwv280: alike, yet not a copy
@@ -110,7 +119,7 @@ def test_a_roll_with_notes_changed_and_a_transposed_copy_join_the_original():
         piece("d/edited-down-a-third.mid", transposed(with_notes_moved(original, [5, 25], semitones=-1), -4)),
         piece("e/unrelated.mid", chorale_like(2)),
     ]
-    assignments = assign_splits(pieces)
+    assignments = assign(pieces)
     assert len({a.group for a in assignments[:4]}) == 1 and len({a.split for a in assignments[:4]}) == 1
     assert assignments[4].group == "e/unrelated.mid"
     linked = [a.reason for one, a in zip(pieces, assignments) if a.group != one.path]
@@ -130,20 +139,20 @@ def test_shingles_ignore_key_and_a_changed_note_costs_only_its_neighbours():
 )
 def test_split_folders_are_honoured_in_any_spelling(folder, split):
     pieces = [piece(f"{folder}/song.mid"), piece("train/other.mid")]
-    assignments = assign_splits(pieces)
+    assignments = assign(pieces)
     assert assignments[0] == Assignment(split, f"{folder}/song.mid", f"folder '{folder}/'")
 
 
 def test_folders_beat_hashes_and_similarity():
     roll = chorale_like(4)
     pieces = [piece("train/a.mid", roll, "0" * 64), piece("test/a.mid", roll, "f" * 64)]
-    assert [a.split for a in assign_splits(pieces)] == ["train", "test"]
+    assert [a.split for a in assign(pieces)] == ["train", "test"]
 
 
 def test_folders_mode_names_a_piece_outside_the_split_folders():
     pieces = [piece("train/a.mid"), piece("test/b.mid"), piece("extra/stray.mid")]
     with pytest.raises(RollgenError, match=r"extra/stray.mid: not in a split folder.*train/.*valid/.*test/"):
-        assign_splits(pieces, mode="folders")
+        assign(pieces, mode="folders")
 
 
 @pytest.mark.parametrize(
@@ -155,14 +164,14 @@ def test_folders_mode_names_a_piece_outside_the_split_folders():
     ],
 )
 def test_auto_mode_groups_when_the_folders_are_not_a_split(paths):
-    assignments = assign_splits([piece(path) for path in paths])
+    assignments = assign([piece(path) for path in paths])
     assert not any(a.reason.startswith("folder") for a in assignments)
-    assert assign_splits([piece(path) for path in paths], mode="groups") == assignments
+    assert assign([piece(path) for path in paths], mode="groups") == assignments
 
 
 def test_val_and_test_get_a_piece_from_three_unrelated_ones():
     pieces = [piece(f"songs/{name}.mid", sha256=f"f{i}" + "0" * 62) for i, name in enumerate("abc")]
-    assignments = assign_splits(pieces)
+    assignments = assign(pieces)
     assert sorted(a.split for a in assignments) == ["test", "train", "val"]
     assert assignments[0].reason.endswith("moved to test, which was empty (smallest hash of the train groups)")
 
@@ -175,14 +184,14 @@ def test_the_small_data_fallback_moves_whole_groups():
         piece("songs/b.mid", sha256="f1" + "0" * 62),
         piece("songs/c.mid", sha256="f2" + "0" * 62),
     ]
-    assert [a.split for a in assign_splits(pieces)] == ["test", "test", "val", "train"]
+    assert [a.split for a in assign(pieces)] == ["test", "test", "val", "train"]
 
 
 def test_a_piece_keeps_its_split_when_unrelated_pieces_come_or_go():
     pieces = [piece(f"songs/{number}.mid") for number in range(60)]
-    before = assign_splits(pieces)
+    before = assign(pieces)
     assert {a.split for a in before} == set(splits.SPLITS)  # enough pieces that no fallback is needed
-    after = assign_splits(pieces[:40] + [piece(f"more/{number}.mid") for number in range(30)])
+    after = assign(pieces[:40] + [piece(f"more/{number}.mid") for number in range(30)])
     assert after[:40] == before[:40]
 
 
@@ -194,13 +203,13 @@ def test_split_follows_the_hash_rule():
 
 def test_empty_rolls_are_not_copies_of_each_other():
     empty = np.zeros((NUM_PITCHES, 0), dtype=bool)
-    assignments = assign_splits([piece("songs/a.mid", empty), piece("songs/b.mid", empty)])
+    assignments = assign([piece("songs/a.mid", empty), piece("songs/b.mid", empty)])
     assert [a.group for a in assignments] == ["songs/a.mid", "songs/b.mid"]
 
 
 def test_an_unknown_mode_is_an_error():
     with pytest.raises(ValueError, match="splits mode must be one of"):
-        assign_splits([piece("songs/a.mid")], mode="random")
+        assign([piece("songs/a.mid")], mode="random")
 
 
 # Pieces for the property test: a few base rolls, each also edited or transposed, under random paths.
@@ -249,7 +258,7 @@ def copies_of(pieces: list[PieceInfo], bases: list[int]) -> list[int]:
 @given(drawn=piece_lists(), shuffle_seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_a_group_never_straddles_two_splits_whatever_the_order(drawn, shuffle_seed):
     pieces, bases = drawn
-    assignments = assign_splits(pieces)
+    assignments = assign(pieces)
     split_of_group: dict[str, str] = {}
     for assignment in assignments:
         assert split_of_group.setdefault(assignment.group, assignment.split) == assignment.split
@@ -263,5 +272,5 @@ def test_a_group_never_straddles_two_splits_whatever_the_order(drawn, shuffle_se
             assert assignment.group == min(members, key=lambda other: other.name).path
     order = list(range(len(pieces)))
     random.Random(shuffle_seed).shuffle(order)
-    shuffled = assign_splits([pieces[i] for i in order])
+    shuffled = assign([pieces[i] for i in order])
     assert [shuffled[order.index(i)] for i in range(len(pieces))] == assignments

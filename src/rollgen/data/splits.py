@@ -70,9 +70,7 @@ def folder_split(path: str) -> str | None:
     return SPLIT_FOLDERS.get(parts[0].lower()) if len(parts) > 1 else None
 
 
-def assign_splits(
-    pieces: list[PieceInfo], mode: str = "auto", val_fraction: float = 0.1, test_fraction: float = 0.1
-) -> list[Assignment]:
+def assign_splits(pieces: list[PieceInfo], mode: str, val_fraction: float, test_fraction: float) -> list[Assignment]:
     """Each piece's split, in the order given; the same pieces give the same splits in any order.
 
     `folders`: the top-level folder names the split (train/, val/ or valid/ or validation/, test/); a piece
