@@ -110,6 +110,15 @@ def end(process: subprocess.Popen) -> None:
 NO_NAMESPACE = namespace_command()[1]
 
 
+def two_workers_run(code: str, log: Path) -> tuple[int, str]:
+    """`rollgen workers 2` running `python -c code` to its end (at most a minute): its exit status and output."""
+    launcher = rollgen_workers(2, [sys.executable, "-c", code], log, first_port="40000")
+    try:
+        return launcher.wait(timeout=60), log.read_text()
+    finally:
+        end(launcher)
+
+
 @pytest.mark.skipif(bool(NO_NAMESPACE), reason=f"no private network namespace here: {NO_NAMESPACE}")
 def test_local_workers_share_a_network_of_their_own_with_loopback_up(tmp_path):
     report = (
@@ -117,12 +126,8 @@ def test_local_workers_share_a_network_of_their_own_with_loopback_up(tmp_path):
         "server = socket.create_server(('127.0.0.1', 0)); socket.create_connection(server.getsockname()).close(); "
         "print('WORKER', json.dumps([tf_config, [name for _, name in socket.if_nameindex()]]), flush=True)"
     )
-    launcher = rollgen_workers(2, [sys.executable, "-c", report], tmp_path / "log", first_port="40000")
-    try:
-        assert launcher.wait(timeout=60) == 0, (tmp_path / "log").read_text()
-    finally:
-        end(launcher)
-    output = (tmp_path / "log").read_text()
+    status, output = two_workers_run(report, tmp_path / "log")
+    assert status == 0, output
     seen = [json.loads(line.split(" ", 1)[1]) for line in output.splitlines() if line.startswith("WORKER ")]
     seen.sort(key=lambda worker: worker[0]["task"]["index"])
     cluster = {"worker": ["127.0.0.1:40000", "127.0.0.1:40001"]}
@@ -137,11 +142,8 @@ def test_a_failed_worker_stops_the_others_and_its_status_is_the_launchers(tmp_pa
         "import json, os, sys, time; "
         "sys.exit(3) if json.loads(os.environ['TF_CONFIG'])['task']['index'] == 0 else time.sleep(300)"
     )
-    launcher = rollgen_workers(2, [sys.executable, "-c", fail_first], tmp_path / "log", first_port="40000")
-    try:
-        assert launcher.wait(timeout=60) == 3, (tmp_path / "log").read_text()
-    finally:
-        end(launcher)
+    status, output = two_workers_run(fail_first, tmp_path / "log")
+    assert status == 3, output
 
 
 @pytest.mark.skipif(bool(NO_NAMESPACE), reason=f"no private network namespace here: {NO_NAMESPACE}")
