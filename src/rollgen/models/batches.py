@@ -5,13 +5,15 @@ an uninterrupted one would."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
-from rollgen.music.roll import HELD, ONSET
+from rollgen.music.roll import SOUNDS_ABOVE, STRIKES_ABOVE
 
-SOUNDING_ABOVE = 127  # uint8 levels: above half white sounds, as rollgen.music.roll.sounding reads them
-STRUCK_ABOVE = (HELD + ONSET) // 2  # and above half-way from HELD to ONSET strikes (rollgen.music.roll.onsets)
+# The same thresholds as rollgen.music.roll.sounding and onsets, as integers for uint8 tensors.
+SOUNDING_ABOVE, STRUCK_ABOVE = math.floor(SOUNDS_ABOVE), math.floor(STRIKES_ABOVE)
 
 
 def padded_sequences(frames: np.ndarray, offsets: np.ndarray, before: int) -> tuple[np.ndarray, np.ndarray]:

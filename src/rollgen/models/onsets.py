@@ -3,8 +3,9 @@ that tells, for each pitch of a frame, whether it is struck or held on.
 
 Whether a sounding note is struck is only a question where its pitch sounded in the frame before too: a pitch
 that sounds after silence is struck for certain, and a silent pitch strikes nothing. So the onset part of a
-frame's likelihood, given its sounding notes, is a Bernoulli per *uncertain* cell (`uncertain`), and the NADE
-over the sounding notes keeps the classic frame NLL's meaning. Frames are uint8 levels (rollgen.music.roll:
+frame's likelihood, given its sounding notes, is a Bernoulli per *uncertain* cell (those cells:
+rollgen.evaluation.scores.onset_targets), and the NADE over the sounding notes keeps the classic frame NLL's
+meaning. Frames are uint8 levels (rollgen.music.roll:
 0, HELD, ONSET).
 """
 
@@ -31,11 +32,6 @@ def as_levels(frames: np.ndarray, time_axis: int) -> np.ndarray:
     if frames.dtype == np.uint8:
         return frames
     return strike_runs(frames > 0.5, time_axis)
-
-
-def uncertain(now: np.ndarray, before: np.ndarray) -> np.ndarray:
-    """bool: the cells whose onset a model predicts, those sounding now that sounded in the frame before."""
-    return np.asarray(now, bool) & np.asarray(before, bool)
 
 
 def to_levels(now, struck):

@@ -74,6 +74,8 @@ MERGED_BY_GRID = "merged: struck on another's step by the grid"  # a later tick,
 # every run of sounding cells start one note (`strike_runs`).
 HELD = 170
 ONSET = 255
+SOUNDS_ABOVE = 255 / 2  # a cell brighter than half white sounds
+STRIKES_ABOVE = (HELD + ONSET) / 2  # and one nearer ONSET than HELD is struck
 
 
 def sounding(levels: np.ndarray) -> np.ndarray:
@@ -81,12 +83,12 @@ def sounding(levels: np.ndarray) -> np.ndarray:
     than half white, as the article's image2midi decided (its resized images hold grays). A bool roll is what
     sounds already."""
     levels = np.asarray(levels)
-    return levels.copy() if levels.dtype == bool else levels > 255 / 2
+    return levels.copy() if levels.dtype == bool else levels > SOUNDS_ABOVE
 
 
 def onsets(levels: np.ndarray) -> np.ndarray:
     """Which cells strike a note (bool, same shape) in uint8 levels: those at ONSET, not HELD."""
-    return np.asarray(levels) > (HELD + ONSET) / 2
+    return np.asarray(levels) > STRIKES_ABOVE
 
 
 def strike_runs(sounds: np.ndarray, time_axis: int) -> np.ndarray:
