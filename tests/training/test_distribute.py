@@ -128,8 +128,11 @@ def test_local_workers_share_a_network_of_their_own_with_loopback_up(tmp_path):
     )
     status, output = two_workers_run(report, tmp_path / "log")
     assert status == 0, output
-    seen = [json.loads(line.split(" ", 1)[1]) for line in output.splitlines() if line.startswith("WORKER ")]
-    seen.sort(key=lambda worker: worker[0]["task"]["index"])
+    # print() writes its arguments one at a time: whole lines with their worker's name, or they cut into each other
+    lines = [line.split(": WORKER ", 1) for line in output.splitlines() if ": WORKER " in line]
+    seen = sorted((json.loads(report) for _, report in lines), key=lambda worker: worker[0]["task"]["index"])
+    assert sorted(prefix for prefix, _ in lines) == ["worker 0", "worker 1"], output
+    assert [json.loads(report)[0]["task"]["index"] for prefix, report in sorted(lines)] == [0, 1]
     cluster = {"worker": ["127.0.0.1:40000", "127.0.0.1:40001"]}
     assert [config for config, _ in seen] == [{"cluster": cluster, "task": {"type": "worker", "index": index}}
                                               for index in range(2)]  # fmt: skip
@@ -216,8 +219,9 @@ def test_two_workers_train_identical_weights_unseen_from_the_network_and_only_th
     assert seen_by_workers == ports, output[-4000:]  # both servers listened, in the workers' network
     assert seen_by_machine == set()  # and nothing of them in this machine's: no *:PORT, no 0.0.0.0:PORT
     assert "listens on every interface" not in output
-    found = [line.split(" ", 2)[1:] for line in output.splitlines() if line.startswith("METRICS ")]
-    metrics = [json.loads(text) for _, text in sorted(found)]
+    found = [line.split(": METRICS ", 1) for line in output.splitlines() if ": METRICS " in line]
+    assert sorted(f"worker {text.split(' ', 1)[0]}" for _, text in found) == sorted(name for name, _ in found)
+    metrics = [json.loads(text.split(" ", 1)[1]) for _, text in sorted(found)]
     assert metrics[0]["replicas"] == metrics[1]["replicas"] == 2
     assert metrics[0]["weights_sha256"] == metrics[1]["weights_sha256"]  # the all-reduce kept them in step
     assert (tmp_path / "worker0" / "model.keras").exists() and (tmp_path / "worker0" / "train.json").exists()

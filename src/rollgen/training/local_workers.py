@@ -23,9 +23,10 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 
 from rollgen.errors import RollgenError
 
@@ -150,14 +151,34 @@ def stop(workers: Sequence[subprocess.Popen]) -> None:
             worker.wait()
 
 
+def relay(source: BinaryIO, prefix: bytes, target: BinaryIO, lock: threading.Lock) -> None:
+    """Copies a worker's output to `target` a whole line at a time, each line after `prefix`: the workers'
+    lines would otherwise be cut into one another mid-line, with nothing to tell whose they are."""
+    for line in iter(source.readline, b""):
+        with lock:
+            target.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
+            target.flush()
+    source.close()
+
+
 def supervise(count: int, first_port: int, command: Sequence[str]) -> int:
-    """Runs the workers and gives the first failure's exit status (stopping the rest), or 0 when all succeed."""
+    """Runs the workers and gives the first failure's exit status (stopping the rest), or 0 when all succeed.
+    Each line a worker prints comes out whole, after `worker N: `, on the stream it was printed to."""
     where = "a private network (loopback only)" if private_network() else "this machine's network"
     ports = f"{first_port}" if count == 1 else f"{first_port}-{first_port + count - 1}"
     print(f"workers: {count} on 127.0.0.1:{ports}, in {where}", file=sys.stderr, flush=True)
     # The user's own command line, as given to `rollgen workers`: an argument list, no shell.
-    workers = [subprocess.Popen(list(command), env=dict(os.environ, TF_CONFIG=config))  # noqa: S603 - see above
+    workers = [subprocess.Popen(list(command), env=dict(os.environ, TF_CONFIG=config),  # noqa: S603 - see above
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                for config in tf_configs(count, first_port)]  # fmt: skip
+    lock = threading.Lock()
+    relays = [
+        threading.Thread(target=relay, args=(stream, f"worker {index}: ".encode(), target, lock), daemon=True)
+        for index, worker in enumerate(workers)
+        for stream, target in ((worker.stdout, sys.stdout.buffer), (worker.stderr, sys.stderr.buffer))
+    ]
+    for thread in relays:
+        thread.start()
     try:
         while True:
             codes = [worker.poll() for worker in workers]
@@ -169,6 +190,8 @@ def supervise(count: int, first_port: int, command: Sequence[str]) -> int:
             time.sleep(0.2)
     finally:
         stop(workers)
+        for thread in relays:
+            thread.join(timeout=10)
 
 
 def main(argv: Sequence[str]) -> int:
