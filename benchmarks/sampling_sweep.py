@@ -8,8 +8,8 @@ or not, their distance from the validation pieces, the mean overlap), then the v
     python benchmarks/sampling_sweep.py --settings '[["bernoulli", 1.0, 0, 0], ["vanish_proof", 0, 0, 0]]'
 
 A setting is [mode, temperature or threshold, min_notes, max_notes]. With generate.temperature: auto the stage
-runs the bernoulli part of this sweep itself, over generate.temperatures at FIT_PIECES pieces of FIT_STEPS
-steps (the defaults here), and takes the temperature that passes the most gates, then the nearest.
+runs the bernoulli part of this sweep itself, over generate.temperatures at FIT_PIECES pieces of
+generate.steps steps (the defaults here), and takes the temperature that passes the most gates, then the nearest.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from rollgen.data.archive import load_sequences
 from rollgen.errors import RollgenError
 from rollgen.evaluation.quality import describe_set, long_note_limit
-from rollgen.generation.generate import FIT_PIECES, FIT_STEPS, sampling_quality
+from rollgen.generation.generate import FIT_PIECES, fit_shape, sampling_quality
 from rollgen.models import frame_model
 from rollgen.params import load_params, validate
 
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/model.keras"))
     parser.add_argument("--windows", type=Path, default=Path("data/processed/windows"))
     parser.add_argument("--pieces", type=int, default=FIT_PIECES)
-    parser.add_argument("--steps", type=int, default=FIT_STEPS)
+    parser.add_argument("--steps", type=int, default=fit_shape(generate)[1])
     parser.add_argument("--primer-steps", type=int, default=generate.primer_steps)
     parser.add_argument("--seed", type=int, default=generate.seed)
     parser.add_argument("--settings", type=json.loads, default=DEFAULT_GRID)

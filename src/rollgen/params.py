@@ -211,7 +211,7 @@ class GenerateParams(Section):
     threshold: float = Field(0.5, ge=0, le=1)
     min_notes: NonNegativeInt = 0
     max_notes: NonNegativeInt = 0
-    primer: str = Field("test", min_length=1)
+    primer: str = Field("val", min_length=1)
     primer_steps: NonNegativeInt = 16
     vanish_proof: float = 0.65
     vanish_inc: PositiveFloat = 1.001

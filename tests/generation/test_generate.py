@@ -258,9 +258,12 @@ def test_an_auto_temperature_is_chosen_on_the_validation_pieces_by_the_gates(mod
     fitted, record = generate.with_temperature(model, params, windows)
     assert record["auto"] and fitted.temperature == record["value"] in (0.5, 1.0, 2.0)
     assert list(record["curve"]) == ["0.5", "1.0", "2.0"]
-    # Each point of the curve is the quality report of FIT_PIECES pieces of FIT_STEPS steps at that temperature.
+    # Each point of the curve is the quality report of FIT_PIECES pieces as long as those asked for.
     val = load_sequences("val", windows)
-    trial = params.model_copy(update={"pieces": generate.FIT_PIECES, "steps": generate.FIT_STEPS, "temperature": 2.0})
+    assert generate.fit_shape(params) == (generate.FIT_PIECES, params.steps)
+    longest = (generate.FIT_PIECES, generate.FIT_MAX_STEPS)
+    assert generate.fit_shape(params.model_copy(update={"steps": 10**6})) == longest
+    trial = params.model_copy(update={"pieces": generate.FIT_PIECES, "steps": params.steps, "temperature": 2.0})
     rolls = [piece.roll for piece in generate.generate_pieces(model, trial, val, progress=False)]
     val_rolls = [val.sequence(number).T for number in range(len(val))]  # levels
     report = quality_report(rolls, val_rolls, model.steps_per_quarter, "val")

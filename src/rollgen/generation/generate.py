@@ -29,10 +29,11 @@ from rollgen.music import meter
 from rollgen.params import GenerateParams
 
 PROGRESS_STEPS = 256  # the progress bar moves on every this many generated steps
-# What an auto temperature is chosen on, per temperature tried: enough frames (2,048) for the statistics to
-# settle, few enough that the whole curve costs seconds (rollgen#27).
-FIT_PIECES = 16
-FIT_STEPS = 128
+# What an auto temperature is chosen on, per temperature tried: as many pieces as the quality report's own
+# 32 × 256, as long as the pieces asked for (their statistics drift with length), at most FIT_MAX_STEPS steps
+# so that the whole curve costs seconds (rollgen#27).
+FIT_PIECES = 32
+FIT_MAX_STEPS = 512
 
 
 def sample_frames(
@@ -114,16 +115,21 @@ def generate_pieces(
 
 def fit_temperature(model: FrameModel, params: GenerateParams, val: Sequences) -> tuple[float, dict]:
     """The temperature of `params.temperatures` whose music is most like the validation pieces `val`, and the
-    curve it was read from: per temperature (as text), its `sampling_quality` at FIT_PIECES pieces of
-    FIT_STEPS steps. The same primers and random numbers at every temperature (`params.seed`), so the curve
-    moves with the temperature alone; `best_temperature` chooses. Only `val` is read: the test pieces never
-    choose anything."""
+    curve it was read from: per temperature (as text), its `sampling_quality` at `fit_shape(params)`. The same
+    primers and random numbers at every temperature (`params.seed`), so the curve moves with the temperature
+    alone; `best_temperature` chooses. Only `val` is read: the test pieces never choose anything."""
     val_rolls = [val.sequence(number).T for number in range(len(val))]
     curve = {}
     for temperature in params.temperatures:
         trial = params.model_copy(update={"sampling": "bernoulli", "temperature": temperature})
-        curve[str(temperature)] = sampling_quality(model, trial, val, val_rolls, FIT_PIECES, FIT_STEPS)
+        curve[str(temperature)] = sampling_quality(model, trial, val, val_rolls, *fit_shape(params))
     return best_temperature(curve), curve
+
+
+def fit_shape(params: GenerateParams) -> tuple[int, int]:
+    """(pieces, steps) that `fit_temperature` draws per temperature: FIT_PIECES pieces as long as those
+    `params` asks for, up to FIT_MAX_STEPS."""
+    return FIT_PIECES, min(params.steps, FIT_MAX_STEPS)
 
 
 def sampling_quality(
