@@ -2,7 +2,7 @@
 unknown key or a value of the wrong type an error that names the file, the key and what would do.
 
     params = load_params()                    # the whole file; every section is checked, whichever is asked for
-    params.train.epochs                       # 85
+    params.train.epochs                       # 90
     load_params("generate").sampling          # 'bernoulli'
     validate("train", {"model": "article"})   # a dict checked and completed with the defaults: a TrainParams
 
@@ -163,7 +163,7 @@ class LstmParams(ModelSizes):
 class TrainParams(Section):
     model: ModelName = "transformernade"  # rollgen.models.builders.MODELS
     loss: Literal["bce", "mse"] = "bce"  # rollgen.training.trainer.LOSSES
-    epochs: PositiveInt = 85
+    epochs: PositiveInt = 90
     batch_size: PositiveInt = 16
     sequence_steps: PositiveInt = 64
     learning_rate: PositiveFloat = 0.004
