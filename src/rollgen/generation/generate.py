@@ -29,8 +29,8 @@ from rollgen.music import meter
 from rollgen.params import GenerateParams
 
 PROGRESS_STEPS = 256  # the progress bar moves on every this many generated steps
-# What an auto temperature is chosen on, per temperature tried: as many pieces as the quality report's own
-# 32 × 256, as long as the pieces asked for (their statistics drift with length), at most FIT_MAX_STEPS steps
+# What an auto temperature is chosen on, per temperature tried: 32 pieces (the corpus table's report draws
+# 32 × 256), as long as the pieces asked for (their statistics drift with length), at most FIT_MAX_STEPS steps
 # so that the whole curve costs seconds (rollgen#27).
 FIT_PIECES = 32
 FIT_MAX_STEPS = 512

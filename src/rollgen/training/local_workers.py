@@ -156,7 +156,7 @@ def relay(source: BinaryIO, prefix: bytes, target: BinaryIO, lock: threading.Loc
     lines would otherwise be cut into one another mid-line, with nothing to tell whose they are."""
     for line in iter(source.readline, b""):
         with lock:
-            target.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
+            target.write(prefix + line.removesuffix(b"\n") + b"\n")
             target.flush()
     source.close()
 
