@@ -9,10 +9,9 @@ unknown key or a value of the wrong type an error that names the file, the key a
 Each model's sizes are params too, under its name in `train:` (`train.transformernade.width`): a block per
 model, so each key has one default (the sizes the model was chosen with) whichever model is trained.
 
-params.yaml says what each key means and lists every key with its default; tests/test_params.py checks that it
-and these models agree. Choices (`Literal`) repeat names defined where they are used (`rollgen.models.builders.MODELS`,
-`rollgen.models.sampling.MODES`, ...), so that reading params imports neither TensorFlow nor the modules a stage does
-not run; the same test checks each list against its module.
+params.yaml says what each key means and lists every key with its default (tests/test_params.py checks it). Choices
+(`Literal`) repeat names defined where they are used (`rollgen.models.builders.MODELS`, ...), so that reading params
+imports no TensorFlow nor any module a stage does not run; the same test checks each list against its module.
 """
 
 from __future__ import annotations
@@ -169,6 +168,7 @@ class TrainParams(Section):
     learning_rate: PositiveFloat = 0.004
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     patience: NonNegativeInt = 8
+    validation_freq: PositiveInt = 1  # rollgen.training.train.validation_due
     transpose: NonNegativeInt = 2
     seed: NonNegativeInt = 42
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.training.distribute.STRATEGIES

@@ -76,6 +76,23 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, windows, unlogged):
     assert saved["nll"] == pytest.approx(metrics["val_nll"], rel=1e-5)  # the best epoch's weights, not the last's
 
 
+def test_validation_every_second_epoch_chooses_among_those_and_stops_after_patience_epochs(tmp_path, windows, unlogged):
+    """validation_freq 2: epochs 2, 4, ... and the last are scored on the validation pieces, the others not at
+    all (an empty value in the history, not a guess); the best epoch is one of them, and patience still counts
+    epochs."""
+    out = train_once(tmp_path, "a", train_params(epochs=5, validation_freq=2), windows)
+    history = pd.read_csv(out / "history.csv")
+    assert history["val_nll"].notna().tolist() == [False, True, False, True, True]
+    metrics = json.loads((out / "train.json").read_text())
+    assert metrics["best_epoch"] in (2, 4, 5) and metrics["val_nll"] == pytest.approx(history["val_nll"].min())
+
+    stopped = train_once(tmp_path, "b", train_params(epochs=40, patience=3, validation_freq=2, learning_rate=0.05),
+                         windows)  # fmt: skip
+    metrics = json.loads((stopped / "train.json").read_text())
+    assert metrics["epochs"] < 40 and metrics["best_epoch"] % 2 == 0
+    assert metrics["epochs"] == metrics["best_epoch"] + 4  # validated 2 and 4 epochs after the best: 4 >= 3
+
+
 def test_a_nan_loss_stops_training_and_saves_nothing(tmp_path, windows):
     with pytest.raises(RollgenError, match="the loss became nan in epoch 1; nothing was saved"):
         train_once(tmp_path, "a", train_params(learning_rate=1e30), windows)

@@ -12,7 +12,7 @@ from rollgen.params import ImagesParams, TrainParams
 from rollgen.training import train
 
 PARAMS = TrainParams(model="article", loss="bce", epochs=2, batch_size=16, learning_rate=0.002, lr_schedule="constant",
-                     patience=0, transpose=2, seed=3, sequence_steps=32)  # fmt: skip
+                     patience=0, transpose=2, seed=3, sequence_steps=32, validation_freq=1)  # fmt: skip
 
 
 def train_params(**changes) -> TrainParams:

@@ -48,16 +48,18 @@ class Progress:
 
     def record(self, logs: dict[str, float], seconds: float, monitor: str, patience: int) -> bool:
         """Adds the epoch just trained (`logs`, in `seconds`); gives whether `monitor` improved on the best so
-        far, and stops early after `patience` epochs without (0: never)."""
+        far, and stops early once `patience` epochs have passed without (0: never). An epoch that was not
+        validated (no `monitor` in `logs`: train.validation_freq) is compared with nothing."""
         self.seconds += seconds
         self.history.append({"epoch": self.epoch + 1, **logs, "seconds": round(seconds, 1)})
         self.epoch += 1
+        if monitor not in logs:
+            return False
         improved = logs[monitor] < self.best
         if improved:
-            self.best, self.best_epoch, self.wait = logs[monitor], self.epoch, 0
-        else:
-            self.wait += 1
-            self.stopped_early = patience > 0 and self.wait >= patience
+            self.best, self.best_epoch = logs[monitor], self.epoch
+        self.wait = self.epoch - self.best_epoch
+        self.stopped_early = patience > 0 and self.wait >= patience
         return improved
 
 
