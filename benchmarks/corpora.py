@@ -7,6 +7,7 @@ corpus's reference pieces with issue #27's quality gates, and, for the published
     python benchmarks/corpora.py                                     # every corpus, params.yaml's training
     python benchmarks/corpora.py --corpora JSB_Chorales,Nottingham --epochs 50
     python benchmarks/corpora.py --folder mine=/data/my_midi --corpora mine   # any folder: train/ valid/ test/
+    python benchmarks/corpora.py --folder MuseData=/data/MuseData --corpora MuseData   # a published set's protocol
     python benchmarks/corpora.py --corpora JSB_Chorales,ryansMammoth --epochs 2 --limit 20 --pieces 4 --steps 32
 
 Every training run lands in one MLflow store (MLFLOW_TRACKING_URI, else this project's mlflow.db), experiment
@@ -55,8 +56,11 @@ MUSIC21 = {
 }
 # The published sets (../shared/corpora/README.md): their grid, scored on the 88 keys; `sample` draws what
 # sounds at each step's start, which is what their frames hold.
-PUBLISHED_GRIDS = {"JSB_Chorales": ("JSB", 1), "Nottingham": ("Nottingham", 2), "Piano_midi": ("Piano-midi.de", 2)}
+PUBLISHED_GRIDS = {"JSB_Chorales": ("JSB", 1), "Nottingham": ("Nottingham", 2), "Piano_midi": ("Piano-midi.de", 2),
+                   "MuseData": ("MuseData", 2)}  # fmt: skip
 PUBLISHED_SETTINGS = {"images.grid": "sample", "evaluate.highest_pitch": 108}
+# The fourth set is kept back by the maintainers: a corpus only where --shared holds it (or --folder MuseData=PATH).
+KEPT_BACK = ("MuseData",)
 
 
 @dataclass(frozen=True)
@@ -70,12 +74,20 @@ class Corpus:
 
 
 def registry(shared: Path) -> dict[str, Corpus]:
-    """Every built-in corpus by name: music21's (default grid) and the published sets under `shared`."""
+    """Every built-in corpus by name: music21's (default grid) and the published sets under `shared` (a kept-back
+    one where it is there)."""
     corpora = {name: Corpus(name, f"music21:{composer}") for name, composer in MUSIC21.items()}
-    for name, (column, steps_per_quarter) in PUBLISHED_GRIDS.items():
-        settings = {"images.steps_per_quarter": steps_per_quarter, **PUBLISHED_SETTINGS}
-        corpora[name] = Corpus(name, str((shared / name).resolve()), settings, column)
+    for name in PUBLISHED_GRIDS:
+        if name not in KEPT_BACK or (shared / name).is_dir():
+            corpora[name] = published_corpus(name, shared / name)
     return corpora
+
+
+def published_corpus(name: str, folder: Path) -> Corpus:
+    """The published set `name` (a key of PUBLISHED_GRIDS) read from `folder`, on its grid and its 88 keys."""
+    column, steps_per_quarter = PUBLISHED_GRIDS[name]
+    settings = {"images.steps_per_quarter": steps_per_quarter, **PUBLISHED_SETTINGS}
+    return Corpus(name, str(folder.resolve()), settings, column)
 
 
 def parse_setting(text: str) -> tuple[str | None, str, object]:
@@ -313,7 +325,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         name, _, path = text.partition("=")
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", name) or not Path(path).is_dir():
             parser.error(f"--folder {text}: give NAME=PATH, NAME of letters, digits, _ . -, PATH a folder")
-        corpora[name] = Corpus(name, str(Path(path).resolve()))
+        # A published set's name keeps its protocol (grid, 88 keys, figures) wherever its folder lies.
+        corpora[name] = (
+            published_corpus(name, Path(path)) if name in PUBLISHED_GRIDS else Corpus(name, str(Path(path).resolve()))
+        )
     args.corpora = [name.strip() for name in args.corpora.split(",")] if args.corpora else list(corpora)
     unknown = [name for name in args.corpora if name not in corpora]
     if unknown:

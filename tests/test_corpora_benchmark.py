@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.corpora import corpus_settings, limited_source, parse_setting, registry, set_params
+from benchmarks.corpora import corpus_settings, limited_source, parse_args, parse_setting, registry, set_params
 from benchmarks.corpora_table import (
     BEST_RNN_NADE,
     PUBLISHED,
@@ -174,6 +174,20 @@ def test_the_registry_reads_music21_and_the_published_sets(tmp_path):
     assert jsb.source == str(tmp_path / "JSB_Chorales")
     assert jsb.settings == {"images.steps_per_quarter": 1, "images.grid": "sample", "evaluate.highest_pitch": 108}
     assert nottingham.settings["images.steps_per_quarter"] == 2 and nottingham.published == "Nottingham"
+    assert "MuseData" not in corpora  # kept back: listed only where it is
+    (tmp_path / "MuseData").mkdir()
+    muse = registry(tmp_path)["MuseData"]
+    assert muse.published == "MuseData" and muse.settings == {**nottingham.settings}  # eighths, 88 keys
+
+
+def test_a_folder_named_as_a_published_set_keeps_its_protocol(tmp_path):
+    (tmp_path / "muse" / "train").mkdir(parents=True)
+    args = parse_args(["--folder", f"MuseData={tmp_path / 'muse'}", "--folder", f"mine={tmp_path / 'muse'}",
+                       "--corpora", "MuseData,mine", "--shared", str(tmp_path / "none")])  # fmt: skip
+    muse, mine = args.selected
+    assert muse.source == str(tmp_path / "muse") and muse.published == "MuseData"
+    assert muse.settings["images.steps_per_quarter"] == 2 and muse.settings["evaluate.highest_pitch"] == 108
+    assert mine.settings == {} and mine.published is None
 
 
 def test_settings_are_typed_as_dvc_reads_them_and_land_in_params_yaml(tmp_path):
