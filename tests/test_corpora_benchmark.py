@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.corpora import corpus_settings, limited_source, parse_args, parse_setting, registry, set_params
+from benchmarks.corpora import (
+    DOCUMENTED,
+    corpus_settings,
+    limited_source,
+    parse_args,
+    parse_setting,
+    registry,
+    set_params,
+)
 from benchmarks.corpora_table import (
     BEST_RNN_NADE,
     PUBLISHED,
@@ -172,7 +180,9 @@ def test_the_registry_reads_music21_and_the_published_sets(tmp_path):
     assert corpora["ryansMammoth"].source == "music21:ryansMammoth"
     jsb, nottingham = corpora["JSB_Chorales"], corpora["Nottingham"]
     assert jsb.source == str(tmp_path / "JSB_Chorales")
-    assert jsb.settings == {"images.steps_per_quarter": 1, "images.grid": "sample", "evaluate.highest_pitch": 108}
+    assert jsb.settings == {"images.steps_per_quarter": 1, "images.grid": "sample", "evaluate.highest_pitch": 108,
+                            **DOCUMENTED["JSB_Chorales"]}  # fmt: skip
+    assert DOCUMENTED["JSB_Chorales"]["train.batch_size"] == 2  # its 13,807 frames: 16 batches an epoch at 16
     assert nottingham.settings["images.steps_per_quarter"] == 2 and nottingham.published == "Nottingham"
     assert "MuseData" not in corpora  # kept back: listed only where it is
     (tmp_path / "MuseData").mkdir()
