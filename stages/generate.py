@@ -16,6 +16,7 @@ from rollgen.tracking import runs as tracking
 
 SAMPLED_ROLL = "sampled_roll.png"  # the training run's picture of a piece its model generated
 TEMPERATURE_CURVE = "temperature_curve.png"  # ... and of how its temperature was chosen
+ONSET_CURVE = "onset_temperature_curve.png"  # ... and its onset temperature, where that was fitted
 
 
 def main() -> None:
@@ -25,9 +26,14 @@ def main() -> None:
         picture = Path(folder) / SAMPLED_ROLL
         shutil.copyfile(paths.GENERATED / "000.png", picture)
         tracking.log_to_run(run_id, metrics, prefix="generate", artifact=picture)
-        if curve := metrics.get("temperature", {}).get("curve"):
-            plot = gallery.save_temperature_curve(curve, Path(folder) / TEMPERATURE_CURVE)
-            tracking.log_to_run(run_id, {}, prefix="generate", artifact=plot)
+        chosen = metrics.get("temperature", {})
+        for curve, name in (
+            (chosen.get("curve"), TEMPERATURE_CURVE),
+            (chosen.get("onset", {}).get("curve"), ONSET_CURVE),
+        ):
+            if curve:
+                plot = gallery.save_temperature_curve(curve, Path(folder) / name)
+                tracking.log_to_run(run_id, {}, prefix="generate", artifact=plot)
 
 
 if __name__ == "__main__":

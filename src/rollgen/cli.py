@@ -273,7 +273,8 @@ def generate(
     typer.echo(which_model(model))
     params, chosen = with_temperature(network, params, windows)
     if chosen.get("auto"):
-        typer.echo(f"temperature {params.temperature:g}: chosen on the validation pieces in {windows}")
+        onset = f", onset temperature {params.onset_temperature:g}" if "onset" in chosen else ""
+        typer.echo(f"temperature {params.temperature:g}{onset}: chosen on the validation pieces in {windows}")
     pieces = generate_pieces(network, params, primer_source(primer, windows))
     page = write_pieces(pieces, out, network.steps_per_quarter, params, chosen)
     typer.echo(f"{page}: {len(pieces)} pieces")

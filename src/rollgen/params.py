@@ -77,8 +77,7 @@ class WindowsParams(Section):
 
     @model_validator(mode="after")
     def _leaves_pieces_to_train_on(self) -> WindowsParams:
-        if self.val_fraction + self.test_fraction >= 1:
-            total = self.val_fraction + self.test_fraction
+        if (total := self.val_fraction + self.test_fraction) >= 1:
             raise ValueError(f"val_fraction + test_fraction must be below 1, not {total:g}")
         return self
 
@@ -104,6 +103,7 @@ class TransformerNadeParams(ModelSizes):
     activation: Literal["relu", "gelu"] = "relu"  # rollgen.models.encoders.ACTIVATIONS
     dropout: Dropout = 0.1
     attention_dropout: Dropout = 0.0
+    relative: bool = True  # a learnt bias per head and distance on the attention scores
     nade_units: PositiveInt = 128
 
     @model_validator(mode="after")
@@ -207,6 +207,7 @@ class GenerateParams(Section):
     steps: PositiveInt = 256
     sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.models.sampling.MODES
     temperature: Temperature | Literal["auto"] = "auto"  # auto: chosen among `temperatures` on the validation pieces
+    onset_temperature: Temperature | Literal["auto"] = "auto"  # auto: `temperature`'s, or fitted where it fails a gate
     temperatures: list[Temperature] = Field([0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2], min_length=1)
     threshold: float = Field(0.5, ge=0, le=1)
     min_notes: NonNegativeInt = 0
@@ -220,7 +221,7 @@ class GenerateParams(Section):
     seed: NonNegativeInt = 7
     include_primer: bool = True  # the primer's steps start the written pieces (marked in the pictures)
 
-    @field_validator("temperature", mode="before")
+    @field_validator("temperature", "onset_temperature", mode="before")
     @classmethod
     def _auto_or_a_number(cls, value: Any) -> Any:  # one message, not one per member of the union
         if value == "auto" or (type(value) in (int, float) and 0 < value <= MAX_TEMPERATURE):  # nan is not
@@ -253,8 +254,7 @@ def load_params(section: str | None = None, path: Path = paths.PARAMS) -> Params
     mistake in any section stops every stage."""
     with open(path, encoding="utf-8") as handle:
         values = yaml.safe_load(handle)
-    if values is None:
-        values = {}
+    values = {} if values is None else values
     if not isinstance(values, dict):
         raise ParamsError(f"{path}: must be a mapping of sections (ingest:, images:, ...), not {values!r}")
     try:
@@ -275,8 +275,7 @@ def validate(section: str, values: Mapping[str, Any]) -> Section:
 
 def _section_name(section: str, source: str | None) -> str:
     if section not in SECTIONS:
-        prefix = f"{source}: " if source else ""
-        raise ParamsError(f"{prefix}no '{section}:' section; sections: {', '.join(SECTIONS)}")
+        raise ParamsError(f"{f'{source}: ' if source else ''}no '{section}:' section; sections: {', '.join(SECTIONS)}")
     return section
 
 

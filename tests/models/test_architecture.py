@@ -22,8 +22,8 @@ from tests.tiny import PITCHES, WINDOW, tiny, tiny_data
 SIZED = [name for name in MODELS if TrainParams(model=name).architecture is not None]
 
 
-def transformer_nade_parameters(sizes: TransformerNadeParams, pitches: int = 106) -> int:
-    """A Transformer NADE's parameter count, by hand from its sizes."""
+def transformer_nade_parameters(sizes: TransformerNadeParams, window: int = 64, pitches: int = 106) -> int:
+    """A Transformer NADE's parameter count, by hand from its sizes and its attention span."""
     width, inner, hidden = sizes.width, sizes.expansion * sizes.width, sizes.nade_units
     embed = (2 * pitches + POSITION_FEATURES) * width + width  # a step's frame before (sounding, struck), its position
     block = (
@@ -31,6 +31,7 @@ def transformer_nade_parameters(sizes: TransformerNadeParams, pitches: int = 106
         + 4 * (width * width + width)  # query, key, value and output projections, all heads together
         + (width * inner + inner)
         + (inner * width + width)  # the feed-forward network
+        + sizes.relative * sizes.heads * window  # a bias per head and distance
     )
     features = width + POSITION_FEATURES + 2 * pitches  # what the NADE head and the onset head read
     head = features * (pitches + hidden) + pitches + hidden + 2 * pitches * hidden
@@ -42,11 +43,11 @@ def test_the_default_params_build_the_transformer_nade_chosen_on_validation():
     params = TrainParams()
     model = frame_model.build(params, context=9)
     assert model.name == params.model == "transformernade"
-    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade)  # 592,416
+    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade)  # 592,928
     encoder = model.encoder.get_config()
     assert (encoder["activation"], encoder["attention_dropout"], model.head.hidden) == ("relu", 0.0, 128)
     assert model.encoder.window == params.sequence_steps  # it attends as far back as it trains on
-    other = TransformerNadeParams(width=48, heads=3, layers=1, expansion=2, nade_units=16)
+    other = TransformerNadeParams(width=48, heads=3, layers=1, expansion=2, nade_units=16, relative=False)
     smaller = frame_model.build(TrainParams(transformernade=other), context=9)
     assert smaller.keras.count_params() == transformer_nade_parameters(other)
 
@@ -56,6 +57,8 @@ def changed(value):
     activation."""
     if isinstance(value, str):
         return "gelu" if value == "relu" else "relu"
+    if isinstance(value, bool):
+        return not value
     return value + 0.2 if isinstance(value, float) else 2 * value
 
 

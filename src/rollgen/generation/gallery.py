@@ -123,6 +123,13 @@ def sampling_settings(params: GenerateParams, temperature: dict | None = None) -
                 f"{temperature['value']:g} (auto: chosen among {len(temperature['curve'])} on the validation"
                 f" pieces, {passed} quality gates passed)"
             )
+        if onset := (temperature or {}).get("onset"):
+            passed = onset["curve"][str(onset["value"])]["gates_passed"]
+            settings["onset_temperature"] = (
+                f"{onset['value']:g} (auto: fitted at that temperature, {passed} gates passed)"
+            )
+        elif params.onset_temperature != "auto":
+            settings["onset_temperature"] = params.onset_temperature
     elif params.sampling == "threshold":
         settings["threshold"] = params.threshold
     else:

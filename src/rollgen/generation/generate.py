@@ -77,6 +77,7 @@ def sampler_from_params(params: GenerateParams) -> Sampler:
         threshold=params.threshold,
         # Only bernoulli tempers; the others read the model's own probabilities (an auto temperature is unused).
         temperature=params.temperature if params.sampling == "bernoulli" else Sampler.temperature,
+        onset_temperature=None if params.onset_temperature == "auto" else params.onset_temperature,
         vanish_proof=params.vanish_proof,
         vanish_inc=params.vanish_inc,
         max_notes=params.max_notes,
@@ -113,15 +114,17 @@ def generate_pieces(
     ]
 
 
-def fit_temperature(model: FrameModel, params: GenerateParams, val: Sequences) -> tuple[float, dict]:
-    """The temperature of `params.temperatures` whose music is most like the validation pieces `val`, and the
-    curve it was read from: per temperature (as text), its `sampling_quality` at `fit_shape(params)`. The same
-    primers and random numbers at every temperature (`params.seed`), so the curve moves with the temperature
-    alone; `best_temperature` chooses. Only `val` is read: the test pieces never choose anything."""
+def fit_temperature(
+    model: FrameModel, params: GenerateParams, val: Sequences, key: str = "temperature"
+) -> tuple[float, dict]:
+    """The value of `params.temperatures` for `key` (temperature, or onset_temperature) whose music is most like
+    the validation pieces `val`, and the curve it was read from: per value (as text), its `sampling_quality` at
+    `fit_shape(params)`. The same primers and random numbers at every value (`params.seed`), so the curve moves
+    with the value alone; `best_temperature` chooses. Only `val` is read: the test pieces never choose anything."""
     val_rolls = [val.sequence(number).T for number in range(len(val))]
     curve = {}
     for temperature in params.temperatures:
-        trial = params.model_copy(update={"sampling": "bernoulli", "temperature": temperature})
+        trial = params.model_copy(update={"sampling": "bernoulli", key: temperature})
         curve[str(temperature)] = sampling_quality(model, trial, val, val_rolls, *fit_shape(params))
     return best_temperature(curve), curve
 
@@ -163,7 +166,13 @@ def with_temperature(model: FrameModel, params: GenerateParams, windows: Path) -
     """`params` with a number for an auto temperature, chosen by `fit_temperature` on the validation pieces:
     val.npz in `windows` (the windows stage's folder), or beside it where it names an archive file (never
     that file, which may hold the test pieces); and what the metrics record of it: the temperature, whether
-    it was chosen, and the curve it was chosen from."""
+    it was chosen, and the curve it was chosen from.
+
+    An auto onset temperature follows the temperature, unless the chosen temperature's pieces fail a quality
+    gate and the model strikes held notes again: then it is fitted too, at the chosen temperature (`onset`
+    in the record: its value and curve). Repeated notes and long ones are what it moves (below 1: fewer
+    repeats, longer notes), which the temperature alone trades against the number of notes; a corpus whose
+    pieces pass every gate at the temperature alone pays nothing for it."""
     if params.sampling != "bernoulli":
         return params, {}
     if params.temperature != "auto":
@@ -175,8 +184,15 @@ def with_temperature(model: FrameModel, params: GenerateParams, windows: Path) -
             f"generate.temperature auto is chosen on the validation pieces, {archive}, which does not exist:"
             " run `dvc repro windows`, name the folder that holds it, or give a temperature"
         )
-    chosen, curve = fit_temperature(model, params, read_sequences(archive))
-    return params.model_copy(update={"temperature": chosen}), {"value": chosen, "auto": True, "curve": curve}
+    val = read_sequences(archive)
+    chosen, curve = fit_temperature(model, params, val)
+    params, record = params.model_copy(update={"temperature": chosen}), {"value": chosen, "auto": True, "curve": curve}
+    passed = curve[str(chosen)]["gates_passed"] == len(GATES)
+    if params.onset_temperature == "auto" and model.draws_onsets and not passed:
+        onset, onset_curve = fit_temperature(model, params, val, key="onset_temperature")
+        params = params.model_copy(update={"onset_temperature": onset})
+        record["onset"] = {"value": onset, "curve": onset_curve}
+    return params, record
 
 
 def _or_inf(value: float | None) -> float:

@@ -179,6 +179,7 @@ def build_transformer_nade(
         expansion=sizes.expansion,
         activation=sizes.activation,
         attention_dropout=sizes.attention_dropout,
+        relative=sizes.relative,
         name="encoder",
     )
     return sequence_nade(encoder, "transformernade", num_pitches, sizes.nade_units)

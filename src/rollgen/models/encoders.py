@@ -20,6 +20,7 @@ import math
 import keras
 from keras import layers, ops
 
+from rollgen.models.attention import RelativeAttention
 from rollgen.music.roll import LOWEST_PITCH
 
 BEAT_SLOTS = 16  # one-hot slots for the step within the beat (16 = a half-note beat of 32nd notes)
@@ -199,6 +200,7 @@ class TransformerEncoder(SequenceEncoder):
         expansion: int,
         activation: str,
         attention_dropout: float,
+        relative: bool,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -206,18 +208,22 @@ class TransformerEncoder(SequenceEncoder):
         self.expansion = expansion  # the feed-forward network's width, in multiples of `width`
         self.activation = activation  # the feed-forward network's (ACTIVATIONS)
         self.attention_dropout = attention_dropout  # dropout on the attention weights
+        self.relative = relative  # a learnt bias per head and distance on the attention scores (RelativeAttention)
         self.positions = PositionFeatures()
         self.embed = layers.Dense(width)
         # One pre-norm block per layer: attention, then a feed-forward network, each added to its input.
         self.attention_norms = [layers.LayerNormalization() for _ in range(depth)]
-        self.attentions = [
-            layers.MultiHeadAttention(heads, width // heads, dropout=self.attention_dropout) for _ in range(depth)
-        ]
+        self.attentions = [self._attention() for _ in range(depth)]
         self.feed_forward_norms = [layers.LayerNormalization() for _ in range(depth)]
         self.expands = [layers.Dense(expansion * width, activation=activation) for _ in range(depth)]
         self.contracts = [layers.Dense(width) for _ in range(depth)]
         self.final_norm = layers.LayerNormalization()
         self.dropout = layers.Dropout(dropout)
+
+    def _attention(self) -> layers.Layer:
+        if self.relative:
+            return RelativeAttention(self.heads, self.width // self.heads, self.window, self.attention_dropout)
+        return layers.MultiHeadAttention(self.heads, self.width // self.heads, dropout=self.attention_dropout)
 
     def build(self, input_shape) -> None:
         step = (None, None, self.width)
@@ -257,7 +263,10 @@ class TransformerEncoder(SequenceEncoder):
         for number in range(self.depth):
             normed = self.attention_norms[number](x)
             keys = normed if state is None else ops.concatenate([state[number], normed], axis=1)
-            attended = self.attentions[number](normed, keys, keys, attention_mask=mask, training=training)
+            if self.relative:
+                attended = self.attentions[number](normed, keys, query - key, mask, training=training)
+            else:
+                attended = self.attentions[number](normed, keys, keys, attention_mask=mask, training=training)
             x = x + self.dropout(attended, training=training)
             expanded = self.expands[number](self.feed_forward_norms[number](x))
             x = x + self.dropout(self.contracts[number](expanded), training=training)
@@ -278,12 +287,14 @@ class TransformerEncoder(SequenceEncoder):
             "dropout": self.dropout_rate,
             "activation": self.activation,
             "attention_dropout": self.attention_dropout,
+            "relative": self.relative,
         }
 
     @classmethod
     def from_config(cls, config: dict) -> TransformerEncoder:
         """The encoder a saved config describes. Files saved before an option existed load as they were
         trained: a feed-forward network 4 x `width` wide (before `expansion`), GELU and dropout on the
-        attention weights at the `dropout` rate (before `activation` and `attention_dropout`)."""
-        earlier = {"expansion": 4, "activation": "gelu", "attention_dropout": config["dropout"]}
+        attention weights at the `dropout` rate (before `activation` and `attention_dropout`), attention
+        without a distance bias (before `relative`)."""
+        earlier = {"expansion": 4, "activation": "gelu", "attention_dropout": config["dropout"], "relative": False}
         return cls(**{**earlier, **config})

@@ -70,6 +70,7 @@ class FrameModel:
     """A Keras next-frame model and the operations every caller needs."""
 
     family = ""
+    draws_onsets = False  # whether it strikes a held pitch again (an onset head; Sampler.onset_temperature)
 
     def __init__(self, model: keras.Model, jit_compile: bool) -> None:
         self.keras = model

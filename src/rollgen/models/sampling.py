@@ -19,6 +19,7 @@ class Sampler:
     """
 
     temperature = 1.0  # untempered: what a sampler that draws no Bernoulli leaves the model's probabilities
+    onset_temperature = 1.0  # ... and the onset head's
 
     def __call__(self, probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
@@ -120,13 +121,19 @@ class VanishProofSampler(Sampler):
 
 class BernoulliSampler(Sampler):
     """Each pitch sounds with its predicted probability, sharpened (temperature < 1) or flattened (> 1);
-    then the note caps (see `limit_notes`) rank the pitches by that tempered probability."""
+    then the note caps (see `limit_notes`) rank the pitches by that tempered probability. A held pitch is
+    struck again with its onset probability tempered by `onset_temperature` (None: `temperature`): below 1
+    fewer repeated notes and longer ones, above 1 more."""
 
-    def __init__(self, temperature: float, *, max_notes: int, min_notes: int) -> None:
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, not {temperature}")
+    def __init__(
+        self, temperature: float, *, max_notes: int, min_notes: int, onset_temperature: float | None = None
+    ) -> None:
+        onset_temperature = temperature if onset_temperature is None else onset_temperature
+        if min(temperature, onset_temperature) <= 0:
+            raise ValueError(f"temperatures must be positive, not {temperature} and {onset_temperature}")
         check_caps(max_notes, min_notes)
         self.temperature, self.max_notes, self.min_notes = temperature, max_notes, min_notes
+        self.onset_temperature = onset_temperature
 
     def __call__(self, probabilities: np.ndarray, step: int, rng: np.random.Generator) -> np.ndarray:
         p = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
@@ -147,6 +154,7 @@ def make_sampler(
     *,
     threshold: float,
     temperature: float,
+    onset_temperature: float | None = None,
     vanish_proof: float,
     vanish_inc: float,
     max_notes: int,
@@ -154,12 +162,14 @@ def make_sampler(
 ) -> Sampler:
     """The sampler for `generate.sampling`, every setting as generate's params give it (the defaults are
     theirs: rollgen.params.GenerateParams). The note caps (0 = off) apply to `threshold` and `bernoulli`;
-    `vanish_proof` ignores them, since it reproduces the article's loop and nothing else; `temperature` is
-    read by `bernoulli` alone."""
+    `vanish_proof` ignores them, since it reproduces the article's loop and nothing else; `temperature` and
+    `onset_temperature` (None: `temperature`) are read by `bernoulli` alone."""
     if mode == "threshold":
         return ThresholdSampler(threshold, max_notes=max_notes, min_notes=min_notes)
     if mode == "vanish_proof":
         return VanishProofSampler(vanish_proof, vanish_inc)
     if mode == "bernoulli":
-        return BernoulliSampler(temperature, max_notes=max_notes, min_notes=min_notes)
+        return BernoulliSampler(
+            temperature, max_notes=max_notes, min_notes=min_notes, onset_temperature=onset_temperature
+        )
     raise ValueError(f"generate.sampling must be one of {MODES}, not '{mode}'")

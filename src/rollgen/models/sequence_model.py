@@ -51,27 +51,28 @@ class SequenceModel(FrameModel):
         self.decoder = Decoder(self.head)
         onset_heads = [layer for layer in model.layers if isinstance(layer, OnsetHead)]
         self.onset_head: OnsetHead | None = onset_heads[0] if onset_heads else None
+        self.draws_onsets = self.onset_head is not None
         self.input_width = int(model.inputs[0].shape[-1])  # 2 x pitches; pitches for a model saved before onsets
         self.advance = tf.function(
             lambda previous, positions, state: self.encoder.advance(previous, positions, state), reduce_retracing=True
         )
         pitches = self.head.pitches
 
-        def draw(previous, position, state, levels, temperature):
+        def draw(previous, position, state, levels, temperature, onset_temperature):
             # previous: float levels (pieces, pitches); levels: the sampler's, for sounding then for onsets
             before = tf.concat([batches.sounding_tensor(previous), batches.struck_tensor(previous)], axis=-1)
             features, state = self.encoder.advance(before[:, None, : self.input_width], position[:, None], state)
             frame, probabilities = self.head.sample(features[:, 0], levels[:, :pitches], temperature)
-            struck = self.onset_probabilities(features[:, 0], frame, before, temperature) > levels[:, pitches:]
+            struck = self.onset_probabilities(features[:, 0], frame, before, onset_temperature) > levels[:, pitches:]
             new = frame * (1 - before[:, :pitches])  # struck for certain: sounding after silence
             return to_levels(frame, tf.maximum(new, tf.cast(struck, frame.dtype))), probabilities, state
 
         self.draw = tf.function(draw, jit_compile=jit_compile)
 
-        def draw_steps(previous, positions, state, levels, count, temperature):
+        def draw_steps(previous, positions, state, levels, count, temperature, onset_temperature):
             # The first `count` of the call's STEPS_PER_CALL steps, one model step each, in one compiled loop.
             def one_step(t, previous, state, frames):
-                frame, _, state = draw(previous, positions[:, t], state, levels[:, t], temperature)
+                frame, _, state = draw(previous, positions[:, t], state, levels[:, t], temperature, onset_temperature)
                 return t + 1, frame, state, tf.tensor_scatter_nd_update(frames, [[t]], frame[None])
 
             frames = tf.zeros_like(tf.transpose(levels[..., :pitches], (1, 0, 2)))  # (steps, pieces, pitches)
@@ -162,10 +163,10 @@ class SequenceModel(FrameModel):
 
     def step(self, state: SequenceState, sampler: Sampler, step: int, rng: np.random.Generator):
         levels = _levels(sampler, state.previous.shape, step, rng)
-        temperature = tf.constant(sampler.temperature, tf.float32)
+        temperatures = _temperatures(sampler)
         previous = tf.constant(state.previous.astype(np.float32))
         frame, probabilities, encoder_state = self.draw(
-            previous, tf.constant(state.position), state.encoder, tf.constant(levels), temperature
+            previous, tf.constant(state.position), state.encoder, tf.constant(levels), *temperatures
         )
         frame = frame.numpy().astype(np.uint8)
         return frame, probabilities.numpy(), SequenceState(list(encoder_state), frame, next_position(state.position))
@@ -178,7 +179,7 @@ class SequenceModel(FrameModel):
         if steps < 1:
             raise ValueError(f"generate takes 1 step or more, not {steps}")
         pieces, pitches = state.previous.shape
-        temperature = tf.constant(sampler.temperature, tf.float32)
+        temperatures = _temperatures(sampler)
         frames = np.zeros((pieces, steps, pitches), np.uint8)
         for first in range(0, steps, STEPS_PER_CALL):
             count = min(STEPS_PER_CALL, steps - first)
@@ -194,11 +195,16 @@ class SequenceModel(FrameModel):
                 state.encoder,
                 tf.constant(levels),
                 tf.constant(count),
-                temperature,
+                *temperatures,
             )
             frames[:, first : first + count] = drawn.numpy()[:, :count]
             state = SequenceState(list(encoder_state), previous.numpy().astype(np.uint8), position)
         return frames, state
+
+
+def _temperatures(sampler: Sampler) -> tuple:
+    """The sampler's temperatures for the sounding notes and for the onsets, as the compiled draws read them."""
+    return tf.constant(sampler.temperature, tf.float32), tf.constant(sampler.onset_temperature, tf.float32)
 
 
 def _levels(sampler: Sampler, shape: tuple[int, int], step: int, rng: np.random.Generator) -> np.ndarray:
