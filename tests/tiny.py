@@ -30,9 +30,14 @@ SEQUENCE_NADES = ("rnnnade", "pitchnade", "transformernade")
 
 
 def tiny(name: str, seed: int = 0) -> keras.Model:
-    """The tiny Keras model of kind `name`, its weights drawn from `seed`."""
+    """The tiny Keras model of kind `name`, its weights drawn from `seed`; the Transformer's distance biases
+    (zero when built) drawn too, so that a test sees a step's distance count."""
     keras.utils.set_random_seed(seed)
-    return BUILDERS[name]()
+    model = BUILDERS[name]()
+    for weight in model.weights:
+        if weight.path.endswith("distance_bias"):
+            weight.assign(np.random.default_rng(seed).normal(size=weight.shape).astype(np.float32))
+    return model
 
 
 def every_frame(pitches: int = PITCHES) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 
 from rollgen.data.archive import load_sequences, sounding
 from rollgen.errors import RollgenError
-from rollgen.evaluation.quality import quality_report
+from rollgen.evaluation.quality import GATES, quality_report
 from rollgen.evaluation.stats import roll_stats
 from rollgen.generation import generate
 from rollgen.generation.primers import make_primers
@@ -19,7 +19,7 @@ from rollgen.models.onsets import as_levels
 from rollgen.music import meter
 from rollgen.music.midi import read_midi
 from rollgen.music.roll import HELD, ONSET, roll_to_notes, strike_runs
-from rollgen.params import TrainParams, validate
+from rollgen.params import TrainParams, TransformerNadeParams, validate
 from tests.archives import random_pieces, sequences, write_archive
 from tests.defaults import STEPS_PER_QUARTER, sampler_with
 from tests.generation.test_primers import primer_midi
@@ -274,6 +274,49 @@ def test_an_auto_temperature_is_chosen_on_the_validation_pieces_by_the_gates(mod
     best = max(point["gates_passed"] for point in record["curve"].values())
     nearest = min(p["gates_distance"] for p in record["curve"].values() if p["gates_passed"] == best)
     assert record["curve"][str(fitted.temperature)]["gates_distance"] == nearest
+
+
+@pytest.fixture(scope="module")
+def onset_model():
+    """A small Transformer NADE with its onset head, untrained: its pieces fail gates on random pieces."""
+    keras.utils.set_random_seed(0)
+    sizes = TransformerNadeParams(width=8, heads=2, layers=1, expansion=1, nade_units=4)
+    return frame_model.build(TrainParams(transformernade=sizes), context=9)
+
+
+def test_an_onset_temperature_is_fitted_at_the_chosen_temperature_where_a_gate_fails(onset_model, tmp_path):
+    model, params, windows = fitting_setup(tmp_path, onset_model)
+    fitted, record = generate.with_temperature(model, params, windows)
+    chosen = record["curve"][str(fitted.temperature)]
+    assert model.draws_onsets and chosen["gates_passed"] < len(GATES)
+    onset = record["onset"]
+    assert fitted.onset_temperature == onset["value"] in (0.5, 1.0, 2.0) and list(onset["curve"]) == [
+        "0.5",
+        "1.0",
+        "2.0",
+    ]
+    # The onset temperature equal to the temperature draws what the temperature alone drew; another moves it.
+    assert onset["curve"][str(fitted.temperature)] == chosen
+    assert any(point != chosen for point in onset["curve"].values())
+    assert onset["curve"][str(fitted.onset_temperature)]["gates_passed"] >= chosen["gates_passed"]
+    # A fixed onset temperature is kept; the sampler reads it.
+    fixed = params.model_copy(update={"onset_temperature": 1.5})
+    kept, record = generate.with_temperature(model, fixed, windows)
+    assert "onset" not in record and kept.onset_temperature == 1.5
+    assert generate.sampler_from_params(kept).onset_temperature == 1.5
+
+
+def test_pieces_that_pass_every_gate_at_the_temperature_leave_the_onsets_to_it(onset_model, tmp_path, monkeypatch):
+    model, params, windows = fitting_setup(tmp_path, onset_model)
+    measured = generate.sampling_quality
+
+    def passing(*args):
+        return {**measured(*args), "gates_passed": len(GATES)}
+
+    monkeypatch.setattr(generate, "sampling_quality", passing)
+    fitted, record = generate.with_temperature(model, params, windows)
+    assert "onset" not in record and fitted.onset_temperature == "auto"
+    assert generate.sampler_from_params(fitted).onset_temperature == fitted.temperature
 
 
 def test_the_test_pieces_never_choose_the_temperature(model, tmp_path):

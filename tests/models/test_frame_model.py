@@ -165,7 +165,7 @@ def recomputed(keras_model, primers, positions, steps, sampler, rng):
         features = np.asarray(encoder([previous, positions[:, : previous.shape[1]]]))[:, -1]
         levels = sampler.levels((len(heard), heard.shape[2]), step, rng)
         frame, probabilities = (np.asarray(part) for part in head.sample(features, levels, sampler.temperature))
-        struck = np.asarray(onset([features, frame, previous[:, -1]], temperature=sampler.temperature))
+        struck = np.asarray(onset([features, frame, previous[:, -1]], temperature=sampler.onset_temperature))
         struck = struck > sampler.onset_levels(frame.shape, step, rng)
         frame = np.where(frame > 0, np.where(struck, ONSET, HELD), 0).astype(np.uint8)
         heard = np.concatenate([heard, frame[:, None]], axis=1)
@@ -192,7 +192,7 @@ def test_generating_with_carried_state_draws_what_recomputing_the_whole_piece_dr
     positions = np.stack([three_four[7 : 7 + primer_steps + steps], three_four[: primer_steps + steps]])
     positions = positions.astype(np.int32)  # the first piece starts mid-bar
     primers = level_primers(2, primer_steps, seed=1)
-    sampler = sampler_with("bernoulli", temperature=1.5)
+    sampler = sampler_with("bernoulli", temperature=1.5, onset_temperature=0.8)  # each tempers its own draw
 
     state = model.start(primers, positions[:, : primer_steps + 1])
     rng = np.random.default_rng(8)
@@ -264,7 +264,7 @@ def test_generating_many_steps_at_once_draws_what_stepping_one_at_a_time_draws(n
     steps = STEPS_PER_CALL + 5
     positions = meter.default_positions(4, STEPS_PER_QUARTER)[None].repeat(2, axis=0).astype(np.int32)
     primers = level_primers(2, 3, seed=3)
-    sampler = sampler_with("bernoulli", temperature=1.2)
+    sampler = sampler_with("bernoulli", temperature=1.2, onset_temperature=2.0)
 
     state, rng = model.start(primers, positions), np.random.default_rng(5)
     stepped = []
