@@ -153,9 +153,11 @@ def git(*arguments: str, cwd: Path) -> str:
     return result.stdout.strip()
 
 
-def make_clone(target: Path) -> Path:
-    """A clone of this checkout's HEAD at `target`, with this project's environment linked as .venv."""
+def make_clone(target: Path, commit: str) -> Path:
+    """A clone of this checkout at `commit` (HEAD when the benchmark started: every corpus runs the same code,
+    whatever is committed meanwhile), with this project's environment linked as .venv."""
     git("clone", "-q", str(REPO), str(target), cwd=REPO)
+    git("checkout", "-q", "--detach", commit, cwd=target)
     git("config", "user.name", "rollgen corpora benchmark", cwd=target)
     git("config", "user.email", "corpora@rollgen.invalid", cwd=target)
     if (REPO / ".venv").exists():
@@ -248,7 +250,7 @@ class Store:
 
 def run_corpus(corpus: Corpus, settings: dict, args: argparse.Namespace, scratch: Path, store: Store) -> tuple:
     """One corpus through the whole pipeline in a fresh clone: (metrics by stage, wall seconds, error or '')."""
-    clone = make_clone(scratch / corpus.name)
+    clone = make_clone(scratch / corpus.name, args.commit)
     source = corpus.source
     if args.limit and split_folders(source):
         source = str(limited_source(source, args.limit, scratch / "sources" / corpus.name))
@@ -298,7 +300,7 @@ def header_of(args: argparse.Namespace) -> dict:
     dirty = git("status", "--porcelain", "--untracked-files=no", cwd=REPO)
     return {
         "command": " ".join(["python", *sys.argv]),
-        "commit": git("rev-parse", "--short", "HEAD", cwd=REPO) + (" (uncommitted changes left out)" if dirty else ""),
+        "commit": args.commit[:7] + (" (uncommitted changes left out)" if dirty else ""),
         "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": f"{platform.node()}, {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}",
         "generated": f"{args.pieces} pieces x {args.steps} steps per corpus",
@@ -355,6 +357,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "logs").mkdir(exist_ok=True)
     store = Store(args.tracking_uri, args.experiment)
+    args.commit = git("rev-parse", "HEAD", cwd=REPO)  # what every corpus runs
     header, rows = header_of(args), []
     scratch = Path(tempfile.mkdtemp(prefix="rollgen-corpora-"))
     for corpus in args.selected:

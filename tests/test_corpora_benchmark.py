@@ -13,8 +13,11 @@ import yaml
 
 from benchmarks.corpora import (
     DOCUMENTED,
+    REPO,
     corpus_settings,
+    git,
     limited_source,
+    make_clone,
     parse_args,
     parse_setting,
     registry,
@@ -231,3 +234,11 @@ def test_a_limit_keeps_a_published_split_and_cuts_each_split(tmp_path):
     music21 = corpus_settings(corpora["mozart"], options, [(None, "train.batch_size", 8), ("other", "x.y", 1)])
     assert music21 == {"generate.pieces": 4, "generate.steps": 32, "train.epochs": 2, "ingest.limit": 2,
                        "train.batch_size": 8}  # fmt: skip
+
+
+def test_every_corpus_runs_the_commit_the_benchmark_started_at(tmp_path):
+    """Each corpus gets its own clone, made when its turn comes: it checks out the commit the run started at,
+    not whatever HEAD has become since."""
+    first = git("rev-list", "--max-parents=0", "HEAD", cwd=REPO).splitlines()[0]
+    clone = make_clone(tmp_path / "clone", first)
+    assert git("rev-parse", "HEAD", cwd=clone) == first
