@@ -155,8 +155,8 @@ def test_every_section_is_checked_whichever_a_stage_asks_for(tmp_path):
     assert message(path, "ingest").splitlines() == [
         f"{path}: train.epochs must be an integer, not 'ten'",
         f"{path}: generate.temprature is not a generate parameter; valid: include_primer, max_notes, min_notes, "
-        "pieces, primer, primer_steps, sampling, seed, soundfont, steps, temperature, temperatures, tempo, threshold, "
-        "vanish_inc, vanish_proof",
+        "onset_temperature, pieces, primer, primer_steps, sampling, seed, soundfont, steps, temperature, temperatures, "
+        "tempo, threshold, vanish_inc, vanish_proof",
     ]
 
 

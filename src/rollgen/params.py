@@ -168,7 +168,7 @@ class TrainParams(Section):
     learning_rate: PositiveFloat = 0.004
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     patience: NonNegativeInt = 8
-    validation_freq: PositiveInt = 1  # rollgen.training.train.validation_due
+    validation_freq: PositiveInt = 2  # rollgen.training.train.validation_due
     transpose: NonNegativeInt = 2
     seed: NonNegativeInt = 42
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.training.distribute.STRATEGIES
