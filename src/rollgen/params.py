@@ -203,7 +203,7 @@ class EvaluateParams(Section):
 
 
 class GenerateParams(Section):
-    pieces: PositiveInt = 4
+    pieces: PositiveInt = 16
     steps: PositiveInt = 256
     sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.models.sampling.MODES
     temperature: Temperature | Literal["auto"] = "auto"  # auto: chosen among `temperatures` on the validation pieces
