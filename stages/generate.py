@@ -27,12 +27,12 @@ def main() -> None:
         shutil.copyfile(paths.GENERATED / "000.png", picture)
         tracking.log_to_run(run_id, metrics, prefix="generate", artifact=picture)
         chosen = metrics.get("temperature", {})
-        for curve, name in (
-            (chosen.get("curve"), TEMPERATURE_CURVE),
-            (chosen.get("onset", {}).get("curve"), ONSET_CURVE),
+        for curve, name, label in (
+            (chosen.get("curve"), TEMPERATURE_CURVE, "temperature"),
+            (chosen.get("onset", {}).get("curve"), ONSET_CURVE, "onset temperature"),
         ):
             if curve:
-                plot = gallery.save_temperature_curve(curve, Path(folder) / name)
+                plot = gallery.save_temperature_curve(curve, Path(folder) / name, label)
                 tracking.log_to_run(run_id, {}, prefix="generate", artifact=plot)
 
 

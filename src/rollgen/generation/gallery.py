@@ -140,9 +140,9 @@ def sampling_settings(params: GenerateParams, temperature: dict | None = None) -
     return settings
 
 
-def save_temperature_curve(curve: dict, target: Path) -> Path:
+def save_temperature_curve(curve: dict, target: Path, label: str = "temperature") -> Path:
     """A PNG of `fit_temperature`'s curve: the gates passed and the distance from the validation pieces per
-    temperature tried (matplotlib), for the training run."""
+    value tried of `label` (temperature, or onset temperature; matplotlib), for the training run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,7 +151,7 @@ def save_temperature_curve(curve: dict, target: Path) -> Path:
     temperatures = [float(name) for name in curve]
     figure, passed_axis = pyplot.subplots(figsize=(6, 3.2), dpi=100)
     passed_axis.bar(temperatures, [entry["gates_passed"] for entry in curve.values()], width=0.03, color="#7aa6d6")
-    passed_axis.set(xlabel="temperature", ylabel="quality gates passed (bars)")
+    passed_axis.set(xlabel=label, ylabel="quality gates passed (bars)")
     distance_axis = passed_axis.twinx()
     distances = [np.nan if entry["gates_distance"] is None else entry["gates_distance"] for entry in curve.values()]
     distance_axis.plot(temperatures, distances, "o-", color="#d68a2e")
