@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 
 from rollgen.files import sha256_file
-from rollgen.params import TrainParams
+from rollgen.params import TrainParams, load_params
 from rollgen.training.train import run_name as run_name_of
 from tests.repro import copy_project, project_env, run
 from tests.servers import free_port, serving
@@ -68,9 +68,11 @@ def test_the_server_has_the_training_run_with_params_epoch_metrics_and_artifacts
     logged = client.get_run(trained["run_id"])
     assert logged.info.run_name == trained["run_name"] and logged.info.status == "FINISHED"
     assert logged.data.params["train.epochs"] == "2" and logged.data.params["ingest.limit"] == "10"
+    every = load_params("train", trained["project"] / "params.yaml").validation_freq
+    validated = [epoch for epoch in (1, 2) if epoch % every == 0 or epoch == 2]  # and after the last
     for metric in ("loss", "nll", "val_loss", "val_nll", "val_f1"):
         history = client.get_metric_history(trained["run_id"], metric)
-        assert [point.step for point in history] == [1, 2], metric
+        assert [point.step for point in history] == (validated if metric.startswith("val_") else [1, 2]), metric
 
     assert {item.path for item in client.list_artifacts(trained["run_id"])} >= {
         "model",
