@@ -103,7 +103,7 @@ class TransformerNadeParams(ModelSizes):
     activation: Literal["relu", "gelu"] = "relu"  # rollgen.models.encoders.ACTIVATIONS
     dropout: Dropout = 0.1
     attention_dropout: Dropout = 0.0
-    relative: bool = True  # a learnt bias per head and distance on the attention scores
+    relative: bool = False  # a learnt bias per head and distance on the attention scores
     nade_units: PositiveInt = 128
 
     @model_validator(mode="after")

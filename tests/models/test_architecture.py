@@ -43,11 +43,11 @@ def test_the_default_params_build_the_transformer_nade_chosen_on_validation():
     params = TrainParams()
     model = frame_model.build(params, context=9)
     assert model.name == params.model == "transformernade"
-    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade)  # 592,928
+    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade)  # 592,416
     encoder = model.encoder.get_config()
     assert (encoder["activation"], encoder["attention_dropout"], model.head.hidden) == ("relu", 0.0, 128)
     assert model.encoder.window == params.sequence_steps  # it attends as far back as it trains on
-    other = TransformerNadeParams(width=48, heads=3, layers=1, expansion=2, nade_units=16, relative=False)
+    other = TransformerNadeParams(width=48, heads=3, layers=1, expansion=2, nade_units=16, relative=True)
     smaller = frame_model.build(TrainParams(transformernade=other), context=9)
     assert smaller.keras.count_params() == transformer_nade_parameters(other)
 
@@ -135,7 +135,9 @@ def test_a_transformer_saved_before_its_options_loads_as_it_was_trained(tmp_path
     assert (encoder.expansion, encoder.activation, encoder.attention_dropout, loaded.head.initial_bias) == (
         4, "gelu", encoder.dropout_rate, 0.0
     )  # fmt: skip
-    sizes = TransformerNadeParams(width=8, nade_units=5, activation="gelu", attention_dropout=encoder.dropout_rate)
+    sizes = TransformerNadeParams(
+        width=8, nade_units=5, activation="gelu", attention_dropout=encoder.dropout_rate, relative=True
+    )  # as tests.tiny builds it
     gelu = build_transformer_nade(sizes, WINDOW, PITCHES)
     gelu.set_weights(relu.get_weights())
     inputs = sequence_inputs()
