@@ -180,7 +180,8 @@ def test_the_published_figures_are_the_shared_readmes_table():
 def test_the_registry_reads_music21_and_the_published_sets(tmp_path):
     corpora = registry(tmp_path)
     assert corpora["schumann"].source == "music21:schumann_robert"  # music21 knows no plain 'schumann'
-    assert corpora["ryansMammoth"].source == "music21:ryansMammoth"
+    assert corpora["ryansMammoth"].source == "music21:ryansMammoth" and corpora["ryansMammoth"].settings == {}
+    assert corpora["haydn"].settings == {"windows.val_fraction": 0.3}  # 4/2/1 pieces instead of 5/1/1
     jsb, nottingham = corpora["JSB_Chorales"], corpora["Nottingham"]
     assert jsb.source == str(tmp_path / "JSB_Chorales")
     assert jsb.settings == {"images.steps_per_quarter": 1, "images.grid": "sample", "evaluate.highest_pitch": 108,
