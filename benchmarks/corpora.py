@@ -214,11 +214,18 @@ def run_pipeline(command: list[str], clone: Path, env: dict, log: Path, timeout_
     return "" if code == 0 else f"dvc exp run exited with {code}; see {log}"
 
 
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment's artifacts go: beside an SQLite store's file (not in the folder the benchmark runs
+    from, nor in a stage's temporary clone); None for a folder store or a server, which keep their own."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
+
+
 class Store:
-    """The MLflow store of every run: its experiment made where missing (artifacts beside a local store; a stage
-    making it would put them in the temporary clone), each run named and tagged by its corpus, and the registry's
-    `champion` alias (models:/rollgen@champion) put back after each run: evaluate moves it to the best model on
-    that run's validation pieces, which a corpus's own model always is."""
+    """The MLflow store of every run: its experiment made where missing (`artifact_location`), each run named and
+    tagged by its corpus, and the registry's `champion` alias (models:/rollgen@champion) put back after each run:
+    evaluate moves it to the best model on that run's validation pieces, which a corpus's own model always is."""
 
     MODEL, ALIAS = "rollgen", "champion"
 
@@ -227,10 +234,7 @@ class Store:
 
         self.client = MlflowClient(uri)
         if self.client.get_experiment_by_name(experiment) is None:
-            local = uri.startswith(("sqlite:", "file:"))
-            self.client.create_experiment(
-                experiment, artifact_location=(REPO / "mlartifacts").as_uri() if local else None
-            )
+            self.client.create_experiment(experiment, artifact_location=artifact_location(uri))
         self.champion = self.champion_version()
 
     def champion_version(self) -> str | None:

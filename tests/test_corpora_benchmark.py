@@ -14,6 +14,8 @@ import yaml
 from benchmarks.corpora import (
     DOCUMENTED,
     REPO,
+    Store,
+    artifact_location,
     corpus_settings,
     git,
     limited_source,
@@ -245,3 +247,14 @@ def test_every_corpus_runs_the_commit_the_benchmark_started_at(tmp_path):
     first = git("rev-list", "--max-parents=0", "HEAD", cwd=REPO).splitlines()[0]
     clone = make_clone(tmp_path / "clone", first)
     assert git("rev-parse", "HEAD", cwd=clone) == first
+
+
+def test_a_local_store_keeps_its_artifacts_beside_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert artifact_location("sqlite:///mlflow.db") == (tmp_path / "mlartifacts").as_uri()
+    assert artifact_location("file:///srv/mlruns") is None and artifact_location("http://127.0.0.1:5000") is None
+    store_folder = tmp_path / "elsewhere"
+    store_folder.mkdir()
+    store = Store(f"sqlite:///{store_folder / 'mlflow.db'}", "corpora")
+    experiment = store.client.get_experiment_by_name("corpora")
+    assert experiment.artifact_location == (store_folder / "mlartifacts").as_uri()  # not the checkout's
