@@ -59,16 +59,25 @@ MUSIC21 = {
 PUBLISHED_GRIDS = {"JSB_Chorales": ("JSB", 1), "Nottingham": ("Nottingham", 2), "Piano_midi": ("Piano-midi.de", 2),
                    "MuseData": ("MuseData", 2)}  # fmt: skip
 PUBLISHED_SETTINGS = {"images.grid": "sample", "evaluate.highest_pitch": 108}
-# A set's own training where the defaults (chosen on 16th-note chorales) underfit it, chosen on its validation
-# split (docs/results.md, "JSB: the defaults underfit"): JSB's 13,807 quarter-note frames are 16 batches an
-# epoch at the default batch size. Nottingham: relative attention (validation 1.581 -> 1.291, its pieces pass
-# every gate). Piano-midi.de: relative attention over 128 steps (16 bars), 8 rows a batch (validation 6.857 ->
-# 6.499; over 64 steps 6.564 and its pieces fell out of key). Haydn (7 pieces kept): a 30% validation share splits it
-# 4/2/1 instead of 5/1/1, so its gates compare with two pieces as Schumann's 3/2/1 does by default (chosen from the
-# split's counts, before any run with it; 30% would leave Schumann 2 training pieces). --set overrides them.
+# A set's own training, chosen on its validation split, where the defaults (chosen on 16th-note chorales) did not
+# serve it (docs/results.md, "JSB: the defaults underfit"): JSB's 13,807 quarter-note frames were 16 batches an
+# epoch at 16 rows of 64 steps; relative attention gives its quarter notes nothing. Nottingham: relative attention
+# over 64 steps, 16 rows (validation 1.581 -> 1.291, its pieces pass every gate). Piano-midi.de: relative attention
+# over 128 steps (16 bars), 8 rows a batch (validation 6.857 -> 6.499; over 64 steps 6.564 and its pieces fell out
+# of key), the default since. Each keeps the sizes it was chosen with when the defaults move. Haydn (7 pieces
+# kept): a 30% validation share splits it 4/2/1 instead of 5/1/1, so its gates compare with two pieces as
+# Schumann's 3/2/1 does by default (chosen from the split's counts, before any run with it; 30% would leave
+# Schumann 2 training pieces). --set overrides them.
 DOCUMENTED = {
-    "JSB_Chorales": {"train.batch_size": 2, "train.epochs": 300, "train.patience": 0, "train.transpose": 4},
-    "Nottingham": {"train.transformernade.relative": True},
+    "JSB_Chorales": {
+        "train.batch_size": 2,
+        "train.epochs": 300,
+        "train.patience": 0,
+        "train.transpose": 4,
+        "train.sequence_steps": 64,
+        "train.transformernade.relative": False,
+    },
+    "Nottingham": {"train.transformernade.relative": True, "train.sequence_steps": 64, "train.batch_size": 16},
     "Piano_midi": {"train.transformernade.relative": True, "train.sequence_steps": 128, "train.batch_size": 8},
     "haydn": {"windows.val_fraction": 0.3},
 }

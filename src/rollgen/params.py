@@ -103,7 +103,7 @@ class TransformerNadeParams(ModelSizes):
     activation: Literal["relu", "gelu"] = "relu"  # rollgen.models.encoders.ACTIVATIONS
     dropout: Dropout = 0.1
     attention_dropout: Dropout = 0.0
-    relative: bool = False  # a learnt bias per head and distance on the attention scores
+    relative: bool = True  # a learnt bias per head and distance on the attention scores
     nade_units: PositiveInt = 128
 
     @model_validator(mode="after")
@@ -163,8 +163,8 @@ class TrainParams(Section):
     model: ModelName = "transformernade"  # rollgen.models.builders.MODELS
     loss: Literal["bce", "mse"] = "bce"  # rollgen.training.trainer.LOSSES
     epochs: PositiveInt = 90
-    batch_size: PositiveInt = 16
-    sequence_steps: PositiveInt = 64
+    batch_size: PositiveInt = 8
+    sequence_steps: PositiveInt = 128
     learning_rate: PositiveFloat = 0.004
     lr_schedule: Literal["constant", "cosine"] = "cosine"
     patience: NonNegativeInt = 8

@@ -43,13 +43,14 @@ def test_the_default_params_build_the_transformer_nade_chosen_on_validation():
     params = TrainParams()
     model = frame_model.build(params, context=9)
     assert model.name == params.model == "transformernade"
-    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade)  # 592,416
+    assert params.transformernade.relative and params.sequence_steps == 128
+    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade, window=128)  # 593,440
     encoder = model.encoder.get_config()
     assert (encoder["activation"], encoder["attention_dropout"], model.head.hidden) == ("relu", 0.0, 128)
     assert model.encoder.window == params.sequence_steps  # it attends as far back as it trains on
     other = TransformerNadeParams(width=48, heads=3, layers=1, expansion=2, nade_units=16, relative=True)
     smaller = frame_model.build(TrainParams(transformernade=other), context=9)
-    assert smaller.keras.count_params() == transformer_nade_parameters(other)
+    assert smaller.keras.count_params() == transformer_nade_parameters(other, window=128)
 
 
 def changed(value):
