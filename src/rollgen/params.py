@@ -208,7 +208,7 @@ class GenerateParams(Section):
     sampling: Literal["bernoulli", "threshold", "vanish_proof"] = "bernoulli"  # rollgen.models.sampling.MODES
     temperature: Temperature | Literal["auto"] = "auto"  # auto: chosen among `temperatures` on the validation pieces
     onset_temperature: Temperature | Literal["auto"] = "auto"  # auto: `temperature`'s, or fitted where it fails a gate
-    temperatures: list[Temperature] = Field([0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.2], min_length=1)
+    temperatures: list[Temperature] = Field([0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2], min_length=1)
     threshold: float = Field(0.5, ge=0, le=1)
     min_notes: NonNegativeInt = 0
     max_notes: NonNegativeInt = 0
