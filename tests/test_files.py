@@ -175,3 +175,5 @@ def test_a_list_of_inputs_hashes_names_and_contents(tmp_path):
     assert files.sha256_listing([("b.mid", tmp_path / "a.mid"), listing[1]]) != before  # renamed
     (tmp_path / "a.mid").write_bytes(b"b")
     assert files.sha256_listing(listing) != before  # edited
+    os.mkfifo(tmp_path / "pipe.mid")  # a pipe is listed by what it is, never read (that would wait forever)
+    assert files.sha256_listing([*listing, ("pipe.mid", tmp_path / "pipe.mid")]) != before

@@ -55,7 +55,7 @@ def check(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A folder of MIDI files (and scores)."),
     workers: int = typer.Option(INGEST.workers, help="Parallel worker processes (0 = all cores)."),
     include_drums: bool = typer.Option(INGEST.include_drums, help="Count notes on MIDI channel 10 (drums)."),
-    timeout: float = typer.Option(INGEST.timeout_s, help="Seconds one file may take before it is rejected."),
+    timeout: float = typer.Option(INGEST.timeout_s, help="Processor seconds one file may take before it is rejected."),
     steps_per_quarter: int = typer.Option(
         IMAGES.steps_per_quarter, min=1, help="Grid steps per quarter note (images.steps_per_quarter)."
     ),

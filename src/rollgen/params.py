@@ -51,7 +51,7 @@ class IngestParams(Section):
     max_seconds: PositiveFloat = 7_200.0
     include_drums: bool = False
     parser: Literal["fast", "py_midicsv"] = "fast"  # rollgen.music.midi.PARSERS
-    timeout_s: PositiveFloat = 120.0
+    timeout_s: PositiveFloat = 600.0  # processor seconds: rollgen.data.limits
     memory_mb: PositiveInt = 2_048
 
 

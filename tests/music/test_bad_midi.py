@@ -3,6 +3,7 @@ without allocating anything the size the file claims; odd but valid inputs are a
 
 from __future__ import annotations
 
+import os
 import time
 import tracemalloc
 from pathlib import Path
@@ -129,6 +130,7 @@ def manifest(tmp_path_factory):
         (folder / name).write_bytes(data)
     (folder / "a folder.mid").mkdir()
     (folder / "loop.mid").symlink_to(folder / "loop.mid")
+    os.mkfifo(folder / "pipe.mid")  # no writer: reading it would wait forever
     (folder / "good.mid").write_bytes(GOOD)
     started = time.perf_counter()
     rows = {
@@ -145,12 +147,13 @@ def test_each_malformed_file_is_rejected_with_its_reason(manifest, name):
     assert MALFORMED[name][1] in rows[name].reason
 
 
-def test_folders_and_symlink_loops_are_rows_too(manifest):
+def test_folders_pipes_and_symlink_loops_are_rows_too(manifest):
     rows, seconds = manifest
     assert rows["a folder.mid"].reason == "is a directory, not a file"
     assert rows["loop.mid"].reason.startswith("cannot read")
+    assert rows["pipe.mid"].reason == "not a regular file (a pipe, socket or device)"
     assert rows["good.mid"].status == "accepted"
-    assert len(rows) == len(MALFORMED) + 3
+    assert len(rows) == len(MALFORMED) + 4
     assert len({row.reason for row in rows.values() if row.status == "rejected"}) >= 25
     assert seconds < 120  # bounded time: nothing hangs
 
@@ -166,14 +169,26 @@ def test_absurd_files_are_rejected_before_anything_big_is_allocated():
     assert peak < 5 * 1024 * 1024
 
 
-def test_a_hanging_parse_is_stopped_by_the_timeout(tmp_path):
+def test_a_hanging_parse_is_stopped_by_its_processor_time(tmp_path):
     # A score music21 takes long to convert stands in for one that hangs it; the limit is what matters.
     from rollgen.music.corpus import music21_corpus_files
 
     _, scores = music21_corpus_files("bach")
     limits = IngestParams(timeout_s=0.01, workers=1)
     [(row, midi)] = list(ingest.examine_all([ingest.Source("slow.mxl", str(scores[0]))], limits, ImagesParams()))
-    assert midi is None and row.reason == "timed out after 0.01 s (ingest.timeout_s)"
+    assert midi is None and row.reason == "took more than 0.01 s of processor time (ingest.timeout_s)"
+    assert row.status == "rejected"
+
+
+def test_a_worker_that_waits_is_stopped_by_the_clock(monkeypatch):
+    # The clock's backstop (WALL_FACTOR times the limit) made shorter than any parse: the pool stops it.
+    from rollgen.music.corpus import music21_corpus_files
+
+    _, scores = music21_corpus_files("bach")
+    monkeypatch.setattr(ingest, "WALL_FACTOR", 0.001)
+    limits = IngestParams(timeout_s=1, workers=1)
+    [(row, midi)] = list(ingest.examine_all([ingest.Source("slow.mxl", str(scores[0]))], limits, ImagesParams()))
+    assert midi is None and row.reason == "did not finish in 0.001 s of wall-clock time (0.001 × ingest.timeout_s)"
 
 
 def test_a_parse_that_needs_too_much_memory_is_rejected(tmp_path):

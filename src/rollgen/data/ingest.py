@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from pebble import ProcessExpired, ProcessPool
 from tqdm import tqdm
 
 from rollgen import files, paths
+from rollgen.data.limits import WALL_FACTOR, ProcessorTimeExceeded, limit_memory, processor_time_limit
 from rollgen.errors import RollgenError
 from rollgen.music.corpus import MUSIC21_PREFIX, SCORE_SUFFIXES, music21_corpus_files, score_to_midi
 from rollgen.music.midi import DRUMS, OFF_BEFORE_ON, ZERO_LENGTH, MidiError, Piece, notes_fingerprint, read_midi
@@ -168,6 +169,9 @@ def read_input(file: Path, row: Row) -> bytes | None:
     if file.is_dir():
         row.reason = "is a directory, not a file"
         return None
+    if file.exists() and not file.is_file():  # reading a pipe would wait for a writer that never comes
+        row.reason = "not a regular file (a pipe, socket or device)"
+        return None
     try:
         data = file.read_bytes()
     except OSError as error:
@@ -211,32 +215,43 @@ def count_notes(row: Row, piece: Piece, roll: np.ndarray, dropped: Counter) -> N
     row.music = notes_fingerprint(piece)
 
 
-def _limit_memory(megabytes: int) -> None:
-    """Worker start-up: cap the address space, so a file that makes a parser balloon fails alone."""
-    if megabytes > 0:
-        limit = megabytes * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+def start_worker(memory_mb: int) -> None:
+    """A worker's start: the memory cap (limits.limit_memory), set once this module and its parsers are loaded."""
+    limit_memory(memory_mb)
+
+
+def examine_within_limits(source: Source, params: IngestParams, images: ImagesParams) -> tuple[Row, bytes | None]:
+    """`examine`, stopped once the file has cost `params.timeout_s` seconds of processor time (not of the
+    clock: see rollgen.data.limits), with the reason on its row."""
+    try:
+        with processor_time_limit(params.timeout_s):
+            return examine(source, params, images)
+    except ProcessorTimeExceeded:
+        reason = f"took more than {params.timeout_s:g} s of processor time (ingest.timeout_s)"
+        return Row(path=source.path, reason=reason), None
 
 
 def examine_all(
     sources: list[Source], params: IngestParams, images: ImagesParams
 ) -> Iterator[tuple[Row, bytes | None]]:
     """Yields (row, MIDI bytes or None) for every source, in order, examined (see `examine`) by
-    `params.workers` processes (0: one per core) that each have a timeout and a memory limit: a file that
-    hangs or balloons a parser is rejected, the run goes on."""
+    `params.workers` processes (0: one per core) that each limit a file's processor time and memory: a file
+    that hangs or balloons a parser is rejected, the run goes on. A worker that waits without computing is
+    stopped by the clock, at `WALL_FACTOR` times the processor limit."""
     workers = params.workers or os.cpu_count() or 1
     context = get_context("spawn")
+    wall_s = params.timeout_s * WALL_FACTOR
     with ProcessPool(
-        max_workers=workers, initializer=_limit_memory, initargs=(params.memory_mb,), context=context
+        max_workers=workers, initializer=start_worker, initargs=(params.memory_mb,), context=context
     ) as pool:
-        futures = [
-            pool.schedule(examine, args=(source, params, images), timeout=params.timeout_s) for source in sources
-        ]
+        schedule = partial(pool.schedule, examine_within_limits, timeout=wall_s)
+        futures = [schedule(args=(source, params, images)) for source in sources]
         for source, future in zip(sources, tqdm(futures, desc="ingest", unit="file")):
             try:
                 yield future.result()
             except FutureTimeout:
-                yield Row(path=source.path, reason=f"timed out after {params.timeout_s:g} s (ingest.timeout_s)"), None
+                reason = f"did not finish in {wall_s:g} s of wall-clock time ({WALL_FACTOR} × ingest.timeout_s)"
+                yield Row(path=source.path, reason=reason), None
             except MemoryError:
                 yield (
                     Row(path=source.path, reason=f"ran out of memory (limit {params.memory_mb} MB, ingest.memory_mb)"),
