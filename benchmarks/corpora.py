@@ -9,6 +9,7 @@ corpus's reference pieces with issue #27's quality gates, and, for the published
     python benchmarks/corpora.py --folder mine=/data/my_midi --corpora mine   # any folder: train/ valid/ test/
     python benchmarks/corpora.py --folder MuseData=/data/MuseData --corpora MuseData   # a published set's protocol
     python benchmarks/corpora.py --corpora JSB_Chorales,ryansMammoth --epochs 2 --limit 20 --pieces 4 --steps 32
+    python benchmarks/corpora.py --corpora haydn --pretrained chorales.keras --set train.init_from=chorales.keras
 
 Every training run lands in one MLflow store (MLFLOW_TRACKING_URI, else this project's mlflow.db), experiment
 `--experiment`, named and tagged by its corpus; the DVC experiment is corpora-NAME (the run's `dvc_experiment`
@@ -277,6 +278,8 @@ def run_corpus(corpus: Corpus, settings: dict, args: argparse.Namespace, scratch
     if args.limit and split_folders(source):
         source = str(limited_source(source, args.limit, scratch / "sources" / corpus.name))
     set_params(clone / "params.yaml", {"ingest.source": source, **settings})
+    if args.pretrained:  # a model training may start from (train.init_from names it)
+        shutil.copy2(args.pretrained, clone / "pretrained" / args.pretrained.name)
     command = [str(environment_bin() / "python"), "-m", "dvc", "exp", "run", "-n", f"corpora-{corpus.name}"]
     log = args.out / "logs" / f"{corpus.name}.log"
     started = time.perf_counter()
@@ -343,6 +346,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=256, help="generate.steps")
     parser.add_argument("--set", action="append", default=[], metavar="[CORPUS:]KEY=VALUE",
                         help="another param, for all or one corpus (JSB_Chorales:train.batch_size=8)")  # fmt: skip
+    parser.add_argument("--pretrained", type=Path, help="a trained .keras model put in each clone's pretrained/, "
+                        "for train.init_from (--set haydn:train.init_from=NAME.keras)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / "build" / "corpora", help="corpora.md/.json, logs")
     parser.add_argument("--experiment", default="corpora", help="the MLflow experiment of the runs")
     parser.add_argument("--timeout-minutes", type=float, default=0, help="per corpus (0: none)")
@@ -366,6 +371,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                and not Path(corpora[name].source).is_dir()]  # fmt: skip
     if missing:
         parser.error(f"no such folder: {missing} (the published sets: --shared)")
+    if args.pretrained and not args.pretrained.is_file():
+        parser.error(f"--pretrained {args.pretrained}: no such file")
+    args.pretrained = args.pretrained.resolve() if args.pretrained else None
     try:
         args.settings = [parse_setting(text) for text in args.set]
     except ValueError as error:

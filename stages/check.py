@@ -13,6 +13,7 @@ from rollgen import files, paths, pipeline
 from rollgen.data import ingest
 from rollgen.errors import RollgenError, report_errors
 from rollgen.params import load_params
+from rollgen.training.pretrained import pretrained_file
 
 
 def main() -> None:
@@ -23,6 +24,7 @@ def main() -> None:
     inputs = ingest.list_sources(source)
     if not inputs:
         raise RollgenError(f"ingest.source '{source}' holds no files to ingest (hidden files do not count)")
+    pretrained_file(params.train.init_from)  # there, before DVC deletes the model it would retrain
 
     outputs = [output for stage in stages.values() for output in stage.outputs]
     removed = files.remove_leftovers(sorted({output.parent for output in outputs}))

@@ -18,7 +18,7 @@ import yaml
 from rollgen.files import sha256_file, sha256_tree
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT = ["dvc.yaml", "params.yaml", "stages", "src", ".dvcignore", ".gitignore"]
+PROJECT = ["dvc.yaml", "params.yaml", "stages", "src", "pretrained", ".dvcignore", ".gitignore"]
 COPIED = [*PROJECT, ".dvc/config", ".dvc/.gitignore"]
 TINY = {
     "ingest": {"limit": 10, "workers": 2},

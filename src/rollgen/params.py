@@ -170,6 +170,7 @@ class TrainParams(Section):
     patience: NonNegativeInt = 8
     validation_freq: PositiveInt = 2  # rollgen.training.train.validation_due
     transpose: NonNegativeInt = 2
+    init_from: str = ""  # a model in pretrained/ to start from: rollgen.training.pretrained
     seed: NonNegativeInt = 42
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.training.distribute.STRATEGIES
     slices: PositiveInt | Literal["auto"] = "auto"  # rollgen.training.distribute.batch_slices

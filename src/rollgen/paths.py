@@ -17,6 +17,7 @@ IMAGES_INDEX = IMAGES_DIR / "index.csv"
 WINDOWS_DIR = Path("data/processed/windows")
 
 MODELS = Path("models")
+PRETRAINED = Path("pretrained")  # models training may start from (train.init_from)
 MODEL = MODELS / "model.keras"
 
 METRICS = Path("metrics")

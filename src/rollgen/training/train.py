@@ -37,6 +37,7 @@ from rollgen.tracking import runs as tracking
 from rollgen.training import checkpoint
 from rollgen.training.checkpoint import CHECKPOINT_DIR, Progress
 from rollgen.training.distribute import batch_slices, distribute_options, is_chief, make_strategy, share_cores
+from rollgen.training.pretrained import differences, pretrained_file, pretrained_sha256
 from rollgen.training.trainer import Trainer, learning_rate, validation_scores
 
 
@@ -92,7 +93,7 @@ def run(
     data = load_training_data(windows_dir)
     batching = Batching.from_params(params)
     with strategy.scope():
-        model, progress, best_weights = resume_or_build(params, data, batching, checkpoint_dir, chief)
+        model, progress, best_weights = resume_or_build(params, images, data, batching, checkpoint_dir, chief)
         trainer = Trainer(model, params.loss, strategy, slices)
     logged = logged_params or {"train": params.model_dump()}
     with training_run(progress, params, data, trainer, logged, chief):
@@ -115,12 +116,13 @@ def build(params: TrainParams, data: TrainingData) -> FrameModel:
 
 
 def resume_or_build(
-    params: TrainParams, data: TrainingData, batching: Batching, folder: Path, chief: bool
+    params: TrainParams, images: ImagesParams, data: TrainingData, batching: Batching, folder: Path, chief: bool
 ) -> tuple[FrameModel, Progress, list[np.ndarray]]:
     """The model to train on, its progress and the best epoch's weights so far: the checkpoint's in `folder`
-    where the same params, data and code wrote it, else a new model with a fresh optimizer (the chief clears
-    the folder for it). Call it inside the strategy's scope."""
-    fingerprint = checkpoint.fingerprint(params, data.windows_sha256)
+    where the same params, data, starting model and code wrote it, else a new model (random weights, or
+    `train.init_from`'s) with a fresh optimizer (the chief clears the folder for it). Call it inside the
+    strategy's scope."""
+    fingerprint = checkpoint.fingerprint(params, data.windows_sha256 + pretrained_sha256(params.init_from))
     progress = checkpoint.resumable(folder, fingerprint)
     if progress is not None:
         model, best_weights = checkpoint.restore(folder)
@@ -132,9 +134,25 @@ def resume_or_build(
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
     model = build(params, data)
+    start_from(model, params, images)
     steps_per_epoch = model.batch_count(data.train, batching)
     model.keras.compile(optimizer=keras.optimizers.Adam(learning_rate(params, steps_per_epoch)))
     return model, Progress(fingerprint), model.keras.get_weights()
+
+
+def start_from(model: FrameModel, params: TrainParams, images: ImagesParams) -> None:
+    """Sets the new `model`'s weights to those of the model `train.init_from` names (rollgen.training.pretrained);
+    an error naming what differs where it is another model, of other sizes or on another grid."""
+    path = pretrained_file(params.init_from)
+    if path is None:
+        return
+    source = frame_model.load(path)
+    theirs, ours = source.keras.get_weights(), model.keras.get_weights()
+    differs = differences(source.info, [w.shape for w in theirs], [w.shape for w in ours], params, images)
+    if differs:
+        raise RollgenError(f"train.init_from '{params.init_from}' cannot start this training: " + "; ".join(differs))
+    model.keras.set_weights(theirs)
+    print(f"train: starting from {path}, trained on {source.info.get('trained_on', '?')[:12]}", flush=True)
 
 
 def run_name(params: TrainParams, experiment: str | None) -> str:
@@ -169,6 +187,8 @@ def training_run(
             mlflow.log_params(flatten(logged))
             tags = {"windows_sha256": data.windows_sha256, "git_commit": tracking.git_commit(), "stage": "train",
                     "model_family": trainer.model.family, "slices": str(trainer.slices)}  # fmt: skip
+            if params.init_from:
+                tags["init_from"] = f"{params.init_from} sha256:{pretrained_sha256(params.init_from)}"
             if os.environ.get("DVC_EXP_NAME"):  # set by `dvc exp run`: find the experiment's run by its name
                 tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
             mlflow.set_tags(tags)
