@@ -104,6 +104,7 @@ class TransformerNadeParams(ModelSizes):
     dropout: Dropout = 0.1
     attention_dropout: Dropout = 0.0
     relative: bool = True  # a learnt bias per head and distance on the attention scores
+    noise: Dropout = 0.0  # spurious notes in the frames attention reads, in training: TransformerEncoder
     nade_units: PositiveInt = 128
 
     @model_validator(mode="after")
@@ -174,7 +175,6 @@ class TrainParams(Section):
     seed: NonNegativeInt = 42
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.training.distribute.STRATEGIES
     slices: PositiveInt | Literal["auto"] = "auto"  # rollgen.training.distribute.batch_slices
-    # Each model's sizes under its name (the article's network has none: it is the article's, layer for layer).
     transformernade: TransformerNadeParams = TransformerNadeParams()
     rnnnade: RnnNadeParams = RnnNadeParams()
     pitchnade: PitchNadeParams = PitchNadeParams()

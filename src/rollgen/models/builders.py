@@ -180,6 +180,7 @@ def build_transformer_nade(
         activation=sizes.activation,
         attention_dropout=sizes.attention_dropout,
         relative=sizes.relative,
+        noise=sizes.noise,
         name="encoder",
     )
     return sequence_nade(encoder, "transformernade", num_pitches, sizes.nade_units)

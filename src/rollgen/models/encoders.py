@@ -21,7 +21,7 @@ import keras
 from keras import layers, ops
 
 from rollgen.models.attention import RelativeAttention
-from rollgen.music.roll import LOWEST_PITCH
+from rollgen.music.roll import LOWEST_PITCH, NUM_PITCHES
 
 BEAT_SLOTS = 16  # one-hot slots for the step within the beat (16 = a half-note beat of 32nd notes)
 BAR_SLOTS = 12  # one-hot slots for the beat within the bar (12/8 has 4, 12/4 has 12)
@@ -201,6 +201,7 @@ class TransformerEncoder(SequenceEncoder):
         activation: str,
         attention_dropout: float,
         relative: bool,
+        noise: float = 0.0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -209,6 +210,8 @@ class TransformerEncoder(SequenceEncoder):
         self.activation = activation  # the feed-forward network's (ACTIVATIONS)
         self.attention_dropout = attention_dropout  # dropout on the attention weights
         self.relative = relative  # a learnt bias per head and distance on the attention scores (RelativeAttention)
+        self.noise = noise  # in training, each pitch of each frame read sounds, struck, with this probability
+        self.noise_seeds = keras.random.SeedGenerator() if noise else None  # from the seed training sets
         self.positions = PositionFeatures()
         self.embed = layers.Dense(width)
         # One pre-norm block per layer: attention, then a feed-forward network, each added to its input.
@@ -245,7 +248,8 @@ class TransformerEncoder(SequenceEncoder):
         """With `state` None, reads from nothing before (training; `segments`, when given, keep a packed row's
         stretches apart); otherwise attends into the cached steps."""
         where = self.positions(positions)
-        x = self.embed(ops.concatenate([self.dropout(previous, training=training), where], axis=-1))
+        heard = self.spurious_notes(previous) if training and self.noise else previous
+        x = self.embed(ops.concatenate([self.dropout(heard, training=training), where], axis=-1))
         steps = ops.shape(x)[1]
         query = ops.arange(steps)[:, None]
         if state is None:
@@ -276,6 +280,17 @@ class TransformerEncoder(SequenceEncoder):
             after.append(ops.cast(valid, "float32")[:, -(self.window - 1) :])
         return ops.concatenate([self.final_norm(x), where, previous], axis=-1), after
 
+    def spurious_notes(self, previous):
+        """`previous` with notes added at random (`noise` per pitch and frame), struck where the frames carry
+        onsets: what attention reads in training, so that a stray note in what a model generated itself does
+        not move it to another key (its pieces wandered out of key; docs/results.md). The frame before, as the
+        head reads it to hold notes, stays the true one."""
+        width = int(previous.shape[-1])
+        pitches = NUM_PITCHES if width % NUM_PITCHES == 0 else width  # the roll's pitches, once or twice
+        chance = keras.random.uniform(ops.shape(previous[..., :pitches]), seed=self.noise_seeds)
+        added = ops.cast(chance < self.noise, previous.dtype)
+        return ops.maximum(previous, ops.concatenate([added] * (width // pitches), axis=-1))
+
     def call(self, inputs, training=None, segments=None):
         previous, positions = inputs
         return self.advance(previous, positions, None, training, segments)[0]
@@ -288,6 +303,7 @@ class TransformerEncoder(SequenceEncoder):
             "activation": self.activation,
             "attention_dropout": self.attention_dropout,
             "relative": self.relative,
+            "noise": self.noise,
         }
 
     @classmethod
