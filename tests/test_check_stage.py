@@ -33,7 +33,7 @@ MISTAKES = [
     (("train:", "trian:"), f"trian is not a section; valid: {VALID_SECTIONS}"),
     (("source: music21:bach", "source: data/raww"), "ingest.source 'data/raww' is neither 'music21:COMPOSER' nor"),
     (("source: music21:bach", "source: music21:bahc"), "music21's corpus has no scores for composer 'bahc'"),
-    (("init_from: ''", "init_from: chorales.keras"), "train.init_from 'chorales.keras': no file pretrained/chorales.keras"),
+    (("init_from: ''", "init_from: old.keras"), "train.init_from 'old.keras': no file pretrained/old.keras"),
 ]
 
 

@@ -74,8 +74,8 @@ def test_a_misspelled_key_names_the_file_the_section_and_the_valid_keys(tmp_path
     path = write_params(tmp_path, train={"epoch": 10})
     assert message(path, "train") == (
         f"{path}: train.epoch is not a train parameter; valid: batch_size, convlstm, convnade, distribute, epochs, "
-        "init_from, learning_rate, loss, lr_schedule, lstm, model, nade, patience, pitchnade, rnnnade, seed, sequence_steps, "
-        "slices, transformernade, transpose, validation_freq"
+        "init_from, learning_rate, loss, lr_schedule, lstm, model, nade, patience, pitchnade, rnnnade, seed, "
+        "sequence_steps, slices, transformernade, transpose, validation_freq"
     )
     path.write_text(path.read_text() + "trian:\n  epochs: 3\n")
     assert f"{path}: trian is not a section; valid: ingest, images, windows, train, evaluate, generate" in message(path)

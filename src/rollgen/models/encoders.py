@@ -281,14 +281,15 @@ class TransformerEncoder(SequenceEncoder):
         return ops.concatenate([self.final_norm(x), where, previous], axis=-1), after
 
     def spurious_notes(self, previous):
-        """`previous` with notes added at random (`noise` per pitch and frame), struck where the frames carry
-        onsets: what attention reads in training, so that a stray note in what a model generated itself does
-        not move it to another key (its pieces wandered out of key; docs/results.md). The frame before, as the
-        head reads it to hold notes, stays the true one."""
+        """`previous` with notes added at random (`noise` per pitch of a frame where something sounds: a rest
+        stays a rest), struck where the frames carry onsets: what attention reads in training, so that a stray
+        note in what a model generated itself does not move it to another key (its pieces wandered out of key;
+        docs/results.md). The frame before, as the head reads it to hold notes, stays the true one."""
         width = int(previous.shape[-1])
         pitches = NUM_PITCHES if width % NUM_PITCHES == 0 else width  # the roll's pitches, once or twice
         chance = keras.random.uniform(ops.shape(previous[..., :pitches]), seed=self.noise_seeds)
-        added = ops.cast(chance < self.noise, previous.dtype)
+        sounds = ops.max(previous[..., :pitches], axis=-1, keepdims=True)  # silence stays silent
+        added = ops.cast(chance < self.noise, previous.dtype) * sounds
         return ops.maximum(previous, ops.concatenate([added] * (width // pitches), axis=-1))
 
     def call(self, inputs, training=None, segments=None):
