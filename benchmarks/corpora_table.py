@@ -75,6 +75,7 @@ def check_gates(generate: dict) -> dict[str, dict]:
         rows[statistic] = {
             "result": ("PASS" if gate.get("pass") else "FAIL") if known else "n/a",
             "generated": generated,
+            "standard_error": gate.get("standard_error"),  # of the generated pieces' mean (older runs: none)
             "data": data,
             "target": gate.get("rule"),
         }
@@ -205,7 +206,8 @@ def scores_table(rows: list[dict]) -> list[str]:
 
 
 def quality_table(rows: list[dict]) -> list[str]:
-    """Per corpus: each gate's statistic, generated against the reference pieces, and PASS / FAIL / n/a."""
+    """Per corpus: each gate's statistic, generated (± the standard error of its mean over the pieces, where
+    generate.json has it) against the reference pieces, and PASS / FAIL / n/a."""
     statistics = list(dict.fromkeys(name for row in rows for name in row.get("gates", {})))
     targets = {name: gate["target"] for row in rows for name, gate in row.get("gates", {}).items()}
     header = ["corpus", "compared with", *(f"{name} ({targets[name]})" for name in statistics), "gates passed"]
@@ -215,8 +217,9 @@ def quality_table(rows: list[dict]) -> list[str]:
         cells = []
         for name in statistics:
             result = gates.get(name, {})
-            shown = f"{_cell(result.get('generated'))} vs {_cell(result.get('data'))} {result.get('result', 'n/a')}"
-            cells.append(shown)
+            error = f" ± {_cell(result['standard_error'])}" if _number(result.get("standard_error")) else ""
+            generated, data = _cell(result.get("generated")), _cell(result.get("data"))
+            cells.append(f"{generated}{error} vs {data} {result.get('result', 'n/a')}")
         passed = sum(result["result"] == "PASS" for result in gates.values())
         checked = sum(result["result"] != "n/a" for result in gates.values())
         reference = f"{row['reference']} pieces" if row.get("reference") else None

@@ -258,3 +258,11 @@ def test_a_local_store_keeps_its_artifacts_beside_it(tmp_path, monkeypatch):
     store = Store(f"sqlite:///{store_folder / 'mlflow.db'}", "corpora")
     experiment = store.client.get_experiment_by_name("corpora")
     assert experiment.artifact_location == (store_folder / "mlartifacts").as_uri()  # not the checkout's
+
+
+def test_a_gate_shows_its_standard_error_where_generate_json_has_it():
+    generate = generate_json(GENERATED, DATA, "test")
+    generate["gates"]["scale_consistency"]["standard_error"] = 0.0123  # the generate stage's, since 2026-12-07
+    text = markdown({"command": "c", "commit": "abc1234"}, [corpus_row(JSB, {**METRICS, "generate": generate}, 60.0)])
+    assert "0.930 ± 0.012 vs" in text
+    assert "1.100 vs 1.000 PASS" in text  # a gate without one (older runs) shows none

@@ -116,6 +116,19 @@ def test_quality_report_has_both_sets_side_by_side_and_the_overlaps():
     assert all(value is None or 0 <= value <= 1 for value in report["overlap"].values())
 
 
+def test_each_gate_carries_the_standard_error_of_the_generated_pieces_mean():
+    one_key = roll_of([(60, 0, 4), (64, 4, 4), (67, 8, 4)], 16)  # C, E, G: 1.0 in C major
+    two_keys = roll_of([(60, 0, 4), (61, 4, 4), (62, 8, 4), (63, 12, 4)], 16)  # C, C#, D, D#: 3 of 4 at best
+    reference = [one_key, two_keys, one_key]
+    report = quality_report([one_key, two_keys], reference, 4, "val")
+    scale = report["gates"]["scale_consistency"]
+    assert scale["generated"] == pytest.approx(0.875)
+    assert scale["standard_error"] == pytest.approx(np.std([1.0, 0.75], ddof=1) / np.sqrt(2))
+    assert report["gates"]["long_note_share"]["standard_error"] is None  # pooled over notes, not pieces
+    alone = quality_report([one_key], reference, 4, "val")["gates"]["scale_consistency"]
+    assert alone["standard_error"] is None  # one piece: no spread to measure
+
+
 def test_relative_minor():
     assert relative_minor("C major") == "A minor" and relative_minor("Bb major") == "G minor"
 

@@ -295,4 +295,18 @@ def quality_report(
         "long_note_limit": limit,
     }
     report.update(check_gates(report["generated"], report[reference_name], reference_name))
+    errors = standard_errors(ours)
+    for statistic, gate in report["gates"].items():  # how far chance alone moves the generated side
+        gate["standard_error"] = errors.get(statistic)
     return report
+
+
+def standard_errors(features: list[dict[str, float]]) -> dict[str, float | None]:
+    """Per feature of `piece_features`, the standard error of its mean over the pieces that have it (None for
+    fewer than two): a gate read on 32 pieces is at the mercy of the draw within about two of these."""
+    errors: dict[str, float | None] = {}
+    for name in features[0] if features else ():
+        values = np.array([piece[name] for piece in features], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        errors[name] = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
+    return errors
