@@ -161,12 +161,17 @@ def overlap_area(generated: Sequence[float], reference: Sequence[float]) -> floa
     return density_overlap(intra, inter)
 
 
+def present(features: list[dict[str, float]], name: str) -> np.ndarray:
+    """The values of feature `name` of the pieces that have it (NaN: a piece without)."""
+    values = np.array([piece[name] for piece in features], dtype=np.float64)
+    return values[np.isfinite(values)]
+
+
 def summarise(features: list[dict[str, float]]) -> dict[str, float | None]:
     """Each feature's mean over the pieces that have it (None when none has)."""
     summary: dict[str, float | None] = {}
     for name in ("pitch_range", "pitch_class_entropy", "scale_consistency", "empty_beat_rate", "mean_note_length"):
-        values = np.array([piece[name] for piece in features], dtype=np.float64)
-        values = values[np.isfinite(values)]
+        values = present(features, name)
         summary[name] = float(values.mean()) if len(values) else None
     return summary
 
@@ -306,7 +311,6 @@ def standard_errors(features: list[dict[str, float]]) -> dict[str, float | None]
     fewer than two): a gate read on 32 pieces is at the mercy of the draw within about two of these."""
     errors: dict[str, float | None] = {}
     for name in features[0] if features else ():
-        values = np.array([piece[name] for piece in features], dtype=np.float64)
-        values = values[np.isfinite(values)]
+        values = present(features, name)
         errors[name] = float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else None
     return errors

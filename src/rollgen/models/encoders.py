@@ -210,7 +210,7 @@ class TransformerEncoder(SequenceEncoder):
         self.activation = activation  # the feed-forward network's (ACTIVATIONS)
         self.attention_dropout = attention_dropout  # dropout on the attention weights
         self.relative = relative  # a learnt bias per head and distance on the attention scores (RelativeAttention)
-        self.noise = noise  # in training, each pitch of each frame read sounds, struck, with this probability
+        self.noise = noise  # in training, the chance of a stray note per silent pitch of a sounding frame read
         self.noise_seeds = keras.random.SeedGenerator() if noise else None  # from the seed training sets
         self.positions = PositionFeatures()
         self.embed = layers.Dense(width)
