@@ -24,9 +24,12 @@ BUILDERS = {
     "transformernade": lambda: models.build_transformer_nade(
         TransformerNadeParams(width=8, nade_units=5, relative=True), WINDOW, PITCHES
     ),
+    "transformerkey": lambda: models.build_transformer_nade(  # reads the key so far: counts carried past its window
+        TransformerNadeParams(width=8, nade_units=5, relative=True, key_summary=True), WINDOW, PITCHES
+    ),
 }
 WINDOW_NADES = ("nade", "convnade")
-SEQUENCE_NADES = ("rnnnade", "pitchnade", "transformernade")
+SEQUENCE_NADES = ("rnnnade", "pitchnade", "transformernade", "transformerkey")
 
 
 def tiny(name: str, seed: int = 0) -> keras.Model:

@@ -10,8 +10,8 @@ Each model's sizes are params too, under its name in `train:` (`train.transforme
 model, so each key has one default (the sizes the model was chosen with) whichever model is trained.
 
 params.yaml says what each key means and lists every key with its default (tests/test_params.py checks it). Choices
-(`Literal`) repeat names defined where they are used (`rollgen.models.builders.MODELS`, ...), so that reading params
-imports no TensorFlow nor any module a stage does not run; the same test checks each list against its module.
+(`Literal`) repeat names defined where they are used (`rollgen.models.builders.MODELS`, ...), so reading params imports
+no TensorFlow nor any module a stage does not run; the same test checks each list against its module.
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ class TransformerNadeParams(ModelSizes):
     attention_dropout: Dropout = 0.0
     relative: bool = True  # a learnt bias per head and distance on the attention scores
     noise: Dropout = 0.0  # spurious notes in the frames attention reads, in training: TransformerEncoder
+    key_summary: bool = False  # read the pitch classes heard since the piece began: rollgen.models.key_summary
     nade_units: PositiveInt = 128
 
     @model_validator(mode="after")
@@ -281,10 +282,8 @@ def _section_name(section: str, source: str | None) -> str:
 
 
 def describe(error: ValidationError, source: str | None = None, section: str | None = None) -> str:
-    """One line per mistake: `params.yaml: train.epochs must be an integer, not 'ten'`.
-
-    `error` comes from validating the whole file (its locations start with the section) or, with `section`,
-    one section."""
+    """One line per mistake: `params.yaml: train.epochs must be an integer, not 'ten'`. `error` comes from
+    validating the whole file (its locations start with the section) or, with `section`, one section."""
     lines = []
     for problem in error.errors():
         location = ((section,) if section else ()) + tuple(str(part) for part in problem["loc"])

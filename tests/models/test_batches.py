@@ -110,7 +110,7 @@ def test_stretches_differ_between_epochs_and_repeat_for_the_same_seed_and_epoch(
 
 def stretches_in_batches(made, table: np.ndarray, placed: np.ndarray):
     """Yields, per stretch of `table` in order, its row of its batch: (previous, positions, frames, onsets, mask,
-    segments) of that row, the stretch's first column in it, and the batch's steps."""
+    segments, key counts) of that row, the stretch's first column in it, and the batch's steps."""
     batch_rows = [[np.asarray(part) for part in batch] for batch in made]
     sizes = np.cumsum([0] + [len(batch[0]) for batch in batch_rows])
     for row, column in placed:
@@ -122,7 +122,8 @@ def stretches_in_batches(made, table: np.ndarray, placed: np.ndarray):
 @pytest.mark.parametrize("transpose", [0, 2])
 def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(transpose, pack):
     """The frame before comes as its sounding then its struck cells; the frame to predict as its sounding cells
-    and, apart, its struck ones; transposed, all of them move together."""
+    and, apart, its struck ones; the key counts are the piece's pitch classes before the frame, from its
+    first frame however far before the stretch; transposed, all of them move together."""
     data = sequences(with_restrikes(random_pieces(5, [5, 20, 37, 3, 11], seed=4)))
     assert (data.frames == ONSET).sum() > (sounding(data.frames) & ~sounding(data.previous_frames())).sum()
     table, placed = batches.stretch_rows(data.offsets, 8, seed=3, epoch=2, pack=pack)
@@ -131,7 +132,7 @@ def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(tr
     assert sum(len(batch[0]) for batch in made) == batches.row_count(placed)  # every row, once
     shifts = set()
     for number, (row, column, steps) in enumerate(stretches_in_batches(made, table, placed)):
-        previous, positions, frames, struck, mask, segments = row
+        previous, positions, frames, struck, mask, segments, counts = row
         start, length, sequence_start = table[number]
         assert previous.shape == (steps, 212) and frames.shape == struck.shape == (steps, 106)
         assert positions.shape == (steps, 4)
@@ -148,9 +149,13 @@ def test_stretch_batches_give_the_frame_before_each_step_and_mask_the_padding(tr
         matching = [shift for shift in range(-transpose, transpose + 1) if np.array_equal(got, moved(expected, shift))]
         assert matching, (start, length)
         shifts.add(matching[0])
+        classes = (np.arange(106) + 21 + matching[0]) % 12  # each row's pitch class after the shift
+        for step in range(length):
+            cells = sounding(data.frames[sequence_start : start + step]).sum(axis=0)
+            np.testing.assert_array_equal(counts[column + step], np.bincount(classes, cells, minlength=12))
         unused = segments == 0
         assert not frames[unused].any() and not previous[unused].any() and not mask[unused].any()
-        assert not struck[unused].any()
+        assert not struck[unused].any() and not counts[unused].any()
     assert len(shifts) > 1 if transpose else shifts == {0}
     if not pack:
         assert placed[:, 1].tolist() == [0] * len(table)  # a row per stretch

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from rollgen.models.key_summary import prefix_counts, transpose_counts
 from rollgen.music.roll import SOUNDS_ABOVE, STRIKES_ABOVE
 
 # The same thresholds as rollgen.music.roll.sounding and onsets, as integers for uint8 tensors.
@@ -210,8 +211,8 @@ def stretch_batches(
     transpose: int = 0,
     pack: bool = False,
 ) -> tf.data.Dataset:
-    """One epoch's batches of (previous frames, positions, frames, onsets, mask, segments), each (batch, steps,
-    ...), for sequence models; a batch lasts as long as its longest row (at most `steps`).
+    """One epoch's batches of (previous frames, positions, frames, onsets, mask, segments, key counts), each
+    (batch, steps, ...), for sequence models; a batch lasts as long as its longest row (at most `steps`).
 
     At step t of a stretch the model reads the frame before it (silence before a piece's first frame) and
     the position of frame t, and predicts frame t; the mask is 0 on the padding after a short stretch.
@@ -220,12 +221,13 @@ def stretch_batches(
     `frames` are uint8 levels (rollgen.music.roll); the previous frames come as their sounding cells then their
     struck cells (2 x pitches, rollgen.models.onsets.level_inputs), the frames to predict as their sounding
     cells, and `onsets` as their struck cells, all 0/1 floats; positions are int32 rows (see
-    rollgen.music.meter). Each row is transposed by its own shift, from (seed, epoch, batch index), the onsets
-    with their notes.
+    rollgen.music.meter); the key counts are the piece's before frame t (rollgen.models.key_summary, floats).
+    Each row is transposed by its own shift, from (seed, epoch, batch index), onsets and counts with its notes.
     """
     silent = len(frames)  # an extra all-zero row: padding and the silence before a piece
     frames_tensor = tf.constant(np.concatenate([frames, np.zeros((1, frames.shape[1]), frames.dtype)]))
     positions_tensor = tf.constant(np.concatenate([positions, np.zeros((1, positions.shape[1]), positions.dtype)]))
+    counts_tensor = tf.constant(prefix_counts(frames, offsets))  # its last row: the silent frame's zeros
     table, placed = stretch_rows(offsets, steps, seed, epoch, pack)
     layout = row_layout(table, placed, steps, silent)
     base_seed, epoch_tensor = tf.constant(seed, tf.int64), tf.constant(epoch, tf.int64)
@@ -236,12 +238,15 @@ def stretch_batches(
         targets, previous, segments = (rows[name][:, :longest] for name in ("target", "previous", "segment"))
         before, now = tf.gather(frames_tensor, previous), tf.gather(frames_tensor, targets)
         parts = tf.stack([sounding_tensor(before), struck_tensor(before), sounding_tensor(now), struck_tensor(now)], 2)
+        counts = tf.gather(counts_tensor, targets)
         if transpose:
             shifts = batch_shifts(base_seed, epoch_tensor, index, tf.shape(targets)[0], transpose)
             parts = transpose_frames(parts, shifts)  # (batch, steps, 4, pitches): every part moved alike
+            counts = transpose_counts(counts, shifts)
         where = tf.cast(tf.gather(positions_tensor, targets), tf.int32)
         previous_frames = tf.concat([parts[:, :, 0], parts[:, :, 1]], axis=-1)
-        return previous_frames, where, parts[:, :, 2], parts[:, :, 3], tf.cast(segments > 0, tf.float32), segments
+        mask = tf.cast(segments > 0, tf.float32)
+        return previous_frames, where, parts[:, :, 2], parts[:, :, 3], mask, segments, tf.cast(counts, tf.float32)
 
     batches = tf.data.Dataset.from_tensor_slices(layout).batch(batch_size).enumerate()
     return pipelined(batches, cut)

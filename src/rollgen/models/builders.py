@@ -181,6 +181,7 @@ def build_transformer_nade(
         attention_dropout=sizes.attention_dropout,
         relative=sizes.relative,
         noise=sizes.noise,
+        key_summary=sizes.key_summary,
         name="encoder",
     )
     return sequence_nade(encoder, "transformernade", num_pitches, sizes.nade_units)

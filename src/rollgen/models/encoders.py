@@ -20,6 +20,7 @@ import math
 import keras
 from keras import layers, ops
 
+from rollgen.models import key_summary
 from rollgen.models.attention import RelativeAttention
 from rollgen.music.roll import LOWEST_PITCH, NUM_PITCHES
 
@@ -72,8 +73,8 @@ class SequenceEncoder(layers.Layer):
         """Features for the steps read after `state`, and the state after them."""
         raise NotImplementedError
 
-    def call(self, inputs, training=None, segments=None):
-        previous, positions = inputs
+    def call(self, inputs, training=None, segments=None, counts=None):
+        previous, positions = inputs  # `counts`: the key counts training batches carry, for encoders that read them
         features, _ = self.advance(previous, positions, self.initial_state(ops.shape(previous)[0]), training)
         return features
 
@@ -180,7 +181,9 @@ class TransformerEncoder(SequenceEncoder):
     (Keras MultiHeadAttention with a causal, banded mask). No absolute position embedding: the bar position is
     an input, and the mask orders the steps, so a piece may run longer than anything seen in training. The
     state is each layer's last `window` - 1 inputs, so a generated step costs the same at step 10 or 10,000.
-    It packs: in training, a step attends only to steps of its own stretch (`segments`)."""
+    It packs: in training, a step attends only to steps of its own stretch (`segments`). With `key_summary`,
+    each step also reads the pitch classes heard since the piece began (rollgen.models.key_summary), carried
+    in the state past the span attention reaches."""
 
     packs = True
 
@@ -202,6 +205,7 @@ class TransformerEncoder(SequenceEncoder):
         attention_dropout: float,
         relative: bool,
         noise: float = 0.0,
+        key_summary: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -212,6 +216,7 @@ class TransformerEncoder(SequenceEncoder):
         self.relative = relative  # a learnt bias per head and distance on the attention scores (RelativeAttention)
         self.noise = noise  # in training, the chance of a stray note per silent pitch of a sounding frame read
         self.noise_seeds = keras.random.SeedGenerator() if noise else None  # from the seed training sets
+        self.key_summary = key_summary  # read the pitch classes heard so far (rollgen.models.key_summary)
         self.positions = PositionFeatures()
         self.embed = layers.Dense(width)
         # One pre-norm block per layer: attention, then a feed-forward network, each added to its input.
@@ -230,7 +235,8 @@ class TransformerEncoder(SequenceEncoder):
 
     def build(self, input_shape) -> None:
         step = (None, None, self.width)
-        self.embed.build((None, None, int(input_shape[0][-1]) + POSITION_FEATURES))
+        summary = key_summary.CLASSES if self.key_summary else 0
+        self.embed.build((None, None, int(input_shape[0][-1]) + POSITION_FEATURES + summary))
         for number in range(self.depth):
             self.attention_norms[number].build(step)
             self.attentions[number].build(step, step, step)
@@ -242,14 +248,24 @@ class TransformerEncoder(SequenceEncoder):
 
     def initial_state(self, batch_size) -> list:
         kept = self.window - 1
-        return [ops.zeros((batch_size, kept, self.width)) for _ in range(self.depth)] + [ops.zeros((batch_size, kept))]
+        caches = [ops.zeros((batch_size, kept, self.width)) for _ in range(self.depth)] + [ops.zeros((batch_size, kept))]
+        return caches + ([ops.zeros((batch_size, key_summary.CLASSES))] if self.key_summary else [])
 
-    def advance(self, previous, positions, state, training=None, segments=None):
+    def advance(self, previous, positions, state, training=None, segments=None, counts=None):
         """With `state` None, reads from nothing before (training; `segments`, when given, keep a packed row's
-        stretches apart); otherwise attends into the cached steps."""
+        stretches apart; `counts`, the key counts of the piece before each step, rollgen.models.batches);
+        otherwise attends into the cached steps and counts on from the state's key counts.
+        The state: each layer's cached inputs, which cached steps are real, and the key counts (key_summary)."""
         where = self.positions(positions)
         heard = self.spurious_notes(previous) if training and self.noise else previous
-        x = self.embed(ops.concatenate([self.dropout(heard, training=training), where], axis=-1))
+        read = [self.dropout(heard, training=training), where]
+        if self.key_summary:
+            if counts is None:
+                start = ops.zeros((ops.shape(previous)[0], key_summary.CLASSES)) if state is None else state[-1]
+                pitches = int(previous.shape[-1]) // 2  # sounding, then struck: models with onsets alone read it
+                counts = key_summary.running_counts(previous[..., :pitches], start)
+            read.append(key_summary.shares(counts))
+        x = self.embed(ops.concatenate(read, axis=-1))
         steps = ops.shape(x)[1]
         query = ops.arange(steps)[:, None]
         if state is None:
@@ -260,7 +276,7 @@ class TransformerEncoder(SequenceEncoder):
                 mask = mask & (segments[:, :, None] == segments[:, None, :])
         else:
             kept = self.window - 1
-            valid = ops.concatenate([state[-1], ops.ones((ops.shape(x)[0], steps))], axis=1) > 0.5
+            valid = ops.concatenate([state[self.depth], ops.ones((ops.shape(x)[0], steps))], axis=1) > 0.5
             key = ops.arange(kept + steps)[None, :] - kept  # cached steps have negative indices
             mask = ((key <= query) & (query - key < self.window))[None] & valid[:, None, :]
         after = []
@@ -278,6 +294,7 @@ class TransformerEncoder(SequenceEncoder):
                 after.append(keys[:, -(self.window - 1) :])
         if state is not None:
             after.append(ops.cast(valid, "float32")[:, -(self.window - 1) :])
+            after += [counts[:, -1]] if self.key_summary else []
         return ops.concatenate([self.final_norm(x), where, previous], axis=-1), after
 
     def spurious_notes(self, previous):
@@ -292,9 +309,9 @@ class TransformerEncoder(SequenceEncoder):
         added = ops.cast(chance < self.noise, previous.dtype) * sounds
         return ops.maximum(previous, ops.concatenate([added] * (width // pitches), axis=-1))
 
-    def call(self, inputs, training=None, segments=None):
+    def call(self, inputs, training=None, segments=None, counts=None):
         previous, positions = inputs
-        return self.advance(previous, positions, None, training, segments)[0]
+        return self.advance(previous, positions, None, training, segments, counts)[0]
 
     def get_config(self) -> dict:
         return {
@@ -305,6 +322,7 @@ class TransformerEncoder(SequenceEncoder):
             "attention_dropout": self.attention_dropout,
             "relative": self.relative,
             "noise": self.noise,
+            "key_summary": self.key_summary,
         }
 
     @classmethod

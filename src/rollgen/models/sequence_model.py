@@ -103,8 +103,9 @@ class SequenceModel(FrameModel):
         return -(-batches.row_count(placed) // batching.batch_size)
 
     def teacher_forced(self, batch, training: bool) -> Taught:
-        previous, positions, frames, struck, mask, segments = batch
-        features = self.encoder([previous[..., : self.input_width], positions], segments=segments, training=training)
+        previous, positions, frames, struck, mask, segments, counts = batch
+        heard = [previous[..., : self.input_width], positions]
+        features = self.encoder(heard, segments=segments, counts=counts, training=training)
         probabilities = self.head([features, frames])
         pitches = frames.shape[-1]
         rows = lambda tensor: tf.reshape(tensor, [-1, pitches])  # noqa: E731
