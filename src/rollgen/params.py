@@ -105,7 +105,7 @@ class TransformerNadeParams(ModelSizes):
     attention_dropout: Dropout = 0.0
     relative: bool = True  # a learnt bias per head and distance on the attention scores
     noise: Dropout = 0.0  # spurious notes in the frames attention reads, in training: TransformerEncoder
-    key_summary: bool = False  # read the pitch classes heard since the piece began: rollgen.models.key_summary
+    key_summary: bool = True  # read the pitch classes heard since the piece began: rollgen.models.key_summary
     nade_units: PositiveInt = 128
 
     @model_validator(mode="after")

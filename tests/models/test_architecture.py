@@ -25,7 +25,8 @@ SIZED = [name for name in MODELS if TrainParams(model=name).architecture is not 
 def transformer_nade_parameters(sizes: TransformerNadeParams, window: int = 64, pitches: int = 106) -> int:
     """A Transformer NADE's parameter count, by hand from its sizes and its attention span."""
     width, inner, hidden = sizes.width, sizes.expansion * sizes.width, sizes.nade_units
-    embed = (2 * pitches + POSITION_FEATURES) * width + width  # a step's frame before (sounding, struck), its position
+    key = 12 * sizes.key_summary  # the pitch classes heard so far
+    embed = (2 * pitches + POSITION_FEATURES + key) * width + width  # a step's frame before (sounding, struck), its position
     block = (
         2 * 2 * width  # two layer norms
         + 4 * (width * width + width)  # query, key, value and output projections, all heads together
@@ -44,7 +45,7 @@ def test_the_default_params_build_the_transformer_nade_chosen_on_validation():
     model = frame_model.build(params, context=9)
     assert model.name == params.model == "transformernade"
     assert params.transformernade.relative and params.sequence_steps == 128
-    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade, window=128)  # 593,440
+    assert model.keras.count_params() == transformer_nade_parameters(params.transformernade, window=128)  # 594,976
     encoder = model.encoder.get_config()
     assert (encoder["activation"], encoder["attention_dropout"], model.head.hidden) == ("relu", 0.0, 128)
     assert model.encoder.window == params.sequence_steps  # it attends as far back as it trains on
