@@ -22,7 +22,7 @@ BUILDERS = {
     "rnnnade": lambda: models.build_rnn_nade(RnnNadeParams(units=8, nade_units=5), WINDOW, PITCHES),
     "pitchnade": lambda: models.build_pitch_nade(PitchNadeParams(units=4, nade_units=5), WINDOW, PITCHES),
     "transformernade": lambda: models.build_transformer_nade(
-        TransformerNadeParams(width=8, nade_units=5, relative=True), WINDOW, PITCHES
+        TransformerNadeParams(width=8, nade_units=5, relative=True, key_summary=False), WINDOW, PITCHES
     ),
     "transformerkey": lambda: models.build_transformer_nade(  # reads the key so far: counts carried past its window
         TransformerNadeParams(width=8, nade_units=5, relative=True, key_summary=True), WINDOW, PITCHES
