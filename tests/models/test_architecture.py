@@ -26,7 +26,9 @@ def transformer_nade_parameters(sizes: TransformerNadeParams, window: int = 64, 
     """A Transformer NADE's parameter count, by hand from its sizes and its attention span."""
     width, inner, hidden = sizes.width, sizes.expansion * sizes.width, sizes.nade_units
     key = 12 * sizes.key_summary  # the pitch classes heard so far
-    embed = (2 * pitches + POSITION_FEATURES + key) * width + width  # a step's frame before (sounding, struck), its position
+    embed = (
+        2 * pitches + POSITION_FEATURES + key
+    ) * width + width  # a step's frame before (sounding, struck), its position
     block = (
         2 * 2 * width  # two layer norms
         + 4 * (width * width + width)  # query, key, value and output projections, all heads together
@@ -138,7 +140,12 @@ def test_a_transformer_saved_before_its_options_loads_as_it_was_trained(tmp_path
         4, "gelu", encoder.dropout_rate, 0.0
     )  # fmt: skip
     sizes = TransformerNadeParams(
-        width=8, nade_units=5, activation="gelu", attention_dropout=encoder.dropout_rate, relative=True
+        width=8,
+        nade_units=5,
+        activation="gelu",
+        attention_dropout=encoder.dropout_rate,
+        relative=True,
+        key_summary=False,
     )  # as tests.tiny builds it
     gelu = build_transformer_nade(sizes, WINDOW, PITCHES)
     gelu.set_weights(relu.get_weights())

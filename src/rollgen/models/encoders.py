@@ -248,8 +248,10 @@ class TransformerEncoder(SequenceEncoder):
 
     def initial_state(self, batch_size) -> list:
         kept = self.window - 1
-        caches = [ops.zeros((batch_size, kept, self.width)) for _ in range(self.depth)] + [ops.zeros((batch_size, kept))]
-        return caches + ([ops.zeros((batch_size, key_summary.CLASSES))] if self.key_summary else [])
+        caches = [ops.zeros((batch_size, kept, self.width)) for _ in range(self.depth)]
+        real = [ops.zeros((batch_size, kept))]  # which cached steps hold a step read
+        counts = [ops.zeros((batch_size, key_summary.CLASSES))] if self.key_summary else []
+        return caches + real + counts
 
     def advance(self, previous, positions, state, training=None, segments=None, counts=None):
         """With `state` None, reads from nothing before (training; `segments`, when given, keep a packed row's
