@@ -22,7 +22,7 @@ from keras import layers, ops
 
 from rollgen.models import key_summary
 from rollgen.models.attention import RelativeAttention
-from rollgen.music.roll import LOWEST_PITCH, NUM_PITCHES
+from rollgen.music.roll import NUM_PITCHES
 
 BEAT_SLOTS = 16  # one-hot slots for the step within the beat (16 = a half-note beat of 32nd notes)
 BAR_SLOTS = 12  # one-hot slots for the beat within the bar (12/8 has 4, 12/4 has 12)
@@ -169,9 +169,8 @@ PITCH_FEATURES = 13  # pitch class one-hot, and the register from 0 (lowest row)
 
 def pitch_features(pitches: int):
     """(pitches, 13): each row's pitch class one-hot (row 0 = MIDI 21, an A) and its register in 0..1."""
-    rows = ops.arange(pitches)
-    pitch_class = ops.one_hot((rows + LOWEST_PITCH) % 12, 12)
-    register = ops.cast(rows, "float32")[:, None] / max(pitches - 1, 1)
+    pitch_class = ops.convert_to_tensor(key_summary.class_matrix(pitches))
+    register = ops.cast(ops.arange(pitches), "float32")[:, None] / max(pitches - 1, 1)
     return ops.concatenate([pitch_class, register], axis=-1)
 
 
