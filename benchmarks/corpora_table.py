@@ -9,7 +9,8 @@ The metrics files are read by their keys, as the stages write them today:
 - metrics/eval.json: test scores; `model` is the ±N ensemble where `network` (the network alone) is beside it,
   else the network alone. A split nested as `val` / `test` (same shape) is read too, should evaluate add one.
 - metrics/generate.json: `generated` and the reference pieces' statistics under their split's name (`val`;
-  `test` in runs before the gates), and `gates`, the quality gates the generate stage checked.
+  `test` in runs before the gates), `gates`, the quality gates the generate stage checked, and `data_gates`,
+  those the data's own training and test pieces pass against the validation pieces.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ def corpus_row(corpus: dict, metrics: dict[str, dict], wall_seconds: float, erro
         "generated": generate.get("generated", {}),
         "data": generate.get(split, {}) if split else {},
         "gates": check_gates(generate) if generate else {},
+        "data_gates": generate.get("data_gates", {}),
     }
     if corpus.get("published"):
         row["published_figures"] = published_figures(corpus["published"])
@@ -211,6 +213,7 @@ def quality_table(rows: list[dict]) -> list[str]:
     statistics = list(dict.fromkeys(name for row in rows for name in row.get("gates", {})))
     targets = {name: gate["target"] for row in rows for name, gate in row.get("gates", {}).items()}
     header = ["corpus", "compared with", *(f"{name} ({targets[name]})" for name in statistics), "gates passed"]
+    header.append("the data's own pieces pass")
     body = []
     for row in rows:
         gates = row.get("gates", {})
@@ -223,8 +226,20 @@ def quality_table(rows: list[dict]) -> list[str]:
         passed = sum(result["result"] == "PASS" for result in gates.values())
         checked = sum(result["result"] != "n/a" for result in gates.values())
         reference = f"{row['reference']} pieces" if row.get("reference") else None
-        body.append([row["corpus"], reference, *cells, f"{passed}/{checked}" if gates else None])
+        passed_here = f"{passed}/{checked}" if gates else None
+        body.append([row["corpus"], reference, *cells, passed_here, own_gates(row.get("data_gates", {}), len(gates))])
     return _table(header, body)
+
+
+def own_gates(data_gates: dict, checked: int) -> str | None:
+    """'train 3/6 (failed: ...), test 6/6': the gates each split of the data passes against the validation
+    pieces, as generate.json's `data_gates` has them (None in runs before it). A gate the training pieces
+    fail is one a faithful model fails too: the splits differ there."""
+    cells = []
+    for split, verdict in data_gates.items():
+        failed = f" (failed: {', '.join(verdict['failed'])})" if verdict.get("failed") else ""
+        cells.append(f"{split} {verdict['gates_passed']}/{checked}{failed}")
+    return ", ".join(cells) or None
 
 
 def published_table(rows: list[dict]) -> list[str]:

@@ -121,6 +121,7 @@ def test_generate_from_the_validation_pieces_is_the_generate_stage_s_music(tmp_p
     windows = tmp_path / "windows"
     write_archive(windows / "test.npz", sequences(random_pieces(2, 40, seed=1)))
     write_archive(windows / "val.npz", sequences(random_pieces(3, 40, seed=2)))
+    write_archive(windows / "train.npz", sequences(random_pieces(2, 40, seed=3)))
     outputs = {}
     for primer in ("val", "test"):
         outputs[primer] = tmp_path / f"cli-{primer}"

@@ -266,3 +266,14 @@ def test_a_gate_shows_its_standard_error_where_generate_json_has_it():
     text = markdown({"command": "c", "commit": "abc1234"}, [corpus_row(JSB, {**METRICS, "generate": generate}, 60.0)])
     assert "0.930 ± 0.012 vs" in text
     assert "1.100 vs 1.000 PASS" in text  # a gate without one (older runs) shows none
+
+
+def test_the_data_s_own_pieces_show_the_gates_they_pass_themselves():
+    generate = generate_json(GENERATED, DATA, "val")
+    train_pieces = {**DATA, "mean_polyphony": 3.0}  # a split unlike the validation pieces
+    generate["data_gates"] = {"train": quality.data_gates(train_pieces, DATA), "test": quality.data_gates(DATA, DATA)}
+    row = corpus_row(JSB, {**METRICS, "generate": generate}, 60.0)
+    text = markdown({"command": "c", "commit": "abc1234"}, [row])
+    line = next(line for line in text.splitlines() if line.startswith("| JSB_Chorales | val pieces"))
+    # long_note_share is missing from these made-up statistics: it fails for every split alike
+    assert line.endswith("| train 4/6 (failed: mean_polyphony, long_note_share), test 5/6 (failed: long_note_share) |")

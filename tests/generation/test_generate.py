@@ -132,6 +132,7 @@ def test_run_writes_pieces_page_and_quality_report(tmp_path, model):
     windows = tmp_path / "windows"
     write_archive(windows / "test.npz", sequences([frames[:20], frames[20:]]))
     write_archive(windows / "val.npz", sequences([frames[20:]]))
+    write_archive(windows / "train.npz", sequences([frames[:20]]))
     params = validate("generate", {
         "pieces": 2, "steps": 12, "sampling": "threshold", "threshold": 0.5, "min_notes": 1, "max_notes": 2,
         "primer": "test", "primer_steps": 8, "seed": 3,
@@ -151,6 +152,12 @@ def test_run_writes_pieces_page_and_quality_report(tmp_path, model):
     assert metrics["val"]["frames"] == 20 and metrics["val"]["mean_polyphony"] == 2
     assert metrics["gates"]["mean_polyphony"]["val"] == 2 and metrics["primer_steps"] == 8
     assert metrics["gates_passed"] == sum(gate["pass"] for gate in metrics["gates"].values())
+    # The data's own pieces meet the same gates: the one training piece holds one note where val holds two.
+    assert metrics["train"]["pieces"] == 1 and metrics["train"]["mean_polyphony"] == 1
+    own = metrics["data_gates"]["train"]
+    assert {"mean_polyphony", "notes_per_step"} <= set(own["failed"])
+    assert own["gates_passed"] == len(GATES) - len(own["failed"])
+    assert set(metrics["data_gates"]) == {"train", "test"}
     assert "temperature" not in metrics  # threshold sampling has none
     written = read_midi((out / "000.mid").read_bytes())
     assert written.length_quarters > 12 / 4  # the primer's 8 steps before the 12 generated ones
@@ -163,6 +170,7 @@ def test_run_generates_from_nothing_or_the_validation_pieces(tmp_path, name, pri
     windows = tmp_path / "windows"
     write_archive(windows / "test.npz", sequences(random_pieces(2, 30, seed=1)))
     write_archive(windows / "val.npz", sequences(random_pieces(1, 30, seed=2)))
+    write_archive(windows / "train.npz", sequences(random_pieces(2, 30, seed=3)))
     params = validate("generate", {"pieces": 1, "steps": 20, "temperature": 1.0, "primer": primer, "seed": 3})
     metrics = generate.run(params, tmp_path / "model.keras", windows, tmp_path / "out", tmp_path / "generate.json")
     assert metrics["primer"] == primer and metrics["generated"]["frames"] == 20

@@ -261,6 +261,14 @@ def check_gates(generated: dict, reference: dict, reference_name: str) -> dict:
     }
 
 
+def data_gates(pieces: dict, val: dict) -> dict:
+    """The gates checked on a split of the data itself against the validation pieces: a gate the training
+    pieces fail measures how far the splits differ (a folder of a few pieces), not the model."""
+    verdict = check_gates(pieces, val, "val")
+    failed = [statistic for statistic, gate in verdict["gates"].items() if not gate["pass"]]
+    return {"gates_passed": verdict["gates_passed"], "failed": failed}
+
+
 def describe_set(
     rolls: Sequence[np.ndarray], steps_per_quarter: int, long_note_limit: float, features: list[dict] | None = None
 ) -> dict:

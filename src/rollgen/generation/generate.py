@@ -17,7 +17,7 @@ from tqdm import tqdm
 from rollgen import files, paths
 from rollgen.data.archive import Sequences, load_sequences, read_sequences
 from rollgen.errors import RollgenError
-from rollgen.evaluation.quality import GATES, describe_set, quality_report
+from rollgen.evaluation.quality import GATES, data_gates, describe_set, quality_report
 from rollgen.generation.gallery import write_pieces
 from rollgen.generation.piece import GeneratedPiece
 from rollgen.generation.primers import PrimerSource, make_primers, primer_source
@@ -209,19 +209,25 @@ def run(
     """Generates `params.pieces` pieces into `out_dir` (replaced as a whole) on the grid the model was trained
     on, at the temperature `with_temperature` gives, and writes `metrics_path`: the generated steps (never
     the primers) compared with the validation pieces, each gate passed or not (rollgen.evaluation.quality),
-    the test pieces' numbers beside them for reference, and the temperature with its curve."""
+    the test and training pieces' numbers beside them with the gates they pass themselves (`data_gates`),
+    and the temperature with its curve."""
     model = frame_model.load(model_path)
     params, temperature = with_temperature(model, params, windows_dir)
     pieces = generate_pieces(model, params, primer_source(params.primer, windows_dir))
     with files.atomic_dir(out_dir) as folder:
         write_pieces(pieces, folder, model.steps_per_quarter, params, temperature)
     rolls = [piece.roll for piece in pieces]
-    val, test = (load_sequences(split, windows_dir) for split in ("val", "test"))
-    val_rolls, test_rolls = ([data.sequence(n).T for n in range(len(data))] for data in (val, test))
+    val, test, train = (load_sequences(split, windows_dir) for split in ("val", "test", "train"))
+    val_rolls, test_rolls, train_rolls = ([data.sequence(n).T for n in range(len(data))] for data in (val, test, train))
     report = quality_report(rolls, val_rolls, model.steps_per_quarter, reference_name="val")
+    held = {
+        split: describe_set(split_rolls, model.steps_per_quarter, report["long_note_limit"])
+        for split, split_rolls in (("test", test_rolls), ("train", train_rolls))
+    }
     metrics = {
         **report,
-        "test": describe_set(test_rolls, model.steps_per_quarter, report["long_note_limit"]),
+        **held,
+        "data_gates": {split: data_gates(block, report["val"]) for split, block in held.items()},
         "sampling": params.sampling,
         **({"temperature": temperature} if temperature else {}),
         "primer": params.primer,
