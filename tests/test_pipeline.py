@@ -89,6 +89,8 @@ def test_every_stage_output_is_there_and_sound(repo):
     assert set(generated["generated"]) >= {"silent_fraction", "notes_per_step", "mean_polyphony"}
     assert generated["generated"]["frames"] == params["generate"]["pieces"] * params["generate"]["steps"]
     assert generated["test"]["frames"] == len(test.frames)
+    assert generated["train"]["frames"] == len(data["train"].frames)  # the data's own gates read every piece
+    assert set(generated["data_gates"]) == {"train", "test"}
 
 
 @pytest.mark.slow
