@@ -212,8 +212,8 @@ def quality_table(rows: list[dict]) -> list[str]:
     generate.json has it) against the reference pieces, and PASS / FAIL / n/a."""
     statistics = list(dict.fromkeys(name for row in rows for name in row.get("gates", {})))
     targets = {name: gate["target"] for row in rows for name, gate in row.get("gates", {}).items()}
-    header = ["corpus", "compared with", *(f"{name} ({targets[name]})" for name in statistics), "gates passed"]
-    header.append("the data's own pieces pass")
+    header = ["corpus", "compared with", *(f"{name} ({targets[name]})" for name in statistics), "gates passed",
+              "the data's own pieces pass"]  # fmt: skip
     body = []
     for row in rows:
         gates = row.get("gates", {})
@@ -226,18 +226,19 @@ def quality_table(rows: list[dict]) -> list[str]:
         passed = sum(result["result"] == "PASS" for result in gates.values())
         checked = sum(result["result"] != "n/a" for result in gates.values())
         reference = f"{row['reference']} pieces" if row.get("reference") else None
-        passed_here = f"{passed}/{checked}" if gates else None
-        body.append([row["corpus"], reference, *cells, passed_here, own_gates(row.get("data_gates", {}), len(gates))])
+        verdict = f"{passed}/{checked}" if gates else None
+        body.append([row["corpus"], reference, *cells, verdict, own_gates(row.get("data_gates", {}))])
     return _table(header, body)
 
 
-def own_gates(data_gates: dict, checked: int) -> str | None:
+def own_gates(data_gates: dict) -> str | None:
     """'train 3/6 (failed: ...), test 6/6': the gates each split of the data passes against the validation
     pieces, as generate.json's `data_gates` has them (None in runs before it). A gate the training pieces
     fail is one a faithful model fails too: the splits differ there."""
     cells = []
     for split, verdict in data_gates.items():
         failed = f" (failed: {', '.join(verdict['failed'])})" if verdict.get("failed") else ""
+        checked = verdict["gates_passed"] + len(verdict["failed"])
         cells.append(f"{split} {verdict['gates_passed']}/{checked}{failed}")
     return ", ".join(cells) or None
 
