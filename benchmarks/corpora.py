@@ -60,22 +60,20 @@ MUSIC21 = {
 PUBLISHED_GRIDS = {"JSB_Chorales": ("JSB", 1), "Nottingham": ("Nottingham", 2), "Piano_midi": ("Piano-midi.de", 2),
                    "MuseData": ("MuseData", 2)}  # fmt: skip
 PUBLISHED_SETTINGS = {"images.grid": "sample", "evaluate.highest_pitch": 108}
-# A set's own training, chosen on its validation split, where the defaults (chosen on 16th-note chorales) did not
-# serve it (docs/results.md, "JSB: the defaults underfit"): JSB's 13,807 quarter-note frames were 16 batches an
-# epoch at 16 rows of 64 steps; relative attention gives its quarter notes nothing; its NADE head has 512 hidden
-# units, not 128, for a new four-voice chord nearly every frame, and reads the key summary (validation 5.026 ->
-# 4.861 with 256 units, 4.802 with 512 but its pieces fell out of key; 4.812 with 512 and the key summary, whose
-# pieces keep it). Nottingham: relative attention over 64 steps, 16 rows (validation 1.581 -> 1.291,
-# its pieces pass every gate). Piano-midi.de: relative attention
-# over 128 steps (16 bars), 8 rows a batch (validation 6.857 -> 6.499; over 64 steps 6.564 and its pieces fell out
-# of key), the default since; then transposition by up to 6 semitones with the key summary (6.499 -> 6.260; ±6
-# alone gave 6.240 but its pieces fell out of key, 0.821 against the gate's 0.842; with the key summary 0.908),
-# over 120 epochs (6.260 -> 6.152: more augmentation, more to learn).
-# Each keeps the sizes it was chosen with when the defaults move: Nottingham does not read the key summary
-# (chosen before it; on the chorales it costs validation NLL; docs/results.md). Haydn (7 pieces
-# kept): a 30% validation share splits it 4/2/1 instead of 5/1/1, so its gates compare with two pieces as
-# Schumann's 3/2/1 does by default (chosen from the split's counts, before any run with it; 30% would leave
-# Schumann 2 training pieces). --set overrides them.
+# A set's own training, chosen on its validation split, where the defaults (chosen on 16th-note chorales) did not serve
+# it (docs/results.md, "JSB: the defaults underfit"): JSB's 13,807 quarter-note frames were 16 batches an epoch at 16
+# rows of 64 steps; relative attention gives its quarter notes nothing; its NADE head has 512 hidden units, not 128, for
+# a new four-voice chord nearly every frame, and reads the key summary (validation 5.026 -> 4.861 with 256 units, 4.802
+# with 512 but its pieces fell out of key; 4.812 with 512 and the key summary, whose pieces keep it). Nottingham:
+# relative attention over 64 steps, 16 rows (validation 1.581 -> 1.291, its pieces pass every gate). Piano-midi.de:
+# relative attention over 128 steps (16 bars), 8 rows a batch (validation 6.857 -> 6.499; over 64 steps 6.564 and its
+# pieces fell out of key), the default since; then transposition by up to 6 semitones with the key summary (6.499 ->
+# 6.260; ±6 alone gave 6.240 but its pieces fell out of key, 0.821 against the gate's 0.842; with the key summary
+# 0.908), over 120 epochs (6.260 -> 6.152: more augmentation, more to learn). Each keeps the sizes it was chosen with
+# when the defaults move: Nottingham does not read the key summary (chosen before it; on the chorales it costs
+# validation NLL; docs/results.md). Haydn (7 pieces kept): a 30% validation share splits it 4/2/1 instead of 5/1/1, so
+# its gates compare with two pieces as Schumann's 3/2/1 does by default (chosen from the split's counts, before any run
+# with it; 30% would leave Schumann 2 training pieces). --set overrides them.
 DOCUMENTED = {
     "JSB_Chorales": {
         "train.batch_size": 2,
