@@ -21,6 +21,10 @@ def has_nvidia_gpu() -> bool:
 # (a driver TensorFlow cannot use), so there only infos and warnings go (2).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if has_nvidia_gpu() else "3")
 
+# TensorFlow turns its oneDNN kernels on by itself only on recent Intel processors; on others (AMD's EPYC) a
+# chorale training epoch took ~15% longer without them. The same machine and settings give the same numbers.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 # MLflow's advice to log an input example, printed whenever the next-frame model is logged: it is logged
 # without one on purpose (MLflow would load the model again, after training, to check the example).
 warnings.filterwarnings(
