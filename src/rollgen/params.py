@@ -172,6 +172,7 @@ class TrainParams(Section):
     patience: NonNegativeInt = 8
     validation_freq: PositiveInt = 2  # rollgen.training.train.validation_due
     transpose: NonNegativeInt = 2
+    average_epochs: float = Field(0.0, ge=0)  # rollgen.training.trainer.averaging (0: the weights as trained)
     init_from: str = ""  # a model in pretrained/ to start from: rollgen.training.pretrained
     seed: NonNegativeInt = 42
     distribute: Literal["none", "mirrored", "multi_worker"] = "none"  # rollgen.training.distribute.STRATEGIES

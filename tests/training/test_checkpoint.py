@@ -98,7 +98,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     """kill -9 in the middle of epoch 3 of a sequence model; the rerun ends bit for bit where an uninterrupted
     run ends."""
     write_windows(tmp_path / "windows", pieces=6, steps=160)
-    four_epochs = train_params(model="rnnnade", epochs=4, batch_size=8)
+    four_epochs = train_params(model="rnnnade", epochs=4, batch_size=8, average_epochs=1)  # the average resumes too
     code = (
         "import sys; from pathlib import Path; from rollgen.training import train; "
         "from rollgen.params import ImagesParams, TrainParams; out = Path(sys.argv[1]); "

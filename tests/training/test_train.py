@@ -76,6 +76,16 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, windows, unlogged):
     assert saved["nll"] == pytest.approx(metrics["val_nll"], rel=1e-5)  # the best epoch's weights, not the last's
 
 
+def test_with_a_moving_average_the_average_is_validated_and_saved(tmp_path, windows, trained, unlogged):
+    out = train_once(tmp_path, "a", train_params(model="rnnnade", average_epochs=1), windows)
+    metrics = json.loads((out / "train.json").read_text())
+    val = load_sequences("val", windows)
+    saved = frame_scores(frame_model.load(out / "model.keras").predict(val).probabilities, val.frames > 127)
+    assert saved["nll"] == pytest.approx(metrics["val_nll"], rel=1e-5)
+    plain = weights(trained("rnnnade") / "model.keras")  # the same run without the average
+    assert any(not np.allclose(one, two) for one, two in zip(weights(out / "model.keras"), plain))
+
+
 def test_validation_every_second_epoch_chooses_among_those_and_stops_after_patience_epochs(tmp_path, windows, unlogged):
     """validation_freq 2: epochs 2, 4, ... and the last are scored on the validation pieces, the others not at
     all (an empty value in the history, not a guess); the best epoch is one of them, and patience still counts

@@ -101,3 +101,32 @@ def test_a_window_model_has_no_onset_part():
     taught = Taught(tf.fill((2, 106), 0.25), tf.zeros((2, 106)), None)
     np.testing.assert_allclose(np.asarray(step.frame_loss(taught)), -np.log(0.75), rtol=1e-5)
     assert "onset_nll" not in step.counts(taught, step.frame_loss(taught), tf.ones(2))
+
+
+def test_the_moving_average_of_the_weights_is_swapped_in_and_back_out(windows):
+    """train.average_epochs 1 over 2 steps an epoch: a decay of 1/2, the first step's weights its start;
+    `averaged` gives that average inside and the trained weights again after."""
+    import keras
+    import tensorflow as tf
+
+    from rollgen.models.frame_model import Batching
+
+    model = tiny_transformer()
+    options = trainer.averaging(TrainParams(average_epochs=1), steps_per_epoch=2)
+    assert options == {"use_ema": True, "ema_momentum": 0.5} and trainer.averaging(TrainParams(), 2) == {}
+    model.keras.compile(optimizer=keras.optimizers.Adam(0.01, **options))
+    step = trainer.Trainer(model, "bce", tf.distribute.get_strategy(), 1)
+    dataset = model.training_batches(load_sequences("train", windows), Batching(4, 0, 0, 8), 0)
+    expected = None
+    for batch in list(dataset)[:3]:
+        step.train(batch, dataset.element_spec)
+        now = [variable.numpy() for variable in model.keras.trainable_variables]
+        expected = now if expected is None else [0.5 * a + 0.5 * w for a, w in zip(expected, now)]
+    with trainer.averaged(model.keras):
+        inside = [variable.numpy() for variable in model.keras.trainable_variables]
+    after = [variable.numpy() for variable in model.keras.trainable_variables]
+    assert any(not np.allclose(a, w) for a, w in zip(inside, now))  # the average is not the last step's weights
+    for average, mine in zip(inside, expected):
+        np.testing.assert_allclose(average, mine, rtol=1e-5, atol=1e-7)
+    for trained, last in zip(after, now):
+        np.testing.assert_array_equal(trained, last)

@@ -24,6 +24,7 @@ from rollgen.models.builders import load_model
 from rollgen.models.frame_model import FrameModel
 from rollgen.params import TrainParams
 from rollgen.sources import SOURCES, module_closure
+from rollgen.training.trainer import averaged
 
 CHECKPOINT_DIR = paths.MODELS / "checkpoint"
 RANDOM_STATES = "random_states.npz"  # in the checkpoint folder, beside last.keras
@@ -109,7 +110,8 @@ def save(model: keras.Model, folder: Path, progress: Progress, improved: bool) -
     with files.atomic_dir(folder) as new:
         model.save(new / "last.keras")
         if improved:
-            model.save(new / "best.keras")
+            with averaged(model):  # the weights validated (their moving average where one is kept)
+                model.save(new / "best.keras")
         elif (folder / "best.keras").exists():
             shutil.copy2(folder / "best.keras", new / "best.keras")
         files.write_npz(new / RANDOM_STATES, **{str(n): np.asarray(v) for n, v in enumerate(random_states(model))})

@@ -38,7 +38,7 @@ from rollgen.training import checkpoint
 from rollgen.training.checkpoint import CHECKPOINT_DIR, Progress
 from rollgen.training.distribute import batch_slices, distribute_options, is_chief, make_strategy, share_cores
 from rollgen.training.pretrained import differences, pretrained_file, pretrained_sha256
-from rollgen.training.trainer import Trainer, learning_rate, validation_scores
+from rollgen.training.trainer import Trainer, averaged, averaging, learning_rate, validation_scores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +136,9 @@ def resume_or_build(
     model = build(params, data)
     start_from(model, params, images)
     steps_per_epoch = model.batch_count(data.train, batching)
-    model.keras.compile(optimizer=keras.optimizers.Adam(learning_rate(params, steps_per_epoch)))
+    model.keras.compile(
+        optimizer=keras.optimizers.Adam(learning_rate(params, steps_per_epoch), **averaging(params, steps_per_epoch))
+    )
     return model, Progress(fingerprint), model.keras.get_weights()
 
 
@@ -226,16 +228,18 @@ def train_epochs(
                 f"train: the loss became {logs['loss']} in epoch {epoch + 1}; nothing was saved from this run"
                 " (try a lower train.learning_rate)"
             )
-        if monitor == "val_nll" and validation_due(epoch + 1, params):
-            logs.update(
-                {f"val_{name}": value for name, value in validation_scores(model, data.val, params.loss).items()}
-            )
+        with averaged(model.keras):  # the weights validated and kept: their moving average where one is kept
+            if monitor == "val_nll" and validation_due(epoch + 1, params):
+                logs.update(
+                    {f"val_{name}": value for name, value in validation_scores(model, data.val, params.loss).items()}
+                )
+            weights = model.keras.get_weights()
         seconds = time.perf_counter() - started
         shown = ", ".join(f"{name} {value:.4f}" for name, value in logs.items())
         print(f"Epoch {epoch + 1}/{epochs}: {shown} ({seconds:.0f} s)", flush=True)
         improved = progress.record(logs, seconds, monitor, params.patience)
         if improved:
-            best_weights = model.keras.get_weights()
+            best_weights = weights
         if chief:
             mlflow.log_metrics(logs, step=epoch + 1)
             checkpoint.save(model.keras, folder, progress, improved)

@@ -3,8 +3,9 @@ the numbers an epoch is judged by (the loss, the optimizer's learning rate, the 
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
@@ -172,6 +173,31 @@ def onset_losses(probabilities: np.ndarray, struck: np.ndarray, uncertain: np.nd
         return float("nan")
     cells = (clipped(probabilities) - struck) ** 2 if loss == "mse" else bernoulli_nll(probabilities, struck)
     return float((cells * uncertain).sum(axis=1).mean() / struck.shape[1])
+
+
+def averaging(params: TrainParams, steps_per_epoch: int) -> dict:
+    """Adam's options for `train.average_epochs`: a moving average of the weights that forgets over about that
+    many epochs of steps. Validation and the saved model read the average (`averaged`): on a small corpus the
+    weights of one step wander with its batch, and their average sits nearer the middle."""
+    if not params.average_epochs:
+        return {}
+    return {"use_ema": True, "ema_momentum": 1 - 1 / max(params.average_epochs * steps_per_epoch, 1.0)}
+
+
+@contextlib.contextmanager
+def averaged(model: keras.Model) -> Iterator[None]:
+    """The model's trainable weights are their moving average (`averaging`) inside, as trained again after; as
+    trained throughout where the optimizer keeps no average."""
+    if not getattr(model.optimizer, "use_ema", False):
+        yield
+        return
+    trained = [variable.numpy() for variable in model.trainable_variables]
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_variables, trained):
+            variable.assign(value)
 
 
 def validation_scores(model: FrameModel, data: Sequences, loss: str) -> dict[str, float]:
