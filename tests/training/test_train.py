@@ -77,7 +77,7 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path, windows, unlogged):
 
 
 def test_with_a_moving_average_the_average_is_validated_and_saved(tmp_path, windows, trained, unlogged):
-    out = train_once(tmp_path, "a", train_params(model="rnnnade", average_epochs=1), windows)
+    out = train_once(tmp_path, "a", train_params(model="rnnnade", average_epochs=5), windows)
     metrics = json.loads((out / "train.json").read_text())
     val = load_sequences("val", windows)
     saved = frame_scores(frame_model.load(out / "model.keras").predict(val).probabilities, val.frames > 127)
