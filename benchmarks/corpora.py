@@ -64,7 +64,8 @@ PUBLISHED_SETTINGS = {"images.grid": "sample", "evaluate.highest_pitch": 108}
 # it (docs/results.md, "JSB: the defaults underfit"): JSB's 13,807 quarter-note frames were 16 batches an epoch at 16
 # rows of 64 steps; relative attention gives its quarter notes nothing; its NADE head has 512 hidden units, not 128, for
 # a new four-voice chord nearly every frame, and reads the key summary (validation 5.026 -> 4.861 with 256 units, 4.802
-# with 512 but its pieces fell out of key; 4.812 with 512 and the key summary, whose pieces keep it). Nottingham:
+# with 512 but its pieces fell out of key; 4.812 with 512 and the key summary, whose pieces keep it), and its weights
+# averaged over 10 epochs of steps (4.812 -> 4.771: past epoch ~150 the weights of one step over-fit). Nottingham:
 # relative attention over 64 steps, 16 rows (validation 1.581 -> 1.291, its pieces pass every gate). Piano-midi.de:
 # relative attention over 128 steps (16 bars), 8 rows a batch (validation 6.857 -> 6.499; over 64 steps 6.564 and its
 # pieces fell out of key), the default since; then transposition by up to 6 semitones with the key summary (6.499 ->
@@ -84,6 +85,7 @@ DOCUMENTED = {
         "train.transformernade.relative": False,
         "train.transformernade.key_summary": True,
         "train.transformernade.nade_units": 512,
+        "train.average_epochs": 10,
     },
     "Nottingham": {
         "train.transformernade.relative": True,

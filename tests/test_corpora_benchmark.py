@@ -190,6 +190,7 @@ def test_the_registry_reads_music21_and_the_published_sets(tmp_path):
                             **DOCUMENTED["JSB_Chorales"]}  # fmt: skip
     assert DOCUMENTED["JSB_Chorales"]["train.batch_size"] == 2  # its 13,807 frames: 16 batches an epoch at 16
     assert DOCUMENTED["JSB_Chorales"]["train.transformernade.nade_units"] == 512  # a new chord nearly every frame
+    assert DOCUMENTED["JSB_Chorales"]["train.average_epochs"] == 10  # the weights averaged: it over-fits late
     assert nottingham.settings["images.steps_per_quarter"] == 2 and nottingham.published == "Nottingham"
     assert nottingham.settings["train.transformernade.relative"] is True  # its documented setting
     assert "MuseData" not in corpora  # kept back: listed only where it is
