@@ -73,9 +73,9 @@ def test_a_section_comes_back_typed_and_the_whole_file_as_params(tmp_path):
 def test_a_misspelled_key_names_the_file_the_section_and_the_valid_keys(tmp_path):
     path = write_params(tmp_path, train={"epoch": 10})
     assert message(path, "train") == (
-        f"{path}: train.epoch is not a train parameter; valid: batch_size, convlstm, convnade, distribute, epochs, "
-        "init_from, learning_rate, loss, lr_schedule, lstm, model, nade, patience, pitchnade, rnnnade, seed, "
-        "sequence_steps, slices, transformernade, transpose, validation_freq"
+        f"{path}: train.epoch is not a train parameter; valid: average_epochs, batch_size, convlstm, convnade, "
+        "distribute, epochs, init_from, learning_rate, loss, lr_schedule, lstm, model, nade, patience, pitchnade, "
+        "rnnnade, seed, sequence_steps, slices, transformernade, transpose, validation_freq"
     )
     path.write_text(path.read_text() + "trian:\n  epochs: 3\n")
     assert f"{path}: trian is not a section; valid: ingest, images, windows, train, evaluate, generate" in message(path)
@@ -187,7 +187,7 @@ def test_a_dict_is_checked_and_completed_with_the_defaults():
     narrow = validate("train", {"transformernade": {"width": 64}})  # a size given alone: the others' defaults
     assert narrow.architecture == TransformerNadeParams(width=64) and narrow.architecture.heads == 4
     assert validate("generate", {}).model_dump() == GenerateParams().model_dump()
-    with pytest.raises(ParamsError, match=r"^train\.epoch is not a train parameter; valid: batch_size, "):
+    with pytest.raises(ParamsError, match=r"^train\.epoch is not a train parameter; valid: average_epochs, "):
         validate("train", {"epoch": 2})
     with pytest.raises(ParamsError, match=r"^no 'tran:' section; sections: ingest, images, "):
         validate("tran", {})
